@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class ConnectorConfig(AppConfig):
+    name = "connector"
+    verbose_name = "Connector"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        for module in settings.CONNECTOR_FETCH_ACTION_MODULES:
+            import_module(module)

@@ -1,0 +1,29 @@
+"""The ASGI application: HTTP (Django), websockets (the dashboard), and the
+``fetch`` channel, on which ``runworker fetch`` runs the fetch worker."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
+django_asgi_app = get_asgi_application()
+
+# Imported after Django is set up: they use models.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from connector.worker.consumer import FetchConsumer  # noqa: E402
+from dashboard.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+        "channel": ChannelNameRouter({"fetch": FetchConsumer.as_asgi()}),
+    }
+)

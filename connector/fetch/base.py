@@ -1,0 +1,235 @@
+"""The fetch-action framework: a registry of actions and the context they run in.
+
+A fetch action is a class registered by name. At submission its ``validate``
+checks the parameters (the same rules for the endpoint and the dashboard) and
+names the fetch tasks it works on; in the worker its ``run`` does the work
+through a ``FetchContext``:
+
+- ``ctx.checkpoint()`` raises ``StopRequested`` once a Stop arrived. It reads an
+  in-memory flag, so call it at every document and every chunk of I/O.
+- ``ctx.progress(percent, stage)`` records progress; writes are throttled.
+- ``ctx.count(task, name)`` counts documents per task (seen, added, ...).
+- ``ctx.result`` holds what the action produced (identifiers, successes, failures).
+- ``ctx.log`` is the action's own log, kept with the action.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+from django.conf import settings
+from django.utils import timezone
+
+from connector import queue
+from connector.models import Action, FetchTask
+from connector.params import InvalidParameter, Params
+
+logger = logging.getLogger(__name__)
+
+#: Lines of an action's own log kept in memory before they are written.
+LOG_FLUSH_LINES = 200
+
+
+class StopRequested(Exception):  # noqa: N818 - it is a signal, not an error
+    """Raised by ``checkpoint()`` when the action is to stop."""
+
+
+class FetchActionFailed(Exception):
+    """The action cannot go on; the message is shown to the client as the action's error."""
+
+
+class UnknownFetchAction(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class UnknownTask(InvalidParameter):
+    def __init__(self, parameter: str, name: str) -> None:
+        known = ", ".join(FetchTask.objects.values_list("name", flat=True)) or "none"
+        super().__init__(parameter, name, f"a configured fetch task (configured: {known})")
+
+
+class FetchAction:
+    """Base class of fetch actions; subclasses set ``name`` and implement both methods."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self, params: Params) -> list[str]:
+        """Check the parameters; return the names of the fetch tasks used.
+
+        Raise ``ParameterError`` for anything the action could not use.
+        """
+        raise NotImplementedError
+
+    def run(self, ctx: FetchContext) -> None:
+        raise NotImplementedError
+
+
+_registry: dict[str, type[FetchAction]] = {}
+
+A = TypeVar("A", bound=type[FetchAction])
+
+
+def register(cls: A) -> A:
+    """Class decorator: make a fetch action available by its name and aliases."""
+    for name in (cls.name, *cls.aliases):
+        _registry[name.upper()] = cls
+    return cls
+
+
+def get_fetch_action(name: str) -> FetchAction:
+    try:
+        return _registry[name.strip().upper()]()
+    except KeyError:
+        raise UnknownFetchAction(name) from None
+
+
+def fetch_action_names() -> list[str]:
+    """Canonical names of the registered fetch actions (aliases left out)."""
+    return sorted({cls.name.upper() for cls in _registry.values()})
+
+
+def task_parameter(params: Params, *names: str) -> list[str]:
+    """Fetch task names from the first of ``names`` that is given (a CSV list), checked."""
+    for name in names:
+        if tasks := params.csv(name):
+            known = {t.upper(): t for t in FetchTask.objects.values_list("name", flat=True)}
+            for task in tasks:
+                if task.upper() not in known:
+                    raise UnknownTask(name, task)
+            return [task.upper() for task in tasks]
+    return []
+
+
+class ActionLog:
+    """An action's own log: kept with the action, also sent to the Python log."""
+
+    def __init__(self, pk: int, token: str) -> None:
+        self._pk = pk
+        self._token = token
+        self._lines: list[tuple[datetime, str, str]] = []
+
+    def _add(self, level: str, message: str, *args: object) -> None:
+        text = message % args if args else message
+        self._lines.append((timezone.now(), level, text))
+        logger.log(logging.getLevelName(level), "[%s] %s", self._token, text)
+        if len(self._lines) >= LOG_FLUSH_LINES:
+            self.flush()
+
+    def info(self, message: str, *args: object) -> None:
+        self._add("INFO", message, *args)
+
+    def warning(self, message: str, *args: object) -> None:
+        self._add("WARNING", message, *args)
+
+    def error(self, message: str, *args: object) -> None:
+        self._add("ERROR", message, *args)
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            queue.add_log_lines(pk=self._pk, lines=lines)
+
+
+class FetchContext:
+    """What a running fetch action sees of the connector."""
+
+    def __init__(
+        self,
+        *,
+        action: Action,
+        worker: str,
+        stop_event: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.action = action
+        self.params = Params(action.params)
+        self.task_names = [task for task in action.tasks.split(",") if task]
+        self.worker = worker
+        self.counts: dict[str, dict[str, int]] = {}
+        self.result: dict[str, Any] = {}
+        self.log = ActionLog(action.pk, action.token)
+        self.percent = 0
+        self.stage = ""
+        self._stop_event = stop_event
+        self._clock = clock
+        self._last_write = clock()
+
+    @property
+    def tasks(self) -> list[FetchTask]:
+        by_name = {t.name: t for t in FetchTask.objects.filter(name__in=self.task_names)}
+        missing = [name for name in self.task_names if name not in by_name]
+        if missing:
+            raise FetchActionFailed(f"Fetch task {', '.join(missing)} is no longer configured")
+        return [by_name[name] for name in self.task_names]
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_event.is_set()
+
+    def checkpoint(self) -> None:
+        if self._stop_event.is_set():
+            raise StopRequested
+
+    def count(self, task: str, name: str, n: int = 1) -> None:
+        per_task = self.counts.setdefault(task, {})
+        per_task[name] = per_task.get(name, 0) + n
+
+    def progress(self, percent: float, stage: str | None = None) -> None:
+        self.percent = max(0, min(100, int(percent)))
+        if stage is not None:
+            self.stage = stage
+        now = self._clock()
+        if now - self._last_write >= settings.CONNECTOR_PROGRESS_INTERVAL_SECONDS:
+            self._last_write = now
+            self.log.flush()
+            queue.record_progress(
+                pk=self.action.pk,
+                worker=self.worker,
+                percent=self.percent,
+                stage=self.stage,
+                counts=self.counts,
+            )
+
+
+def execute(action: Action, *, worker: str, stop_event: threading.Event) -> None:
+    """Run a claimed action to its end and record the outcome; never raises."""
+    ctx = FetchContext(action=action, worker=worker, stop_event=stop_event)
+    stopped = False
+    error = ""
+    try:
+        get_fetch_action(action.fetch_action).run(ctx)
+    except StopRequested:
+        stopped = True
+        ctx.log.info("Stopped on request at %s%%", ctx.percent)
+    except FetchActionFailed as failure:
+        error = str(failure)
+        ctx.log.error("%s", error)
+    except UnknownFetchAction:
+        error = f"FetchAction {action.fetch_action} is not available in this connector"
+        ctx.log.error("%s", error)
+    except Exception as unexpected:
+        logger.exception("Fetch action %s (%s) failed", action.fetch_action, action.token)
+        error = f"Unexpected error: {type(unexpected).__name__}: {unexpected}"
+        ctx.log.error("%s", error)
+    try:
+        ctx.log.flush()
+    except Exception:
+        logger.exception("Could not write the log of action %s", action.token)
+    queue.finish_action(
+        pk=action.pk,
+        worker=worker,
+        counts=ctx.counts,
+        result=ctx.result,
+        progress=ctx.percent,
+        stage=ctx.stage,
+        stopped=stopped,
+        error=error,
+    )

@@ -1,0 +1,1 @@
+# Placeholder: FetchAction=Identifiers is being written.

@@ -1,0 +1,423 @@
+"""The queue: the only code that changes an action's status.
+
+Every change is a guarded update (``UPDATE ... WHERE status = <expected>``), so
+of two racing changes (a Cancel and a claim, a Stop and a finish) exactly one
+wins and the other gets a clear error. Wake-ups and change notifications are
+sent from ``transaction.on_commit``: the database row is the queue of record,
+a message is only a hint.
+
+Recovery policy for actions whose worker died (its lease expired without a
+heartbeat): an action with a pending Stop becomes Stopped; an action claimed
+fewer than ``CONNECTOR_MAX_ATTEMPTS`` times is queued again (keeping its place
+by priority and queue time); otherwise it becomes Error, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, Count, Min, Value, When
+from django.utils import timezone
+
+from connector import signals, wakeups
+from connector.models import Action, ActionLogLine, QueueState, Status, WorkerProcess
+from connector.tokens import new_token
+
+logger = logging.getLogger(__name__)
+
+
+class QueueError(Exception):
+    """A change the queue refused; the message says why."""
+
+
+class UnknownQueue(QueueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no queue named {name!r}")
+        self.name = name
+
+
+class ActionNotQueued(QueueError):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The action is {status}, not Queued")
+        self.status = status
+
+
+class ActionNotRunning(QueueError):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The action is {status}, not Processing")
+        self.status = status
+
+
+def queue_names() -> list[str]:
+    return list(settings.CONNECTOR_QUEUES)
+
+
+def resolve_queue(name: str) -> str:
+    """The configured queue of that name (names are case-insensitive)."""
+    wanted = name.strip().lower()
+    for queue in settings.CONNECTOR_QUEUES:
+        if queue.lower() == wanted:
+            return queue
+    raise UnknownQueue(name)
+
+
+def maximum_threads(queue: str) -> int:
+    return int(settings.CONNECTOR_QUEUES[queue]["MaximumThreads"])
+
+
+def _lease_end(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
+
+
+def _changed(*pks: int) -> None:
+    """Tell listeners (the dashboard) after the commit that these actions changed."""
+    if pks:
+        transaction.on_commit(lambda: signals.action_changed.send(sender=Action, pks=list(pks)))
+
+
+# --- Submitting ----------------------------------------------------------------
+
+
+def submit_action(
+    *,
+    fetch_action: str,
+    params: dict[str, str],
+    tasks: Iterable[str] = (),
+    priority: int = 0,
+    queue: str = "fetch",
+    action_id: str = "",
+    submitted_by: str = "",
+    submitted_from: str = "",
+    token_host: str = "localhost",
+    token_port: int = 8000,
+) -> Action:
+    """Store a new Queued action and wake a worker once it is committed."""
+    queue = resolve_queue(queue)
+    with transaction.atomic():
+        action = Action.objects.create(
+            token=new_token(host=token_host, port=token_port, queue=queue),
+            queue=queue,
+            fetch_action=fetch_action.upper(),
+            params=params,
+            tasks=",".join(task.upper() for task in tasks),
+            action_id=action_id,
+            priority=priority,
+            status=Status.QUEUED,
+            queued_at=timezone.now(),
+            submitted_by=submitted_by,
+            submitted_from=submitted_from,
+        )
+        transaction.on_commit(lambda: wakeups.wake_queue(queue))
+        _changed(action.pk)
+    return action
+
+
+def duplicate_action(
+    *, pk: int, submitted_by: str = "", submitted_from: str = "", token_host: str, token_port: int
+) -> Action:
+    """Queue a new action with the parameters of an existing one."""
+    original = Action.objects.get(pk=pk)
+    return submit_action(
+        fetch_action=original.fetch_action,
+        params=dict(original.params),
+        tasks=[task for task in original.tasks.split(",") if task],
+        priority=original.priority,
+        queue=original.queue,
+        action_id=original.action_id,
+        submitted_by=submitted_by,
+        submitted_from=submitted_from,
+        token_host=token_host,
+        token_port=token_port,
+    )
+
+
+# --- Changes asked for by clients ------------------------------------------------
+
+
+def _current_status(pk: int) -> str:
+    return Action.objects.filter(pk=pk).values_list("status", flat=True).get()
+
+
+def cancel_action(*, pk: int, cancelled_by: str = "", cancelled_from: str = "") -> None:
+    """A Queued action becomes Cancelled and never runs; any other is refused."""
+    with transaction.atomic():
+        updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(
+            status=Status.CANCELLED,
+            finished_at=timezone.now(),
+            cancelled_by=cancelled_by,
+            cancelled_from=cancelled_from,
+        )
+        if not updated:
+            raise ActionNotQueued(_current_status(pk))
+        _changed(pk)
+
+
+def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> None:
+    """Ask the worker of a Processing action to stop it at its next checkpoint.
+
+    Once this returns, the action ends Stopped: a worker that completes the
+    action before it reaches a checkpoint records it as Stopped too.
+    """
+    with transaction.atomic():
+        updated = Action.objects.filter(pk=pk, status=Status.PROCESSING).update(
+            stop_requested=True,
+            stop_requested_at=timezone.now(),
+            stopped_by=stopped_by,
+            stopped_from=stopped_from,
+        )
+        if not updated:
+            raise ActionNotRunning(_current_status(pk))
+        worker = Action.objects.filter(pk=pk).values_list("worker", flat=True).get()
+        transaction.on_commit(lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk))
+        _changed(pk)
+
+
+def change_priority(*, pk: int, priority: int) -> None:
+    """Only a Queued action can change its place in the queue."""
+    with transaction.atomic():
+        if not Action.objects.filter(pk=pk, status=Status.QUEUED).update(priority=priority):
+            raise ActionNotQueued(_current_status(pk))
+        _changed(pk)
+
+
+def set_paused(*, queue: str, paused: bool, changed_by: str = "") -> None:
+    """Pause stops claims of the queue (running actions go on); Resume allows them."""
+    queue = resolve_queue(queue)
+    with transaction.atomic():
+        QueueState.objects.update_or_create(
+            name=queue,
+            defaults={"paused": paused, "changed_at": timezone.now(), "changed_by": changed_by},
+        )
+        if not paused:
+            transaction.on_commit(lambda: wakeups.wake_queue(queue))
+
+
+def is_paused(queue: str) -> bool:
+    return QueueState.objects.filter(name=queue, paused=True).exists()
+
+
+# --- What workers do -------------------------------------------------------------
+
+
+def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
+    """Atomically take up to ``limit`` Queued actions of a queue for ``worker``.
+
+    Highest priority first, then oldest. Nothing is claimed while the queue is
+    paused. On PostgreSQL rows locked by another claimer are skipped; on SQLite
+    the IMMEDIATE transaction makes claims one at a time.
+    """
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    table = Action._meta.db_table
+    skip_locked = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    sql = (
+        f"UPDATE {table} SET status = %s, started_at = %s, worker = %s,"  # noqa: S608
+        " lease_expires_at = %s, attempts = attempts + 1"
+        f" WHERE id IN (SELECT id FROM {table} WHERE queue = %s AND status = %s"
+        " ORDER BY priority DESC, queued_at, id LIMIT %s" + skip_locked + ")"
+        " AND status = %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {QueueState._meta.db_table}"
+        " WHERE name = %s AND paused)"
+        " RETURNING id"
+    )
+    params = [
+        Status.PROCESSING, now, worker, _lease_end(now),
+        queue, Status.QUEUED, limit, Status.QUEUED, queue,
+    ]  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = [row[0] for row in cursor.fetchall()]
+        if not pks:
+            return []
+        _changed(*pks)
+    return list(Action.objects.filter(pk__in=pks).order_by("-priority", "queued_at", "id"))
+
+
+def record_progress(
+    *, pk: int, worker: str, percent: int, stage: str, counts: dict[str, Any]
+) -> None:
+    with transaction.atomic():
+        if Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
+            progress=max(0, min(100, percent)), stage=stage[:200], counts=counts
+        ):
+            _changed(pk)
+
+
+def finish_action(
+    *,
+    pk: int,
+    worker: str,
+    counts: dict[str, Any],
+    result: dict[str, Any],
+    progress: int,
+    stage: str = "",
+    stopped: bool = False,
+    error: str = "",
+) -> bool:
+    """Record the end of an action this worker holds; False if it no longer holds it.
+
+    An action that completes after a Stop was accepted is recorded as Stopped,
+    so a client whose Stop succeeded always sees Stopped.
+    """
+    status: Any
+    if error:
+        status = Value(Status.ERROR)
+    elif stopped:
+        status = Value(Status.STOPPED)
+    else:
+        status = Case(
+            When(stop_requested=True, then=Value(Status.STOPPED)), default=Value(Status.FINISHED)
+        )
+        progress = 100
+    with transaction.atomic():
+        updated = Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
+            status=status,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            counts=counts,
+            result=result,
+            progress=progress,
+            stage=stage[:200],
+            error=error,
+        )
+        if updated:
+            _changed(pk)
+    if not updated:
+        logger.warning("Action %s finished on %s, which no longer holds it", pk, worker)
+    return bool(updated)
+
+
+def add_log_lines(*, pk: int, lines: Iterable[tuple[datetime, str, str]]) -> None:
+    """Append (time, level, message) lines to an action's log."""
+    ActionLogLine.objects.bulk_create(
+        ActionLogLine(action_id=pk, logged_at=when, level=level, message=message)
+        for when, level, message in lines
+    )
+
+
+def renew_leases(*, worker: str) -> set[int]:
+    """Extend the leases of this worker's actions; return those with a Stop pending."""
+    now = timezone.now()
+    with transaction.atomic():
+        Action.objects.filter(worker=worker, status=Status.PROCESSING).update(
+            lease_expires_at=_lease_end(now)
+        )
+        WorkerProcess.objects.filter(pk=worker).update(heartbeat_at=now)
+    return set(
+        Action.objects.filter(
+            worker=worker, status=Status.PROCESSING, stop_requested=True
+        ).values_list("pk", flat=True)
+    )
+
+
+def release_actions(*, worker: str, pks: Iterable[int]) -> None:
+    """Let these actions' leases run out now, so recovery takes them at once."""
+    Action.objects.filter(worker=worker, status=Status.PROCESSING, pk__in=list(pks)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+@dataclass(frozen=True)
+class Recovered:
+    requeued: list[int]
+    stopped: list[int]
+    failed: list[int]
+
+
+def recover_expired(*, now: datetime | None = None) -> Recovered:
+    """Apply the recovery policy to Processing actions whose lease has run out."""
+    now = now or timezone.now()
+    expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
+    candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
+    if not candidates:
+        return Recovered([], [], [])
+    stopped = [pk for pk, _, _, stop in candidates if stop]
+    retry = [
+        pk for pk, _, n, stop in candidates if not stop and n < settings.CONNECTOR_MAX_ATTEMPTS
+    ]
+    failed = [
+        pk for pk, _, n, stop in candidates if not stop and n >= settings.CONNECTOR_MAX_ATTEMPTS
+    ]
+    workers = {pk: worker for pk, worker, _, _ in candidates}
+    done: dict[str, list[int]] = {"requeued": [], "stopped": [], "failed": []}
+    with transaction.atomic():
+        for pk in stopped:
+            if expired.filter(pk=pk).update(
+                status=Status.STOPPED, finished_at=now, lease_expires_at=None
+            ):
+                done["stopped"].append(pk)
+        for pk in retry:
+            if expired.filter(pk=pk).update(
+                status=Status.QUEUED,
+                worker="",
+                lease_expires_at=None,
+                started_at=None,
+                progress=0,
+                stage="",
+                counts={},
+                result={},
+            ):
+                done["requeued"].append(pk)
+        for pk in failed:
+            if expired.filter(pk=pk).update(
+                status=Status.ERROR,
+                finished_at=now,
+                lease_expires_at=None,
+                error=(
+                    "The worker running this action stopped responding and the action had "
+                    f"been tried {settings.CONNECTOR_MAX_ATTEMPTS} times; submit it again."
+                ),
+            ):
+                done["failed"].append(pk)
+        notes = {
+            "requeued": "queued again",
+            "stopped": "marked Stopped (a Stop was pending)",
+            "failed": "marked Error (no attempts left)",
+        }
+        for kind, pks in done.items():
+            for pk in pks:
+                message = f"Worker {workers[pk]} stopped responding; action {notes[kind]}"
+                add_log_lines(pk=pk, lines=[(now, "WARNING", message)])
+        _changed(*(pk for pks in done.values() for pk in pks))
+        if done["requeued"]:
+            queues = set(
+                Action.objects.filter(pk__in=done["requeued"]).values_list("queue", flat=True)
+            )
+            for queue in queues:
+                transaction.on_commit(lambda queue=queue: wakeups.wake_queue(queue))
+    for kind, pks in done.items():
+        if pks:
+            logger.warning("Recovered actions of lost workers, %s: %s", kind, pks)
+    return Recovered(done["requeued"], done["stopped"], done["failed"])
+
+
+def forget_dead_workers(*, older_than: timedelta) -> int:
+    """Remove worker rows that have not sent a heartbeat for a long time."""
+    deleted, _ = WorkerProcess.objects.filter(heartbeat_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+# --- Read helpers the endpoint and the dashboard share ------------------------------
+
+
+def queue_counts(queue: str) -> dict[str, int]:
+    """Actions of a queue by status (every status present, zero if none)."""
+    counts = {status.value: 0 for status in Status}
+    for row in Action.objects.filter(queue=queue).values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def oldest_queued_at(queue: str) -> datetime | None:
+    return Action.objects.filter(queue=queue, status=Status.QUEUED).aggregate(t=Min("queued_at"))[
+        "t"
+    ]

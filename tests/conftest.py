@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.models import FetchTask
+
+
+def make_tree(root: Path, files: dict[str, str]) -> Path:
+    """Create files (relative path -> text) under root and return root."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def docs_tree(tmp_path: Path) -> Path:
+    return make_tree(
+        tmp_path / "docs",
+        {
+            "readme.txt": "Read me.",
+            "reports/2026/q3.txt": "Q3 figures.",
+            "reports/2026/q4.txt": "Q4 figures.",
+            "reports/summary.md": "# Summary",
+            "mail/inbox/hello.eml": "Subject: hello",
+        },
+    )
+
+
+@pytest.fixture
+def docs_task(db, docs_tree: Path) -> FetchTask:
+    return FetchTask.objects.create(name="DOCS", directory_paths=[str(docs_tree)])
