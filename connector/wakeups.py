@@ -46,13 +46,16 @@ def send(channel: str, message: dict[str, Any]) -> None:
     except ChannelFull:
         logger.debug("Channel %s is full; its worker is awake anyway", channel)
     except Exception:
-        logger.warning("Could not send %s to %s; the worker's poll covers it", message, channel,
-                       exc_info=True)
+        logger.warning(
+            "Could not send %s to %s; the worker's poll covers it", message, channel, exc_info=True
+        )
 
 
 def _log_failure(future: Any) -> None:
-    if not future.cancelled() and (error := future.exception()) and not isinstance(
-        error, ChannelFull
+    if (
+        not future.cancelled()
+        and (error := future.exception())
+        and not isinstance(error, ChannelFull)
     ):
         logger.warning("Could not send a wake-up: %s", error)
 
