@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -205,6 +206,18 @@ def is_paused(queue: str) -> bool:
 # --- What workers do -------------------------------------------------------------
 
 
+# One statement: choose, guard and take. Table names come from the models.
+_CLAIM_SQL = (
+    "UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
+    " lease_expires_at = %s, attempts = attempts + 1"
+    " WHERE id IN (SELECT id FROM {action} WHERE queue = %s AND status = %s"
+    " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked})"
+    " AND status = %s"
+    " AND NOT EXISTS (SELECT 1 FROM {queue_state} WHERE name = %s AND paused)"
+    " RETURNING id"
+)
+
+
 def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
     """Atomically take up to ``limit`` Queued actions of a queue for ``worker``.
 
@@ -216,20 +229,14 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         return []
     now = timezone.now()
     table = Action._meta.db_table
-    skip_locked = (
-        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = _CLAIM_SQL.format(
+        action=table,
+        queue_state=QueueState._meta.db_table,
+        skip_locked=" FOR UPDATE SKIP LOCKED"
+        if connection.features.has_select_for_update_skip_locked
+        else "",
     )
-    sql = (
-        f"UPDATE {table} SET status = %s, started_at = %s, worker = %s,"  # noqa: S608
-        " lease_expires_at = %s, attempts = attempts + 1"
-        f" WHERE id IN (SELECT id FROM {table} WHERE queue = %s AND status = %s"
-        " ORDER BY priority DESC, queued_at, id LIMIT %s" + skip_locked + ")"
-        " AND status = %s"
-        f" AND NOT EXISTS (SELECT 1 FROM {QueueState._meta.db_table}"
-        " WHERE name = %s AND paused)"
-        " RETURNING id"
-    )
-    params = [
+    params: list[Any] = [
         Status.PROCESSING, now, worker, _lease_end(now),
         queue, Status.QUEUED, limit, Status.QUEUED, queue,
     ]  # fmt: skip
@@ -392,8 +399,8 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             queues = set(
                 Action.objects.filter(pk__in=done["requeued"]).values_list("queue", flat=True)
             )
-            for queue in queues:
-                transaction.on_commit(lambda queue=queue: wakeups.wake_queue(queue))
+            for name in queues:
+                transaction.on_commit(partial(wakeups.wake_queue, name))
     for kind, pks in done.items():
         if pks:
             logger.warning("Recovered actions of lost workers, %s: %s", kind, pks)

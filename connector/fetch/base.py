@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 LOG_FLUSH_LINES = 200
 
 
-class StopRequested(Exception):  # noqa: N818 - it is a signal, not an error
+class StopRequested(Exception):
     """Raised by ``checkpoint()`` when the action is to stop."""
 
 
