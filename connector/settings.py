@@ -160,6 +160,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve from the finders when collectstatic has not been run (embedded default).
 WHITENOISE_USE_FINDERS = True
 

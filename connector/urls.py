@@ -9,7 +9,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("dashboard/", include("dashboard.urls")),
-    # The ACI endpoint: /action=X&..., /a=X&..., and / with parameters.
-    re_path(r"^(?i:action|a)=", aci.endpoint, name="aci-path"),
+    # The ACI endpoint: /action=X&..., /a=X&... (any case), and / with parameters.
+    # (An inline (?i) flag would make Django's URL reversing fail.)
+    re_path(r"^[Aa](?:[Cc][Tt][Ii][Oo][Nn])?=", aci.endpoint, name="aci-path"),
     path("", aci.root, name="aci"),
 ]
