@@ -1,0 +1,1 @@
+"""The ACI action endpoint (see docs/aci.md): request parsing, actions, rendering."""

@@ -1,9 +1,96 @@
-# Placeholder: the ACI endpoint is being written.
-from django.http import HttpResponse
+"""The ACI action endpoint: parse, dispatch, render.
+
+Every answer is HTTP 200 with an ACI envelope, errors included: IDOL clients
+read the body only on success statuses, and a script gets a description of
+what to do instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from connector.aci.dispatch import dispatch
+from connector.aci.errors import AciError, error_id, raw_error_id
+from connector.aci.render import XML, Element, el, envelope, render
+from connector.aci.request import AciRequest, parse
+from connector.aci.status import error_time
+
+logger = logging.getLogger(__name__)
+
+# The last resort when even rendering an error fails: no template, no data.
+_FALLBACK = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">'
+    b"<action></action><response>ERROR</response><responsedata><error>"
+    b"<errorstring>Internal error</errorstring><errorcode>ERRORINTERNAL</errorcode>"
+    b"</error></responsedata></autnresponse>\n"
+)
 
 
-def endpoint(request, *args, **kwargs):
-    return HttpResponse("not yet", status=501)
+@csrf_exempt
+def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    aci: AciRequest | None = None
+    try:
+        aci = parse(request)
+        if aci.problem is not None:
+            raise aci.problem
+        data = dispatch(aci)
+        return _response(envelope(aci.action, success=True, data=data), aci.response_format)
+    except AciError as refused:
+        logger.info(
+            "ACI %s from %s refused: %s: %s (ActionID %r)",
+            aci.action if aci else "?",
+            request.META.get("REMOTE_ADDR", ""),
+            refused.code,
+            refused.description,
+            aci.params.get("ActionID", "") if aci else "",
+        )
+        return _error_response(aci, refused)
+    except Exception:
+        logger.exception(
+            "ACI request %s %s failed", request.method, request.META.get("QUERY_STRING", "")[:200]
+        )
+        return _error_response(aci, AciError("ERRORINTERNAL"))
 
 
-root = endpoint
+@csrf_exempt
+def root(request: HttpRequest) -> HttpResponse:
+    """``/``: a browser without parameters goes to the dashboard; anything else is ACI."""
+    if request.method == "GET" and not request.META.get("QUERY_STRING"):
+        return redirect("dashboard:home")
+    return endpoint(request)
+
+
+def error_element(action: str, error: AciError) -> Element:
+    kind = error.kind
+    return el(
+        "error",
+        children=[
+            el("errorid", error_id(action, kind)),
+            el("rawerrorid", raw_error_id(kind)),
+            el("errorstring", kind.errorstring),
+            el("errordescription", error.description),
+            el("errorcode", kind.code),
+            el("errortime", error_time(timezone.now())),
+        ],
+    )
+
+
+def _error_response(aci: AciRequest | None, error: AciError) -> HttpResponse:
+    try:
+        action = aci.action if aci else ""
+        root = envelope(action, success=False, data=[error_element(action, error)])
+        return _response(root, aci.response_format if aci else XML)
+    except Exception:
+        logger.exception("Could not render an ACI error")
+        return HttpResponse(_FALLBACK, content_type="application/xml; charset=utf-8")
+
+
+def _response(root: Element, response_format: str) -> HttpResponse:
+    body, content_type = render(root, response_format)
+    return HttpResponse(body, content_type=content_type)
