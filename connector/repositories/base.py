@@ -1,0 +1,108 @@
+"""The repository interface: what a fetch action needs from a document store.
+
+A repository serves one fetch task. It hands out ``Item``s named by
+identifiers: opaque, URL-safe, stable strings that only the repository that
+made them can decode. Every method that takes an identifier validates it first,
+so an identifier a client made up is refused (``IdentifierError``) before the
+repository touches anything.
+
+Fetch actions depend on this interface only; the file system
+(``connector.repositories.filesystem``) is the built-in implementation. Issue
+3's actions (write, delete, metadata) extend it with further methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector.models import FetchTask
+
+#: Bytes per chunk of ``read_chunks`` unless the caller asks otherwise: small
+#: enough that a Stop is noticed quickly, large enough to keep I/O efficient.
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+
+class RepositoryError(Exception):
+    """Something the repository cannot do; the message says what and why."""
+
+
+class IdentifierError(RepositoryError):
+    """The identifier does not decode, belongs to another task, or leaves the task's roots."""
+
+
+class ItemNotFound(RepositoryError):
+    """The identifier is well formed, but no item of the task is there (any more)."""
+
+
+class ItemUnreadable(RepositoryError):
+    """The item exists but cannot be read (permissions, I/O error)."""
+
+
+class RepositoryUnavailable(RepositoryError):
+    """The task cannot be used at all, e.g. a root folder is missing."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """A container (folder) or document of a task, as a listing or a stat sees it."""
+
+    identifier: str
+    #: The last component of the path (for a root: the root folder's own name).
+    name: str
+    #: Path relative to its root, components joined by '/'; '' for a root.
+    path: str
+    is_container: bool
+    #: Bytes, for documents; None for containers.
+    size: int | None
+    #: Last modification, timezone-aware UTC.
+    modified: datetime | None
+    #: Identifier of the containing item; None for a root.
+    parent: str | None
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+
+class Repository(ABC):
+    """What every repository offers for one fetch task."""
+
+    def __init__(self, task: FetchTask) -> None:
+        self.task = task
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ``RepositoryUnavailable`` if the task cannot be used (say why)."""
+
+    @abstractmethod
+    def roots(self) -> list[Item]:
+        """The task's top-level containers, in configuration order."""
+
+    @abstractmethod
+    def stat(self, identifier: str) -> Item:
+        """The item an identifier names.
+
+        Raises ``IdentifierError`` for identifiers that are not this task's
+        or leave its roots, ``ItemNotFound`` if nothing of the task is there.
+        """
+
+    @abstractmethod
+    def children(self, identifier: str, *, containers_only: bool = False) -> Iterator[Item]:
+        """The items directly inside a container that are part of the task.
+
+        Raises as ``stat`` does, ``ItemNotFound`` if the identifier names a
+        document, and ``ItemUnreadable`` if the container cannot be listed.
+        """
+
+    @abstractmethod
+    def read_chunks(
+        self, identifier: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, start: int = 0
+    ) -> Iterator[bytes]:
+        """A document's bytes from ``start``, in chunks of at most ``chunk_size``.
+
+        Callers check for a Stop between chunks; closing the iterator early
+        closes the document.
+        """

@@ -1,0 +1,357 @@
+"""The file-system repository: a task's root folders on the local disk.
+
+Identifiers
+-----------
+An identifier is the unpadded URL-safe base64 (RFC 4648 section 5) of
+
+    FS1 NUL <task name> NUL <root index> NUL <path relative to that root>
+
+``FS1`` names this repository kind and the format's version, the root index is
+the position of the root in the task's ``DirectoryPathCSVs`` (decimal, no
+leading zeros), and the path uses '/' between components ('' for the root
+itself; file names are encoded as the OS stores them, so names that are not
+UTF-8 survive). The same item always gets the same identifier, and an
+identifier has exactly one spelling: decoding re-encodes and compares.
+
+Decoding refuses (``IdentifierError``) anything but that shape: characters
+outside the base64url alphabet (so '%2F', '/', '+', '=' and whitespace),
+another task's name, a root index the task does not have, and paths that are
+absolute or contain a backslash, an empty, '.' or '..' component. Resolving
+then requires that the real path (symlinks resolved) stays inside the root's
+real path. Symbolic links are not followed: listings skip them and an
+identifier that goes through one names nothing (``ItemNotFound``).
+
+What is part of a task: its roots; with ``DirectoryRecursive`` every folder
+below them, otherwise only the roots' own documents; documents are regular
+files whose names match ``FileMatch`` (shell patterns, case-insensitive);
+FileMatch never hides folders. Anything else (sockets, devices, FIFOs) is not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import logging
+import os
+import re
+import stat as stat_module
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from connector.models import FetchTask
+from connector.repositories.base import (
+    DEFAULT_CHUNK_SIZE,
+    IdentifierError,
+    Item,
+    ItemNotFound,
+    ItemUnreadable,
+    Repository,
+    RepositoryUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND = b"FS1"
+#: Longer identifiers are refused before decoding: no real path needs more, and
+#: a client cannot make the connector decode megabytes.
+MAX_IDENTIFIER_LENGTH = 8192
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_ROOT_INDEX = re.compile(rb"0|[1-9][0-9]{0,5}")
+# O_NOFOLLOW is POSIX; where it is missing the lstat checks of _resolve remain.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A decoded identifier: which task, which root, which path below it."""
+
+    task: str
+    root: int
+    path: str
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/")) if self.path else ()
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a normalised path below a root, or None if it is."""
+    if path == "":
+        return None
+    if "\0" in path:
+        return "contains a NUL character"
+    if "\\" in path:
+        return "contains a backslash"
+    if path.startswith("/") or os.path.isabs(path) or os.path.splitdrive(path)[0]:
+        return "is absolute"
+    parts = path.split("/")
+    if "" in parts:
+        return "has an empty component"
+    if "." in parts or ".." in parts:
+        return "has a '.' or '..' component"
+    return None
+
+
+def encode_identifier(task: str, root: int, path: str) -> str:
+    """The identifier of ``path`` (relative, '/'-separated) below root ``root`` of ``task``."""
+    if problem := relative_path_problem(path):
+        raise ValueError(f"Path {path!r} {problem}")
+    if "\0" in task or root < 0:
+        raise ValueError(f"Cannot make an identifier for task {task!r}, root {root}")
+    raw = b"\0".join((KIND, task.encode("utf-8"), str(root).encode("ascii"), os.fsencode(path)))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_identifier(identifier: str) -> Location:
+    """Decode and check the shape of an identifier; no task or file system involved."""
+    if not identifier:
+        raise IdentifierError("The identifier is empty")
+    if len(identifier) > MAX_IDENTIFIER_LENGTH:
+        raise IdentifierError(f"The identifier is longer than {MAX_IDENTIFIER_LENGTH} characters")
+    if not _BASE64URL.fullmatch(identifier):
+        raise IdentifierError(
+            "The identifier has characters outside the URL-safe base64 alphabet;"
+            " use identifiers exactly as FetchAction=Identifiers returned them"
+        )
+    try:
+        raw = base64.urlsafe_b64decode(identifier + "=" * (-len(identifier) % 4))
+    except (binascii.Error, ValueError):
+        raise IdentifierError("The identifier does not decode") from None
+    # One spelling per item: trailing bits or other variants would make two
+    # different strings name the same document.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != identifier:
+        raise IdentifierError("The identifier does not decode")
+    parts = raw.split(b"\0")
+    if len(parts) != 4 or parts[0] != KIND:
+        raise IdentifierError("The identifier is not a file-system identifier of this connector")
+    _, task_bytes, root_bytes, path_bytes = parts
+    try:
+        task = task_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IdentifierError("The identifier does not name a fetch task") from None
+    if not task or not _ROOT_INDEX.fullmatch(root_bytes):
+        raise IdentifierError("The identifier does not name a fetch task and root folder")
+    path = os.fsdecode(path_bytes)
+    if problem := relative_path_problem(path):
+        raise IdentifierError(f"The identifier's path leaves the task's root folder: it {problem}")
+    return Location(task=task, root=int(root_bytes), path=path)
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, tz=UTC)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class FileSystemRepository(Repository):
+    """The documents of one fetch task below its root folders."""
+
+    def __init__(self, task: FetchTask) -> None:
+        super().__init__(task)
+        self.recursive = bool(task.directory_recursive)
+        self._root_paths = [os.path.abspath(os.fspath(p)) for p in task.directory_paths or []]
+        self._root_reals: dict[int, str] = {}
+        patterns = [p.casefold() for p in (task.file_match or []) if p.strip()] or ["*"]
+        self._file_match = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+
+    # --- Identifiers ----------------------------------------------------------
+
+    def identifier(self, root: int, path: str) -> str:
+        return encode_identifier(self.task.name, root, path)
+
+    def locate(self, identifier: str) -> Location:
+        """Decode an identifier and check that it belongs to this task."""
+        location = decode_identifier(identifier)
+        if location.task != self.task.name:
+            raise IdentifierError(
+                f"The identifier belongs to fetch task {location.task}, not {self.task.name}"
+            )
+        if location.root >= len(self._root_paths):
+            raise IdentifierError(
+                f"The identifier names root folder {location.root + 1} of fetch task"
+                f" {self.task.name}, which has {len(self._root_paths)}"
+            )
+        return location
+
+    # --- The interface --------------------------------------------------------
+
+    def check(self) -> None:
+        if not self._root_paths:
+            raise RepositoryUnavailable(f"Fetch task {self.task.name} has no root folders")
+        for root in self._root_paths:
+            if not os.path.isdir(root):
+                raise RepositoryUnavailable(
+                    f"Root folder {root} of fetch task {self.task.name}"
+                    " does not exist or is not a folder"
+                )
+
+    def roots(self) -> list[Item]:
+        self.check()
+        return [self.stat(self.identifier(index, "")) for index in range(len(self._root_paths))]
+
+    def stat(self, identifier: str) -> Item:
+        location = self.locate(identifier)
+        return self._item_at(location, self._resolve(location))
+
+    def children(self, identifier: str, *, containers_only: bool = False) -> Iterator[Item]:
+        location = self.locate(identifier)
+        path, st = self._resolve(location)
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise ItemNotFound("The identifier names a document, not a folder")
+        # Listed now, not lazily, so a vanished or unreadable folder raises here.
+        try:
+            with os.scandir(path) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ItemNotFound(f"Folder {path} no longer exists") from None
+        except OSError as error:
+            raise ItemUnreadable(f"Cannot list folder {path}: {error.strerror}") from None
+        return self._entries(location, identifier, entries, containers_only)
+
+    def read_chunks(
+        self, identifier: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, start: int = 0
+    ) -> Iterator[bytes]:
+        location = self.locate(identifier)
+        path, st = self._resolve(location)
+        if not stat_module.S_ISREG(st.st_mode):
+            raise ItemNotFound("The identifier names a folder, not a document")
+        try:
+            # O_NOFOLLOW: a link swapped in since _resolve looked is not opened.
+            document = open(os.open(path, _OPEN_FLAGS), "rb", buffering=0)  # noqa: SIM115
+        except (FileNotFoundError, NotADirectoryError):
+            raise ItemNotFound(f"Document {path} no longer exists") from None
+        except OSError as error:
+            raise ItemUnreadable(f"Cannot open document {path}: {error.strerror}") from None
+        return self._chunks(document, chunk_size, start)
+
+    # --- Internals --------------------------------------------------------------
+
+    def _root_real(self, index: int) -> str:
+        if index not in self._root_reals:
+            self._root_reals[index] = os.path.realpath(self._root_paths[index])
+        return self._root_reals[index]
+
+    def _resolve(self, location: Location) -> tuple[str, os.stat_result]:
+        """The path of a located item and its lstat, once it is known to be part of the task."""
+        root_real = self._root_real(location.root)
+        candidate = os.path.join(root_real, *location.parts)
+        real = os.path.realpath(candidate)
+        if not _inside(real, root_real):
+            raise IdentifierError("The identifier's path leaves the task's root folder")
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ItemNotFound(
+                f"Nothing of fetch task {self.task.name} is at {candidate} (any more)"
+            ) from None
+        except OSError as error:
+            # ELOOP and the like: a link in the way, or the disk failed us.
+            raise ItemNotFound(f"Cannot reach {candidate}: {error.strerror}") from None
+        if real != candidate or stat_module.S_ISLNK(st.st_mode):
+            raise ItemNotFound(
+                f"{candidate} is reached through a symbolic link,"
+                f" which fetch task {self.task.name} does not follow"
+            )
+        if location.parts:
+            self._check_in_scope(location, candidate, st)
+        elif not stat_module.S_ISDIR(st.st_mode):
+            raise ItemNotFound(f"Root folder {candidate} is not a folder")
+        return candidate, st
+
+    def _check_in_scope(self, location: Location, path: str, st: os.stat_result) -> None:
+        if stat_module.S_ISDIR(st.st_mode):
+            if not self.recursive:
+                raise ItemNotFound(
+                    f"{path} is a subfolder; fetch task {self.task.name} is not recursive"
+                )
+        elif stat_module.S_ISREG(st.st_mode):
+            if not self.recursive and len(location.parts) > 1:
+                raise ItemNotFound(
+                    f"{path} is in a subfolder; fetch task {self.task.name} is not recursive"
+                )
+            if not self._matches(location.parts[-1]):
+                raise ItemNotFound(
+                    f"{path} does not match the FileMatch patterns of fetch task {self.task.name}"
+                )
+        else:
+            raise ItemNotFound(f"{path} is neither a folder nor a regular file")
+
+    def _matches(self, name: str) -> bool:
+        return self._file_match.match(name.casefold()) is not None
+
+    def _item_at(self, location: Location, resolved: tuple[str, os.stat_result]) -> Item:
+        _, st = resolved
+        is_container = stat_module.S_ISDIR(st.st_mode)
+        parts = location.parts
+        if parts:
+            name = parts[-1]
+            parent: str | None = self.identifier(location.root, "/".join(parts[:-1]))
+        else:
+            name = os.path.basename(self._root_paths[location.root].rstrip(os.sep)) or os.sep
+            parent = None
+        return Item(
+            identifier=self.identifier(location.root, location.path),
+            name=name,
+            path=location.path,
+            is_container=is_container,
+            size=None if is_container else st.st_size,
+            modified=_mtime(st),
+            parent=parent,
+        )
+
+    def _entries(
+        self,
+        location: Location,
+        parent: str,
+        entries: list[os.DirEntry[str]],
+        containers_only: bool,
+    ) -> Iterator[Item]:
+        for entry in entries:
+            if "\\" in entry.name:
+                # Identifiers refuse backslashes (a separator elsewhere), so such
+                # a name could never be reached again: leave it out, visibly.
+                logger.warning("Skipping %s: backslashes in names are not supported", entry.path)
+                continue
+            try:
+                if entry.is_symlink():
+                    logger.debug("Skipping symbolic link %s", entry.path)
+                    continue
+                is_container = entry.is_dir(follow_symlinks=False)
+                if is_container:
+                    if not self.recursive:
+                        continue
+                elif (
+                    containers_only
+                    or not entry.is_file(follow_symlinks=False)
+                    or not self._matches(entry.name)
+                ):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed since the folder was listed
+            except OSError as error:
+                logger.warning("Skipping %s: %s", entry.path, error.strerror)
+                continue
+            relative = f"{location.path}/{entry.name}" if location.path else entry.name
+            yield Item(
+                identifier=self.identifier(location.root, relative),
+                name=entry.name,
+                path=relative,
+                is_container=is_container,
+                size=None if is_container else st.st_size,
+                modified=_mtime(st),
+                parent=parent,
+            )
+
+    @staticmethod
+    def _chunks(document: BinaryIO, chunk_size: int, start: int) -> Iterator[bytes]:
+        with document:
+            if start:
+                document.seek(start)
+            while chunk := document.read(chunk_size):
+                yield chunk
