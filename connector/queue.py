@@ -207,11 +207,15 @@ def is_paused(queue: str) -> bool:
 
 
 # One statement: choose, guard and take. Table names come from the models.
+# The choice is a CTE, evaluated exactly once: as an ``IN (SELECT ... LIMIT n
+# FOR UPDATE SKIP LOCKED)`` subquery PostgreSQL may run it again while the
+# update goes on, and then it finds further Queued rows and takes more than n.
 _CLAIM_SQL = (
-    "UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
-    " lease_expires_at = %s, attempts = attempts + 1"
-    " WHERE id IN (SELECT id FROM {action} WHERE queue = %s AND status = %s"
+    "WITH picked AS {materialized}(SELECT id FROM {action} WHERE queue = %s AND status = %s"
     " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked})"
+    " UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
+    " lease_expires_at = %s, attempts = attempts + 1"
+    " WHERE id IN (SELECT id FROM picked)"
     " AND status = %s"
     " AND NOT EXISTS (SELECT 1 FROM {queue_state} WHERE name = %s AND paused)"
     " RETURNING id"
@@ -229,16 +233,20 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         return []
     now = timezone.now()
     table = Action._meta.db_table
+    skip_locked = connection.features.has_select_for_update_skip_locked
     sql = _CLAIM_SQL.format(
         action=table,
         queue_state=QueueState._meta.db_table,
-        skip_locked=" FOR UPDATE SKIP LOCKED"
-        if connection.features.has_select_for_update_skip_locked
-        else "",
+        skip_locked=" FOR UPDATE SKIP LOCKED" if skip_locked else "",
+        materialized="MATERIALIZED " if skip_locked else "",
     )
+    # Raw SQL skips the field's adaptation: without it SQLite would store these
+    # two times with "+00:00" where the ORM stores naive UTC, and comparisons and
+    # parsing of the column would mix both forms.
+    started, lease = (connection.ops.adapt_datetimefield_value(t) for t in (now, _lease_end(now)))
     params: list[Any] = [
-        Status.PROCESSING, now, worker, _lease_end(now),
-        queue, Status.QUEUED, limit, Status.QUEUED, queue,
+        queue, Status.QUEUED, limit,
+        Status.PROCESSING, started, worker, lease, Status.QUEUED, queue,
     ]  # fmt: skip
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -311,19 +319,22 @@ def add_log_lines(*, pk: int, lines: Iterable[tuple[datetime, str, str]]) -> Non
     )
 
 
-def renew_leases(*, worker: str) -> set[int]:
-    """Extend the leases of this worker's actions; return those with a Stop pending."""
+def renew_leases(*, worker: str, pks: Iterable[int] | None = None) -> set[int]:
+    """Extend the leases of this worker's actions; return those with a Stop pending.
+
+    ``pks`` limits the renewal to the actions the worker is really running: an
+    action it holds in the database but no longer runs (its thread failed to
+    record the end, or it was released at shutdown) must be left to expire and
+    be recovered, not kept Processing for ever by the worker's heartbeat.
+    """
     now = timezone.now()
+    held = Action.objects.filter(worker=worker, status=Status.PROCESSING)
+    if pks is not None:
+        held = held.filter(pk__in=list(pks))
     with transaction.atomic():
-        Action.objects.filter(worker=worker, status=Status.PROCESSING).update(
-            lease_expires_at=_lease_end(now)
-        )
+        held.update(lease_expires_at=_lease_end(now))
         WorkerProcess.objects.filter(pk=worker).update(heartbeat_at=now)
-    return set(
-        Action.objects.filter(
-            worker=worker, status=Status.PROCESSING, stop_requested=True
-        ).values_list("pk", flat=True)
-    )
+    return set(held.filter(stop_requested=True).values_list("pk", flat=True))
 
 
 def release_actions(*, worker: str, pks: Iterable[int]) -> None:

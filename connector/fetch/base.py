@@ -199,16 +199,32 @@ class FetchContext:
             )
 
 
-def execute(action: Action, *, worker: str, stop_event: threading.Event) -> None:
-    """Run a claimed action to its end and record the outcome; never raises."""
+def execute(
+    action: Action,
+    *,
+    worker: str,
+    stop_event: threading.Event,
+    shutdown_event: threading.Event | None = None,
+) -> None:
+    """Run a claimed action to its end and record the outcome; never raises.
+
+    When ``shutdown_event`` is set, a stop comes from the worker shutting down,
+    not from a client: the action is left Processing (the worker releases its
+    lease) so that recovery queues it again instead of recording it Stopped.
+    """
     ctx = FetchContext(action=action, worker=worker, stop_event=stop_event)
     stopped = False
+    interrupted = False
     error = ""
     try:
         get_fetch_action(action.fetch_action).run(ctx)
     except StopRequested:
-        stopped = True
-        ctx.log.info("Stopped on request at %s%%", ctx.percent)
+        if shutdown_event is not None and shutdown_event.is_set():
+            interrupted = True
+            ctx.log.warning("Interrupted at %s%% by the worker's shutdown", ctx.percent)
+        else:
+            stopped = True
+            ctx.log.info("Stopped on request at %s%%", ctx.percent)
     except FetchActionFailed as failure:
         error = str(failure)
         ctx.log.error("%s", error)
@@ -223,6 +239,8 @@ def execute(action: Action, *, worker: str, stop_event: threading.Event) -> None
         ctx.log.flush()
     except Exception:
         logger.exception("Could not write the log of action %s", action.token)
+    if interrupted:
+        return
     queue.finish_action(
         pk=action.pk,
         worker=worker,

@@ -1,0 +1,194 @@
+"""``python manage.py serve``: the connector in one process (the embedded default).
+
+Runs daphne (HTTP: the ACI endpoint and the dashboard; websockets) and the
+fetch worker in the same asyncio loop, so the in-memory channel layer carries
+the wake-ups and Stops between them. ``--no-worker`` serves the web only, for
+scale-out with ``runworker fetch`` processes and a shared channel layer.
+
+On SIGTERM or SIGINT the server stops accepting work and the worker gets
+``CONNECTOR_SHUTDOWN_GRACE_SECONDS`` to finish its running actions before the
+process exits; the rest are left for recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve the ACI endpoint and the dashboard, with the fetch worker in the same process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on.")
+        parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on.")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="Serve the web only; run `manage.py runworker fetch` processes for the work.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host: str = options["host"]
+        port: int = options["port"]
+        with_worker = not options["no_worker"]
+        self._check_migrations()
+        self._load_tasks()
+        password = self._ensure_admin()
+        # The main thread runs the reactor from here on; its connection would idle.
+        connections.close_all()
+        self._serve(host, port, with_worker=with_worker, admin_password=password)
+
+    # --- Before serving --------------------------------------------------------------
+
+    def _check_migrations(self) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if plan:
+            raise CommandError(
+                f"The database has {len(plan)} unapplied migration(s). Run"
+                " `python manage.py migrate` (or `make run`, which does) and start again."
+            )
+
+    def _load_tasks(self) -> None:
+        # Imported here: the fetch-task modules are optional to this command.
+        if settings.CONNECTOR_CONFIG:
+            path = Path(settings.CONNECTOR_CONFIG)
+            try:
+                from connector.tasks_config import load_tasks_file
+            except ImportError as error:
+                raise CommandError(f"Cannot load fetch tasks in this build: {error}") from error
+            try:
+                report = load_tasks_file(path)
+            except Exception as error:
+                raise CommandError(f"Could not load fetch tasks from {path}: {error}") from error
+            self.stdout.write(f"Fetch tasks from {path}: {report.summary}")
+            return
+        try:
+            from connector.demo import ensure_demo_task
+        except ImportError:
+            logger.warning("No demo fetch task in this build (connector.demo is missing)")
+            return
+        task = ensure_demo_task()
+        if task is not None:
+            self.stdout.write(
+                f"Demo fetch task {task.name} over {', '.join(task.directory_paths)}"
+                " (set CONNECTOR_CONFIG to load your own tasks)"
+            )
+
+    def _ensure_admin(self) -> str | None:
+        """Create user admin with a random password on a first run; return the password."""
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
+            return None
+        if user_model.objects.filter(username="admin").exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser(username="admin", email="", password=password)
+        return password
+
+    # --- Serving ---------------------------------------------------------------------
+
+    def _serve(
+        self, host: str, port: int, *, with_worker: bool, admin_password: str | None
+    ) -> None:
+        # daphne.server installs Twisted's asyncio reactor on import (the daphne
+        # app already imported it); the reactor import must come after it.
+        from channels.layers import get_channel_layer
+        from channels.routing import get_default_application
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server, twisted_loop
+        from twisted.internet import defer
+        from twisted.internet import reactor as twisted_reactor
+
+        from connector.worker.server import FETCH_CHANNEL, FetchWorkerServer
+
+        # Typed as Any: mypy reads the zope interface methods without their self.
+        reactor: Any = twisted_reactor
+        application = get_default_application()
+        server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+            root_path=getattr(settings, "FORCE_SCRIPT_NAME", "") or "",
+            server_name="connector",
+        )
+        grace = float(settings.CONNECTOR_SHUTDOWN_GRACE_SECONDS)
+        worker: FetchWorkerServer | None = None
+        if with_worker:
+            layer = get_channel_layer()
+            if layer is None:
+                raise CommandError("No channel layer is configured (CHANNEL_LAYERS).")
+            worker = FetchWorkerServer(
+                application=application, channels=[FETCH_CHANNEL], channel_layer=layer
+            )
+            worker_task: dict[str, asyncio.Future[None]] = {}
+
+            def start_worker() -> None:
+                worker_task["run"] = asyncio.ensure_future(worker.arun(), loop=twisted_loop)
+
+            def stop_worker() -> defer.Deferred[None]:
+                # A "before shutdown" trigger: Twisted waits for the Deferred, so
+                # the loop (and the endpoint) keep running during the grace period.
+                logger.info("Shutting down: running actions get %s s to finish", grace)
+
+                async def stop() -> None:
+                    await worker.begin_shutdown(grace)
+                    if run := worker_task.get("run"):
+                        await asyncio.gather(run, return_exceptions=True)
+
+                return defer.Deferred.fromFuture(asyncio.ensure_future(stop(), loop=twisted_loop))
+
+            reactor.callWhenRunning(start_worker)
+            reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
+
+        self._print_welcome(host, port, worker=worker, admin_password=admin_password)
+        server.run()
+        if not server.listening_addresses:
+            raise CommandError(f"Could not listen on {host}:{port} (see the log above).")
+        self.stdout.write("Connector stopped.")
+
+    def _print_welcome(
+        self, host: str, port: int, *, worker: Any, admin_password: str | None
+    ) -> None:
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+        if ":" in shown:
+            shown = f"[{shown}]"
+        base = f"http://{shown}:{port}"
+        lines = [
+            f"Connector listening on {host}:{port}",
+            f"  Dashboard:     {base}/dashboard/",
+            f"  ACI endpoint:  {base}/action=GetVersion",
+            "  Try:           curl"
+            f" '{base}/action=Fetch&FetchAction=Identifiers&ConfigSection=DEMO'",
+            f"  Follow it:     curl '{base}/action=QueueInfo&QueueName=fetch"
+            "&QueueAction=GetStatus&Token=TOKEN'",
+        ]
+        if worker is not None:
+            threads = ", ".join(f"{name} {n}" for name, n in worker.engine.queues.items())
+            lines.append(f"  Worker:        in this process (MaximumThreads: {threads})")
+        else:
+            lines.append("  Worker:        none (--no-worker); run `manage.py runworker fetch`")
+        if admin_password:
+            lines += [
+                "",
+                "Created the user admin for the dashboard; its password (shown only now) is:",
+                f"  {admin_password}",
+                "Change it with: python manage.py changepassword admin",
+            ]
+        lines.append("Stop with Ctrl-C.")
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()

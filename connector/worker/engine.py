@@ -1,0 +1,419 @@
+"""The fetch worker engine: claims actions, runs them in bounded pools, heartbeats.
+
+One engine per worker process. Its threads:
+
+- the dispatcher waits for a wake-up (``wake()``, from the channel consumer or
+  from a freed slot) or the poll interval, and claims up to ``MaximumThreads``
+  minus the running count per queue;
+- one pool of ``MaximumThreads`` threads per queue runs the claimed actions
+  (``connector.fetch.base.execute``);
+- the heartbeat renews the leases of the running actions, learns of pending
+  Stops, records the process in ``WorkerProcess`` and recovers actions of lost
+  workers (any worker may recover anyone's).
+
+Only the queue module changes an action's status; the engine decides when to
+ask it. The engine never runs in the event loop: the consumer only calls the
+thread-safe ``wake()`` and ``stop_local()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from queue import SimpleQueue
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from connector import queue
+from connector.fetch.base import execute
+from connector.models import Action, WorkerProcess
+
+logger = logging.getLogger(__name__)
+
+#: After the grace period, how long interrupted actions get to reach a checkpoint.
+INTERRUPT_WAIT_SECONDS = 5.0
+#: A Stop message for an action not (yet) running here is kept this long, in
+#: case it overtook the claim that gives the action to this worker.
+EARLY_STOP_SECONDS = 60.0
+#: Worker rows without a heartbeat for this long are deleted (dead processes).
+FORGET_WORKERS_AFTER = timedelta(hours=1)
+
+
+def new_worker_id() -> str:
+    """hostname-pid-random: unique even when a pid is reused on the same host."""
+    return f"{socket.gethostname()[:90]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+_current: WorkerEngine | None = None
+
+
+def current_engine() -> WorkerEngine | None:
+    """The engine of this process, if one is started (the consumer uses it)."""
+    return _current
+
+
+def set_current_engine(engine: WorkerEngine | None) -> None:
+    global _current
+    _current = engine
+
+
+@dataclass
+class _Running:
+    action: Action
+    queue: str
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+
+class _Pool:
+    """Fixed threads for one queue's actions.
+
+    Not a ThreadPoolExecutor: each thread has its own database connection, and
+    only the thread itself may close it, so a thread must end by closing it
+    (PostgreSQL refuses to drop a database that still has connections).
+    """
+
+    def __init__(self, name: str, size: int, run: Callable[[_Running], None]) -> None:
+        self._jobs: SimpleQueue[_Running | None] = SimpleQueue()
+        self._run = run
+        self._threads = [
+            threading.Thread(target=self._work, name=f"fetch-{name}-{n}", daemon=True)
+            for n in range(size)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: _Running) -> None:
+        self._jobs.put(job)
+
+    def close(self, timeout: float) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                self._run(job)
+        finally:
+            connections.close_all()
+
+
+class WorkerEngine:
+    """Claims and runs fetch actions for one process; see the module docstring."""
+
+    def __init__(self, *, worker_id: str | None = None) -> None:
+        self.id = worker_id or new_worker_id()
+        self.hostname = socket.gethostname()[:200]
+        self.pid = os.getpid()
+        self.channel_name = ""
+        # Read once: settings overridden in a test apply to engines made inside it.
+        self.queues: dict[str, int] = {
+            name: queue.maximum_threads(name) for name in settings.CONNECTOR_QUEUES
+        }
+        self.poll_seconds = float(settings.CONNECTOR_POLL_SECONDS)
+        self.heartbeat_seconds = float(settings.CONNECTOR_HEARTBEAT_SECONDS)
+        self.started_at = timezone.now()
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._running: dict[int, _Running] = {}
+        self._early_stops: dict[int, float] = {}
+        self._wake = threading.Event()
+        # Set at shutdown: no more claims.
+        self._closing = threading.Event()
+        # Set when the grace period is over: stops now come from the shutdown.
+        self._interrupting = threading.Event()
+        self._heartbeat_stop = threading.Event()
+        self._pools: dict[str, _Pool] = {}
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._shut_down = False
+        #: Claim rounds the dispatcher has completed (tests wait on it).
+        self.rounds = 0
+
+    # --- Called from any thread (the consumer, signal handlers, tests) -------------
+
+    def wake(self) -> None:
+        """There may be work: claim now instead of at the next poll. Returns at once."""
+        self._wake.set()
+
+    def stop_local(self, pk: int) -> bool:
+        """Set the stop flag of an action running here; True if it runs here."""
+        with self._lock:
+            running = self._running.get(pk)
+            if running is None:
+                # The message may have overtaken our claim of the action.
+                self._early_stops[pk] = time.monotonic()
+                return False
+        running.stop_event.set()
+        logger.info("Stop of action %s passed to its thread", pk)
+        return True
+
+    def running_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = dict.fromkeys(self.queues, 0)
+            for running in self._running.values():
+                counts[running.queue] = counts.get(running.queue, 0) + 1
+            return counts
+
+    def running_pks(self) -> set[int]:
+        with self._lock:
+            return set(self._running)
+
+    # --- Life cycle ----------------------------------------------------------------
+
+    def start(self, *, channel_name: str = "") -> None:
+        """Start the threads and return at once (no database access here).
+
+        ``channel_name`` is this process's own channel: Stop messages for its
+        actions are sent there (it is stored in the WorkerProcess row).
+        """
+        if self._started:
+            raise RuntimeError("The worker engine is already started")
+        self._started = True
+        self.channel_name = channel_name
+        set_current_engine(self)
+        for name, size in self.queues.items():
+            self._pools[name] = _Pool(name, size, self._run_action)
+            self._pools[name].start()
+        self._threads = [
+            threading.Thread(target=self._dispatch_loop, name="fetch-dispatcher", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name="fetch-heartbeat", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        logger.info(
+            "Worker %s started: %s, polling every %s s, heartbeat every %s s",
+            self.id,
+            ", ".join(f"{name} MaximumThreads={n}" for name, n in self.queues.items()),
+            self.poll_seconds,
+            self.heartbeat_seconds,
+        )
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop claiming, let running actions finish within ``grace`` seconds, then
+        interrupt the rest and leave them to recovery (queued again at once).
+        """
+        if grace is None:
+            grace = float(settings.CONNECTOR_SHUTDOWN_GRACE_SECONDS)
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        self._closing.set()
+        self._wake.set()
+        dispatcher = self._threads[0] if self._threads else None
+        if dispatcher is not None:
+            dispatcher.join()
+        busy = self.running_pks()
+        logger.info(
+            "Worker %s shutting down: %s running, up to %s s to finish", self.id, len(busy), grace
+        )
+        if self._started:
+            self._save_process(quiet=True)
+        left = self._wait_until_idle(grace)
+        interrupted: set[int] = set()
+        if left:
+            logger.warning(
+                "Worker %s: actions %s still running after %s s; interrupting them",
+                self.id,
+                sorted(left),
+                grace,
+            )
+            self._interrupting.set()
+            with self._lock:
+                for running in self._running.values():
+                    running.stop_event.set()
+            interrupted = left
+            still = self._wait_until_idle(INTERRUPT_WAIT_SECONDS)
+            if still:
+                logger.warning("Worker %s: actions %s did not stop", self.id, sorted(still))
+        # Heartbeats end before the release, or the next one would renew it.
+        self._heartbeat_stop.set()
+        for thread in self._threads[1:]:
+            thread.join()
+        if interrupted:
+            try:
+                queue.release_actions(worker=self.id, pks=interrupted)
+                logger.warning(
+                    "Worker %s released actions %s for recovery", self.id, sorted(interrupted)
+                )
+            except Exception:
+                # Their leases run out anyway; recovery takes them then.
+                logger.exception("Worker %s could not release its actions", self.id)
+        for pool in self._pools.values():
+            pool.close(timeout=1.0)
+        if self._started:
+            try:
+                WorkerProcess.objects.filter(pk=self.id).delete()
+            except Exception:
+                logger.exception("Worker %s could not remove its process row", self.id)
+        if current_engine() is self:
+            set_current_engine(None)
+        logger.info("Worker %s stopped", self.id)
+
+    # --- Synchronous entry point (tests, batch use) ------------------------------------
+
+    def run_until_idle(self, *, queues: list[str] | None = None) -> int:
+        """Claim and run actions in the calling thread until none can be claimed.
+
+        Respects Pause (a paused queue has nothing claimable). Returns how many
+        actions ran. ``stop_local()`` works from other threads meanwhile.
+        """
+        names = queues or list(self.queues)
+        ran = 0
+        while True:
+            claimed = [
+                (name, action)
+                for name in names
+                for action in queue.claim_actions(queue=name, worker=self.id, limit=1)
+            ]
+            if not claimed:
+                return ran
+            for name, action in claimed:
+                self._execute(self._register_running(name, action))
+                ran += 1
+
+    # --- The dispatcher ------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        try:
+            while not self._closing.is_set():
+                try:
+                    self._save_process()
+                    queue.recover_expired()
+                    break
+                except Exception:
+                    logger.exception("Worker %s could not start; retrying", self.id)
+                    close_old_connections()
+                    self._closing.wait(self.poll_seconds)
+            while not self._closing.is_set():
+                # Cleared before the claim: a wake-up during it is not lost.
+                self._wake.clear()
+                try:
+                    self.claim_round()
+                    self.rounds += 1
+                except Exception:
+                    logger.exception("Worker %s could not claim; retrying", self.id)
+                    close_old_connections()
+                self._wake.wait(self.poll_seconds)
+        finally:
+            connections.close_all()
+
+    def claim_round(self) -> int:
+        """Claim what the free slots allow in every queue and hand it to the pools."""
+        claimed = 0
+        counts = self.running_counts()
+        for name, limit in self.queues.items():
+            free = limit - counts.get(name, 0)
+            if free <= 0 or self._closing.is_set():
+                continue
+            for action in queue.claim_actions(queue=name, worker=self.id, limit=free):
+                self._pools[name].submit(self._register_running(name, action))
+                claimed += 1
+        return claimed
+
+    def _register_running(self, name: str, action: Action) -> _Running:
+        running = _Running(action=action, queue=name)
+        with self._lock:
+            if action.pk in self._running:
+                # Only if our own expired lease was recovered and re-claimed by us.
+                logger.warning("Action %s is already running in worker %s", action.pk, self.id)
+            early = self._early_stops.pop(action.pk, None) is not None
+            self._running[action.pk] = running
+        if early or action.stop_requested:
+            running.stop_event.set()
+        return running
+
+    def _run_action(self, running: _Running) -> None:
+        """Pool thread: run one action, free its slot, wake the dispatcher."""
+        close_old_connections()
+        try:
+            self._execute(running)
+        finally:
+            self._wake.set()
+
+    def _execute(self, running: _Running) -> None:
+        try:
+            execute(
+                running.action,
+                worker=self.id,
+                stop_event=running.stop_event,
+                shutdown_event=self._interrupting,
+            )
+        except Exception:
+            # execute() records failures itself; this is the database failing
+            # under it. The lease is no longer renewed, so recovery takes over.
+            logger.exception("Worker %s could not record action %s", self.id, running.action.pk)
+            close_old_connections()
+        finally:
+            with self._changed:
+                if self._running.get(running.action.pk) is running:
+                    del self._running[running.action.pk]
+                self._changed.notify_all()
+
+    def _wait_until_idle(self, timeout: float) -> set[int]:
+        """Wait up to ``timeout`` for running actions to end; return those left."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._running, timeout=timeout)
+            return set(self._running)
+
+    # --- The heartbeat -------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        try:
+            while not self._heartbeat_stop.wait(self.heartbeat_seconds):
+                try:
+                    self.heartbeat()
+                except Exception:
+                    logger.exception("Worker %s heartbeat failed", self.id)
+                    close_old_connections()
+        finally:
+            connections.close_all()
+
+    def heartbeat(self) -> None:
+        """Renew leases, pass on pending Stops, record this process, recover lost work."""
+        for pk in queue.renew_leases(worker=self.id, pks=self.running_pks()):
+            self.stop_local(pk)
+        self._save_process()
+        queue.recover_expired()
+        queue.forget_dead_workers(older_than=FORGET_WORKERS_AFTER)
+        now = time.monotonic()
+        with self._lock:
+            for pk, when in list(self._early_stops.items()):
+                if now - when > EARLY_STOP_SECONDS:
+                    del self._early_stops[pk]
+
+    def _save_process(self, *, quiet: bool = False) -> None:
+        """Create or update this process's row (re-created if it was forgotten)."""
+        try:
+            WorkerProcess.objects.update_or_create(
+                pk=self.id,
+                defaults={
+                    "hostname": self.hostname,
+                    "pid": self.pid,
+                    "channel_name": self.channel_name,
+                    "started_at": self.started_at,
+                    "heartbeat_at": timezone.now(),
+                    "threads": dict(self.queues),
+                    "running": self.running_counts(),
+                    "stopping": self._closing.is_set(),
+                },
+            )
+        except Exception:
+            if not quiet:
+                raise
+            logger.exception("Worker %s could not record its state", self.id)

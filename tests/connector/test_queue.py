@@ -1,0 +1,489 @@
+"""The queue: every state transition, every refused one, and races with real threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from connector import queue
+from connector.models import Action, ActionLogLine, Status
+
+pytestmark = pytest.mark.django_db
+
+WORKER = "test-worker"
+
+
+def submit(priority: int = 0, **kwargs: Any) -> Action:
+    return queue.submit_action(fetch_action="NoOp", params={}, priority=priority, **kwargs)
+
+
+def claim_one(worker: str = WORKER) -> Action:
+    (action,) = queue.claim_actions(queue="fetch", worker=worker, limit=1)
+    return action
+
+
+def finish(action: Action, worker: str = WORKER, **kwargs: Any) -> bool:
+    return queue.finish_action(
+        pk=action.pk, worker=worker, counts={}, result={}, progress=0, **kwargs
+    )
+
+
+def status_of(action: Action) -> str:
+    return Action.objects.values_list("status", flat=True).get(pk=action.pk)
+
+
+def expire(action: Action) -> None:
+    Action.objects.filter(pk=action.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=5)
+    )
+
+
+# --- Transitions -----------------------------------------------------------------------
+
+
+def test_submitted_action_is_queued_with_a_token():
+    action = submit(submitted_by="ops", submitted_from="127.0.0.1")
+    assert action.status == Status.QUEUED
+    assert action.token
+    assert action.fetch_action == "NOOP"
+    assert action.queued_at is not None
+
+
+def test_claim_makes_action_processing_for_the_worker_with_a_lease():
+    submit()
+    action = claim_one()
+    assert action.status == Status.PROCESSING
+    assert action.worker == WORKER
+    assert action.started_at is not None
+    assert action.lease_expires_at > timezone.now()
+    assert action.attempts == 1
+
+
+def test_claim_stores_times_in_the_same_form_as_the_orm():
+    submit()
+    action = claim_one()
+    # The claim is raw SQL; its times must read back like ORM-written ones.
+    assert action.started_at.tzinfo is not None
+    assert Action.objects.filter(pk=action.pk, started_at__lte=timezone.now()).exists()
+    assert Action.objects.filter(pk=action.pk, lease_expires_at__gt=timezone.now()).exists()
+
+
+def test_finish_makes_action_finished_at_full_progress():
+    submit()
+    action = claim_one()
+    assert queue.finish_action(
+        pk=action.pk, worker=WORKER, counts={"T": {"seen": 2}}, result={"x": 1}, progress=40
+    )
+    action.refresh_from_db()
+    assert action.status == Status.FINISHED
+    assert action.progress == 100
+    assert action.counts == {"T": {"seen": 2}}
+    assert action.finished_at is not None
+    assert action.lease_expires_at is None
+
+
+def test_finish_with_an_error_makes_action_error():
+    submit()
+    action = claim_one()
+    assert finish(action, error="the repository is gone")
+    action.refresh_from_db()
+    assert action.status == Status.ERROR
+    assert action.error == "the repository is gone"
+
+
+def test_finish_after_a_checkpoint_stop_makes_action_stopped_with_counts_kept():
+    submit()
+    action = claim_one()
+    queue.request_stop(pk=action.pk, stopped_by="ops")
+    assert queue.finish_action(
+        pk=action.pk, worker=WORKER, counts={"T": {"seen": 3}}, result={}, progress=30, stopped=True
+    )
+    action.refresh_from_db()
+    assert action.status == Status.STOPPED
+    assert action.counts == {"T": {"seen": 3}}
+    assert action.progress == 30
+    assert action.stopped_by == "ops"
+
+
+def test_completion_after_an_accepted_stop_is_recorded_stopped():
+    submit()
+    action = claim_one()
+    queue.request_stop(pk=action.pk)
+    # The action completed before it reached a checkpoint.
+    assert finish(action)
+    assert status_of(action) == Status.STOPPED
+
+
+def test_cancel_makes_queued_action_cancelled_and_never_claimed():
+    action = submit()
+    queue.cancel_action(pk=action.pk, cancelled_by="ops", cancelled_from="10.0.0.1")
+    action.refresh_from_db()
+    assert action.status == Status.CANCELLED
+    assert action.cancelled_by == "ops"
+    assert action.finished_at is not None
+    assert queue.claim_actions(queue="fetch", worker=WORKER, limit=10) == []
+
+
+def test_cancel_of_processing_action_is_refused():
+    submit()
+    action = claim_one()
+    with pytest.raises(queue.ActionNotQueued) as refused:
+        queue.cancel_action(pk=action.pk)
+    assert refused.value.status == Status.PROCESSING
+    assert status_of(action) == Status.PROCESSING
+
+
+@pytest.mark.parametrize("ending", ["finish", "error", "cancel", "stop"])
+def test_cancel_of_final_action_is_refused(ending):
+    action = final_action(ending)
+    before = status_of(action)
+    with pytest.raises(queue.ActionNotQueued):
+        queue.cancel_action(pk=action.pk)
+    assert status_of(action) == before
+
+
+def test_stop_of_queued_action_is_refused():
+    action = submit()
+    with pytest.raises(queue.ActionNotRunning) as refused:
+        queue.request_stop(pk=action.pk)
+    assert refused.value.status == Status.QUEUED
+    action.refresh_from_db()
+    assert action.status == Status.QUEUED
+    assert not action.stop_requested
+
+
+@pytest.mark.parametrize("ending", ["finish", "error", "cancel", "stop"])
+def test_stop_of_final_action_is_refused(ending):
+    action = final_action(ending)
+    before = status_of(action)
+    with pytest.raises(queue.ActionNotRunning):
+        queue.request_stop(pk=action.pk)
+    assert status_of(action) == before
+
+
+def final_action(ending: str) -> Action:
+    action = submit()
+    if ending == "cancel":
+        queue.cancel_action(pk=action.pk)
+        return action
+    claim_one()
+    if ending == "stop":
+        queue.request_stop(pk=action.pk)
+    finish(action, error="failed" if ending == "error" else "", stopped=ending == "stop")
+    return action
+
+
+def test_change_priority_of_queued_action_changes_its_place():
+    low = submit(priority=0)
+    high = submit(priority=0)
+    queue.change_priority(pk=high.pk, priority=5)
+    assert claim_one().pk == high.pk
+    assert claim_one().pk == low.pk
+
+
+def test_change_priority_of_running_action_is_refused():
+    submit()
+    action = claim_one()
+    with pytest.raises(queue.ActionNotQueued):
+        queue.change_priority(pk=action.pk, priority=9)
+    action.refresh_from_db()
+    assert action.priority == 0
+
+
+def test_finish_by_a_worker_that_no_longer_holds_the_action_is_refused():
+    submit()
+    action = claim_one(worker="old-worker")
+    expire(action)
+    queue.recover_expired()
+    claim_one(worker="new-worker")
+    assert not finish(action, worker="old-worker")
+    action.refresh_from_db()
+    assert action.status == Status.PROCESSING
+    assert action.worker == "new-worker"
+
+
+def test_finish_of_a_cancelled_action_is_refused():
+    action = submit()
+    queue.cancel_action(pk=action.pk)
+    assert not finish(action)
+    assert status_of(action) == Status.CANCELLED
+
+
+def test_progress_is_recorded_only_for_the_holding_worker():
+    submit()
+    action = claim_one()
+    queue.record_progress(pk=action.pk, worker="other", percent=50, stage="x", counts={})
+    queue.record_progress(pk=action.pk, worker=WORKER, percent=150, stage="reading", counts={})
+    action.refresh_from_db()
+    assert action.progress == 100
+    assert action.stage == "reading"
+
+
+# --- Order, pause, MaximumThreads-sized claims -----------------------------------------
+
+
+def test_claim_takes_higher_priority_first_then_oldest():
+    old_low = submit(priority=0)
+    old_high = submit(priority=3)
+    new_high = submit(priority=3)
+    new_low = submit(priority=0)
+    order = [a.pk for a in queue.claim_actions(queue="fetch", worker=WORKER, limit=10)]
+    assert order == [old_high.pk, new_high.pk, old_low.pk, new_low.pk]
+
+
+def test_claim_takes_no_more_than_the_limit():
+    for _ in range(5):
+        submit()
+    assert len(queue.claim_actions(queue="fetch", worker=WORKER, limit=2)) == 2
+    assert Action.objects.filter(status=Status.QUEUED).count() == 3
+    assert queue.claim_actions(queue="fetch", worker=WORKER, limit=0) == []
+
+
+def test_pause_blocks_claims_and_resume_allows_them():
+    action = submit()
+    queue.set_paused(queue="fetch", paused=True, changed_by="ops")
+    assert queue.is_paused("fetch")
+    assert queue.claim_actions(queue="fetch", worker=WORKER, limit=10) == []
+    assert status_of(action) == Status.QUEUED
+    queue.set_paused(queue="FETCH", paused=False)
+    assert not queue.is_paused("fetch")
+    assert claim_one().pk == action.pk
+
+
+def test_pause_of_an_unknown_queue_is_refused():
+    with pytest.raises(queue.UnknownQueue):
+        queue.set_paused(queue="nosuch", paused=True)
+
+
+# --- Leases and recovery -----------------------------------------------------------------
+
+
+def test_renew_leases_extends_leases_and_returns_stop_pending_actions():
+    submit()
+    submit()
+    first, second = queue.claim_actions(queue="fetch", worker=WORKER, limit=2)
+    Action.objects.update(lease_expires_at=timezone.now() + timedelta(seconds=1))
+    queue.request_stop(pk=second.pk)
+    assert queue.renew_leases(worker=WORKER) == {second.pk}
+    for action in (first, second):
+        action.refresh_from_db()
+        assert action.lease_expires_at > timezone.now() + timedelta(seconds=5)
+
+
+def test_renew_leases_of_given_actions_leaves_the_others_to_expire():
+    submit()
+    submit()
+    kept, orphan = queue.claim_actions(queue="fetch", worker=WORKER, limit=2)
+    expire(orphan)
+    queue.renew_leases(worker=WORKER, pks=[kept.pk])
+    assert queue.recover_expired().requeued == [orphan.pk]
+    assert status_of(kept) == Status.PROCESSING
+
+
+def test_recovery_requeues_an_expired_action_under_max_attempts():
+    submit()
+    action = claim_one()
+    queue.record_progress(pk=action.pk, worker=WORKER, percent=50, stage="x", counts={"T": {}})
+    expire(action)
+    recovered = queue.recover_expired()
+    assert recovered.requeued == [action.pk]
+    action.refresh_from_db()
+    assert action.status == Status.QUEUED
+    assert action.worker == ""
+    assert action.progress == 0
+    assert action.lease_expires_at is None
+    assert ActionLogLine.objects.filter(action=action, message__contains="queued again").exists()
+    assert claim_one().attempts == 2
+
+
+@override_settings(CONNECTOR_MAX_ATTEMPTS=2)
+def test_recovery_makes_an_action_error_at_max_attempts():
+    submit()
+    action = claim_one()
+    expire(action)
+    queue.recover_expired()
+    claim_one()
+    expire(action)
+    recovered = queue.recover_expired()
+    assert recovered.failed == [action.pk]
+    action.refresh_from_db()
+    assert action.status == Status.ERROR
+    assert "tried 2 times" in action.error
+
+
+def test_recovery_makes_an_expired_action_with_a_stop_pending_stopped():
+    submit()
+    action = claim_one()
+    queue.request_stop(pk=action.pk)
+    expire(action)
+    assert queue.recover_expired().stopped == [action.pk]
+    assert status_of(action) == Status.STOPPED
+
+
+def test_recovery_leaves_actions_with_a_live_lease_alone():
+    submit()
+    action = claim_one()
+    assert queue.recover_expired() == queue.Recovered([], [], [])
+    assert status_of(action) == Status.PROCESSING
+
+
+def test_released_action_is_recovered_at_once():
+    submit()
+    action = claim_one()
+    queue.release_actions(worker=WORKER, pks=[action.pk])
+    assert queue.recover_expired().requeued == [action.pk]
+
+
+# --- Races with real threads -------------------------------------------------------------
+
+
+class Racers:
+    """Threads that run one function each, released together by a barrier, per round.
+
+    The threads live for the whole test, so each keeps one database connection,
+    which it closes when the test ends.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._work: list[Callable[[], Any] | None] = [None] * count
+        self._results: list[Any] = [None] * count
+        self._start = threading.Barrier(count + 1)
+        self._done = threading.Barrier(count + 1)
+        self._closing = False
+        self._ready = threading.Barrier(count)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(n,), daemon=True) for n in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _loop(self, n: int) -> None:
+        try:
+            while True:
+                self._start.wait()
+                if self._closing:
+                    return
+                fn = self._work[n]
+                assert fn is not None
+                # Line up once more so both calls start as close together as possible.
+                self._ready.wait()
+                try:
+                    self._results[n] = ("ok", fn())
+                except Exception as error:
+                    self._results[n] = ("error", error)
+                self._done.wait()
+        finally:
+            connection.close()
+
+    def race(self, *fns: Callable[[], Any]) -> list[tuple[str, Any]]:
+        assert len(fns) == self._count
+        self._work = list(fns)
+        self._ready = threading.Barrier(self._count)
+        self._start.wait()
+        self._done.wait()
+        return list(self._results)
+
+    def close(self) -> None:
+        self._closing = True
+        self._start.wait()
+        for thread in self._threads:
+            thread.join(5)
+
+
+@pytest.fixture
+def racers() -> Iterator[Callable[[int], Racers]]:
+    made: list[Racers] = []
+
+    def make(count: int) -> Racers:
+        made.append(Racers(count))
+        return made[-1]
+
+    yield make
+    for group in made:
+        group.close()
+
+
+ROUNDS = 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_racing_the_claim_has_exactly_one_winner(racers):
+    pair = racers(2)
+    cancelled = claimed = 0
+    for _ in range(ROUNDS):
+        action = submit()
+        cancel, claim = pair.race(
+            lambda pk=action.pk: queue.cancel_action(pk=pk),
+            lambda: queue.claim_actions(queue="fetch", worker=WORKER, limit=1),
+        )
+        assert claim[0] == "ok", claim
+        final = status_of(action)
+        if cancel[0] == "ok":
+            assert claim[1] == []
+            assert final == Status.CANCELLED
+            cancelled += 1
+        else:
+            assert isinstance(cancel[1], queue.ActionNotQueued), cancel
+            assert [a.pk for a in claim[1]] == [action.pk]
+            assert final == Status.PROCESSING
+            claimed += 1
+            finish(action)
+    assert cancelled + claimed == ROUNDS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stop_racing_the_finish_has_exactly_one_winner(racers):
+    pair = racers(2)
+    stopped = finished = 0
+    for _ in range(ROUNDS):
+        submit()
+        action = claim_one()
+        stop, done = pair.race(
+            lambda pk=action.pk: queue.request_stop(pk=pk),
+            lambda a=action: finish(a),
+        )
+        assert done == ("ok", True), done
+        final = status_of(action)
+        if stop[0] == "ok":
+            # The Stop was accepted: the client must see Stopped.
+            assert final == Status.STOPPED
+            stopped += 1
+        else:
+            assert isinstance(stop[1], queue.ActionNotRunning), stop
+            assert stop[1].status == Status.FINISHED
+            assert final == Status.FINISHED
+            finished += 1
+    assert stopped + finished == ROUNDS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_claiming_concurrently_never_claim_an_action_twice(racers):
+    workers = 4
+    group = racers(workers)
+    for _ in range(20):
+        pks = {submit().pk for _ in range(12)}
+
+        def drain(name: str) -> list[int]:
+            taken: list[int] = []
+            while batch := queue.claim_actions(queue="fetch", worker=name, limit=2):
+                taken += [a.pk for a in batch]
+            return taken
+
+        results = group.race(*(lambda n=n: drain(f"w{n}") for n in range(workers)))
+        assert all(kind == "ok" for kind, _ in results), results
+        taken = [pk for _, pks_of_worker in results for pk in pks_of_worker]
+        assert sorted(taken) == sorted(pks)
+        by_worker = dict(
+            Action.objects.filter(pk__in=pks).values_list("pk", "worker").order_by("pk")
+        )
+        for n, (_, pks_of_worker) in enumerate(results):
+            assert all(by_worker[pk] == f"w{n}" for pk in pks_of_worker)
+        Action.objects.filter(pk__in=pks).update(status=Status.FINISHED)
