@@ -213,7 +213,7 @@ def measure_stop_latency(server: Server, samples: int) -> list[float]:
             status = server.aci(
                 "QueueInfo", QueueName="fetch", QueueAction="GetStatus", Token=token
             )
-            if status["action"][0]["status"] == "Processing":
+            if status["actions"]["action"][0]["status"] == "Processing":
                 break
             if time.monotonic() > deadline:
                 raise SystemExit("Sleep action did not start")

@@ -15,7 +15,9 @@ by priority and queue time); otherwise it becomes Error, saying so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Count, Min, Value, When
+from django.db.models import Count, Field, Min
 from django.utils import timezone
 
 from connector import signals, wakeups
@@ -76,6 +78,33 @@ def _lease_end(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
 
 
+_sqlite_writer = threading.Lock()
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """A write transaction; on SQLite, one thread of this process at a time.
+
+    SQLite has one writer anyway; waiting on a lock here hands over at once,
+    where SQLite's busy handler would poll with sleeps of up to 100 ms. Inside
+    a caller's transaction the lock is not taken again (that transaction holds
+    or will take the database's own lock).
+    """
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with _sqlite_writer, transaction.atomic():
+        yield
+
+
+def _db(field: str, value: Any) -> Any:
+    """A value for an Action column in raw SQL, prepared as the ORM would."""
+    column = Action._meta.get_field(field)
+    assert isinstance(column, Field)
+    return column.get_db_prep_save(value, connection)
+
+
 def _changed(*pks: int) -> None:
     """Tell listeners (the dashboard) after the commit that these actions changed."""
     if pks:
@@ -100,7 +129,7 @@ def submit_action(
 ) -> Action:
     """Store a new Queued action and wake a worker once it is committed."""
     queue = resolve_queue(queue)
-    with transaction.atomic():
+    with _writing():
         action = Action.objects.create(
             token=new_token(host=token_host, port=token_port, queue=queue),
             queue=queue,
@@ -147,7 +176,7 @@ def _current_status(pk: int) -> str:
 
 def cancel_action(*, pk: int, cancelled_by: str = "", cancelled_from: str = "") -> None:
     """A Queued action becomes Cancelled and never runs; any other is refused."""
-    with transaction.atomic():
+    with _writing():
         updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(
             status=Status.CANCELLED,
             finished_at=timezone.now(),
@@ -165,7 +194,7 @@ def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> No
     Once this returns, the action ends Stopped: a worker that completes the
     action before it reaches a checkpoint records it as Stopped too.
     """
-    with transaction.atomic():
+    with _writing():
         updated = Action.objects.filter(pk=pk, status=Status.PROCESSING).update(
             stop_requested=True,
             stop_requested_at=timezone.now(),
@@ -181,7 +210,7 @@ def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> No
 
 def change_priority(*, pk: int, priority: int) -> None:
     """Only a Queued action can change its place in the queue."""
-    with transaction.atomic():
+    with _writing():
         if not Action.objects.filter(pk=pk, status=Status.QUEUED).update(priority=priority):
             raise ActionNotQueued(_current_status(pk))
         _changed(pk)
@@ -190,7 +219,7 @@ def change_priority(*, pk: int, priority: int) -> None:
 def set_paused(*, queue: str, paused: bool, changed_by: str = "") -> None:
     """Pause stops claims of the queue (running actions go on); Resume allows them."""
     queue = resolve_queue(queue)
-    with transaction.atomic():
+    with _writing():
         QueueState.objects.update_or_create(
             name=queue,
             defaults={"paused": paused, "changed_at": timezone.now(), "changed_by": changed_by},
@@ -218,7 +247,7 @@ _CLAIM_SQL = (
     " WHERE id IN (SELECT id FROM picked)"
     " AND status = %s"
     " AND NOT EXISTS (SELECT 1 FROM {queue_state} WHERE name = %s AND paused)"
-    " RETURNING id"
+    " RETURNING *"
 )
 
 
@@ -240,31 +269,36 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         skip_locked=" FOR UPDATE SKIP LOCKED" if skip_locked else "",
         materialized="MATERIALIZED " if skip_locked else "",
     )
-    # Raw SQL skips the field's adaptation: without it SQLite would store these
-    # two times with "+00:00" where the ORM stores naive UTC, and comparisons and
-    # parsing of the column would mix both forms.
-    started, lease = (connection.ops.adapt_datetimefield_value(t) for t in (now, _lease_end(now)))
     params: list[Any] = [
         queue, Status.QUEUED, limit,
-        Status.PROCESSING, started, worker, lease, Status.QUEUED, queue,
+        Status.PROCESSING, _db("started_at", now), worker, _db("lease_expires_at", _lease_end(now)),
+        Status.QUEUED, queue,
     ]  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        pks = [row[0] for row in cursor.fetchall()]
-        if not pks:
-            return []
-        _changed(*pks)
-    return list(Action.objects.filter(pk__in=pks).order_by("-priority", "queued_at", "id"))
+    with _writing():
+        # raw() turns the returned rows into Actions with the fields' own
+        # conversions, without a second query.
+        claimed = list(Action.objects.raw(sql, params))
+        _changed(*(action.pk for action in claimed))
+    return sorted(claimed, key=lambda a: (-a.priority, a.queued_at, a.pk))
 
 
 def record_progress(
     *, pk: int, worker: str, percent: int, stage: str, counts: dict[str, Any]
 ) -> None:
-    with transaction.atomic():
+    with _writing():
         if Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
             progress=max(0, min(100, percent)), stage=stage[:200], counts=counts
         ):
             _changed(pk)
+
+
+# The hot path of every action's end, in SQL: the ORM's compilation of this
+# update cost more than the database's work (see bench/README.md).
+_FINISH_SQL = (
+    "UPDATE {action} SET status = {status}, finished_at = %s, lease_expires_at = NULL,"
+    " counts = %s, result = %s, progress = %s, stage = %s, error = %s"
+    " WHERE id = %s AND status = %s AND worker = %s"
+)
 
 
 def finish_action(
@@ -283,27 +317,30 @@ def finish_action(
     An action that completes after a Stop was accepted is recorded as Stopped,
     so a client whose Stop succeeded always sees Stopped.
     """
-    status: Any
     if error:
-        status = Value(Status.ERROR)
+        status_sql, status_params = "%s", [Status.ERROR]
     elif stopped:
-        status = Value(Status.STOPPED)
+        status_sql, status_params = "%s", [Status.STOPPED]
     else:
-        status = Case(
-            When(stop_requested=True, then=Value(Status.STOPPED)), default=Value(Status.FINISHED)
-        )
+        status_sql = "CASE WHEN stop_requested THEN %s ELSE %s END"
+        status_params = [Status.STOPPED, Status.FINISHED]
         progress = 100
-    with transaction.atomic():
-        updated = Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
-            status=status,
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-            counts=counts,
-            result=result,
-            progress=progress,
-            stage=stage[:200],
-            error=error,
-        )
+    sql = _FINISH_SQL.format(action=Action._meta.db_table, status=status_sql)
+    params = [
+        *status_params,
+        _db("finished_at", timezone.now()),
+        _db("counts", counts),
+        _db("result", result),
+        progress,
+        stage[:200],
+        error,
+        pk,
+        Status.PROCESSING,
+        worker,
+    ]
+    with _writing(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
         if updated:
             _changed(pk)
     if not updated:
@@ -331,7 +368,7 @@ def renew_leases(*, worker: str, pks: Iterable[int] | None = None) -> set[int]:
     held = Action.objects.filter(worker=worker, status=Status.PROCESSING)
     if pks is not None:
         held = held.filter(pk__in=list(pks))
-    with transaction.atomic():
+    with _writing():
         held.update(lease_expires_at=_lease_end(now))
         WorkerProcess.objects.filter(pk=worker).update(heartbeat_at=now)
     return set(held.filter(stop_requested=True).values_list("pk", flat=True))
@@ -367,7 +404,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     ]
     workers = {pk: worker for pk, worker, _, _ in candidates}
     done: dict[str, list[int]] = {"requeued": [], "stopped": [], "failed": []}
-    with transaction.atomic():
+    with _writing():
         for pk in stopped:
             if expired.filter(pk=pk).update(
                 status=Status.STOPPED, finished_at=now, lease_expires_at=None

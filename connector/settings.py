@@ -86,7 +86,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: keeps the chain above in one thread under ASGI (see its docstring).
+    "connector.middleware.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "connector.urls"
@@ -117,14 +118,21 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'connector.sqlite3'}",
-        conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 60)),
+        # Under ASGI each request runs in a thread of its own, so a kept
+        # connection would be kept by nobody: open one per request.
+        conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 0)),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
     # lock at BEGIN, so a transaction never fails half-way on a lock upgrade.
+    # Worker processes checkpoint the WAL every second off the request path
+    # (connector.worker.checkpointer); the higher threshold keeps SQLite's own
+    # checkpoint, inside some unlucky commit, for processes without one.
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000"
+        ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
@@ -161,9 +169,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
-# Serve from the finders when collectstatic has not been run (embedded default).
-WHITENOISE_USE_FINDERS = True
 
 # Request bodies: large enough for InsertXML with content; the ACI endpoint
 # answers larger ones with an ACI error.

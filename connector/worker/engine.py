@@ -1,15 +1,16 @@
-"""The fetch worker engine: claims actions, runs them in bounded pools, heartbeats.
+"""The fetch worker engine: claims and runs actions in bounded threads, heartbeats.
 
 One engine per worker process. Its threads:
 
-- the dispatcher waits for a wake-up (``wake()``, from the channel consumer or
-  from a freed slot) or the poll interval, and claims up to ``MaximumThreads``
-  minus the running count per queue;
-- one pool of ``MaximumThreads`` threads per queue runs the claimed actions
-  (``connector.fetch.base.execute``);
-- the heartbeat renews the leases of the running actions, learns of pending
-  Stops, records the process in ``WorkerProcess`` and recovers actions of lost
-  workers (any worker may recover anyone's).
+- ``MaximumThreads`` slot threads per queue. A free slot claims its next
+  action itself, runs it, and claims again at once; when nothing is
+  claimable it waits for a wake-up (``wake()``, from the channel consumer) or
+  the poll interval. No hand-over between threads on the way: that is what
+  lets one process drain well over a thousand short actions a second.
+- the heartbeat first records the process and recovers lost work, then every
+  interval renews the leases of the running actions, learns of pending Stops,
+  updates ``WorkerProcess`` and recovers actions of lost workers (any worker
+  may recover anyone's).
 
 Only the queue module changes an action's status; the engine decides when to
 ask it. The engine never runs in the event loop: the consumer only calls the
@@ -24,10 +25,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from queue import SimpleQueue
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -73,44 +72,6 @@ class _Running:
     stop_event: threading.Event = field(default_factory=threading.Event)
 
 
-class _Pool:
-    """Fixed threads for one queue's actions.
-
-    Not a ThreadPoolExecutor: each thread has its own database connection, and
-    only the thread itself may close it, so a thread must end by closing it
-    (PostgreSQL refuses to drop a database that still has connections).
-    """
-
-    def __init__(self, name: str, size: int, run: Callable[[_Running], None]) -> None:
-        self._jobs: SimpleQueue[_Running | None] = SimpleQueue()
-        self._run = run
-        self._threads = [
-            threading.Thread(target=self._work, name=f"fetch-{name}-{n}", daemon=True)
-            for n in range(size)
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, job: _Running) -> None:
-        self._jobs.put(job)
-
-    def close(self, timeout: float) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _work(self) -> None:
-        try:
-            while (job := self._jobs.get()) is not None:
-                self._run(job)
-        finally:
-            connections.close_all()
-
-
 class WorkerEngine:
     """Claims and runs fetch actions for one process; see the module docstring."""
 
@@ -128,27 +89,31 @@ class WorkerEngine:
         self.started_at = timezone.now()
 
         self._lock = threading.Lock()
+        # Notified when an action ends (shutdown waits on it) and on wake-ups.
         self._changed = threading.Condition(self._lock)
+        self._wakeups = 0
         self._running: dict[int, _Running] = {}
         self._early_stops: dict[int, float] = {}
-        self._wake = threading.Event()
         # Set at shutdown: no more claims.
         self._closing = threading.Event()
         # Set when the grace period is over: stops now come from the shutdown.
         self._interrupting = threading.Event()
         self._heartbeat_stop = threading.Event()
-        self._pools: dict[str, _Pool] = {}
-        self._threads: list[threading.Thread] = []
+        self._slots: list[threading.Thread] = []
+        self._heartbeat_thread: threading.Thread | None = None
         self._started = False
         self._shut_down = False
-        #: Claim rounds the dispatcher has completed (tests wait on it).
-        self.rounds = 0
+        #: Set once the process is registered and lost work recovered; slots
+        #: claim only from then on.
+        self.ready = threading.Event()
 
     # --- Called from any thread (the consumer, signal handlers, tests) -------------
 
     def wake(self) -> None:
-        """There may be work: claim now instead of at the next poll. Returns at once."""
-        self._wake.set()
+        """There may be work: idle slots claim now instead of at the next poll."""
+        with self._changed:
+            self._wakeups += 1
+            self._changed.notify_all()
 
     def stop_local(self, pk: int) -> bool:
         """Set the stop flag of an action running here; True if it runs here."""
@@ -186,14 +151,15 @@ class WorkerEngine:
         self._started = True
         self.channel_name = channel_name
         set_current_engine(self)
-        for name, size in self.queues.items():
-            self._pools[name] = _Pool(name, size, self._run_action)
-            self._pools[name].start()
-        self._threads = [
-            threading.Thread(target=self._dispatch_loop, name="fetch-dispatcher", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, name="fetch-heartbeat", daemon=True),
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, name="fetch-heartbeat", daemon=True
+        )
+        self._slots = [
+            threading.Thread(target=self._slot_loop, args=(name,), name=f"{name}-{n}", daemon=True)
+            for name, size in self.queues.items()
+            for n in range(size)
         ]
-        for thread in self._threads:
+        for thread in [self._heartbeat_thread, *self._slots]:
             thread.start()
         logger.info(
             "Worker %s started: %s, polling every %s s, heartbeat every %s s",
@@ -214,10 +180,7 @@ class WorkerEngine:
                 return
             self._shut_down = True
         self._closing.set()
-        self._wake.set()
-        dispatcher = self._threads[0] if self._threads else None
-        if dispatcher is not None:
-            dispatcher.join()
+        self.wake()
         busy = self.running_pks()
         logger.info(
             "Worker %s shutting down: %s running, up to %s s to finish", self.id, len(busy), grace
@@ -243,8 +206,8 @@ class WorkerEngine:
                 logger.warning("Worker %s: actions %s did not stop", self.id, sorted(still))
         # Heartbeats end before the release, or the next one would renew it.
         self._heartbeat_stop.set()
-        for thread in self._threads[1:]:
-            thread.join()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join()
         if interrupted:
             try:
                 queue.release_actions(worker=self.id, pks=interrupted)
@@ -254,8 +217,9 @@ class WorkerEngine:
             except Exception:
                 # Their leases run out anyway; recovery takes them then.
                 logger.exception("Worker %s could not release its actions", self.id)
-        for pool in self._pools.values():
-            pool.close(timeout=1.0)
+        deadline = time.monotonic() + 1.0
+        for thread in self._slots:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._started:
             try:
                 WorkerProcess.objects.filter(pk=self.id).delete()
@@ -287,44 +251,42 @@ class WorkerEngine:
                 self._execute(self._register_running(name, action))
                 ran += 1
 
-    # --- The dispatcher ------------------------------------------------------------
+    # --- The slots -----------------------------------------------------------------
 
-    def _dispatch_loop(self) -> None:
+    def _slot_loop(self, name: str) -> None:
+        """One slot of a queue: claim an action, run it, repeat; wait when idle."""
         try:
+            while not self.ready.wait(self.poll_seconds):
+                if self._closing.is_set():
+                    return
             while not self._closing.is_set():
+                with self._changed:
+                    # Read before the claim: a wake-up during it is not lost.
+                    seen = self._wakeups
                 try:
-                    self._save_process()
-                    queue.recover_expired()
-                    break
-                except Exception:
-                    logger.exception("Worker %s could not start; retrying", self.id)
-                    close_old_connections()
-                    self._closing.wait(self.poll_seconds)
-            while not self._closing.is_set():
-                # Cleared before the claim: a wake-up during it is not lost.
-                self._wake.clear()
-                try:
-                    self.claim_round()
-                    self.rounds += 1
+                    claimed = queue.claim_actions(queue=name, worker=self.id, limit=1)
                 except Exception:
                     logger.exception("Worker %s could not claim; retrying", self.id)
                     close_old_connections()
-                self._wake.wait(self.poll_seconds)
+                    claimed = []
+                if claimed and not self._closing.is_set():
+                    self._execute(self._register_running(name, claimed[0]))
+                    continue
+                if claimed:
+                    # Claimed as the shutdown began: recovery queues it again.
+                    queue.release_actions(worker=self.id, pks=[claimed[0].pk])
+                    return
+                self._wait_for_wakeup(since=seen)
         finally:
             connections.close_all()
 
-    def claim_round(self) -> int:
-        """Claim what the free slots allow in every queue and hand it to the pools."""
-        claimed = 0
-        counts = self.running_counts()
-        for name, limit in self.queues.items():
-            free = limit - counts.get(name, 0)
-            if free <= 0 or self._closing.is_set():
-                continue
-            for action in queue.claim_actions(queue=name, worker=self.id, limit=free):
-                self._pools[name].submit(self._register_running(name, action))
-                claimed += 1
-        return claimed
+    def _wait_for_wakeup(self, *, since: int) -> None:
+        """Wait for a wake-up after number ``since``, the shutdown, or the poll interval."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._wakeups != since or self._closing.is_set(),
+                timeout=self.poll_seconds,
+            )
 
     def _register_running(self, name: str, action: Action) -> _Running:
         running = _Running(action=action, queue=name)
@@ -337,14 +299,6 @@ class WorkerEngine:
         if early or action.stop_requested:
             running.stop_event.set()
         return running
-
-    def _run_action(self, running: _Running) -> None:
-        """Pool thread: run one action, free its slot, wake the dispatcher."""
-        close_old_connections()
-        try:
-            self._execute(running)
-        finally:
-            self._wake.set()
 
     def _execute(self, running: _Running) -> None:
         try:
@@ -375,6 +329,7 @@ class WorkerEngine:
 
     def _heartbeat_loop(self) -> None:
         try:
+            self._start_up()
             while not self._heartbeat_stop.wait(self.heartbeat_seconds):
                 try:
                     self.heartbeat()
@@ -383,6 +338,19 @@ class WorkerEngine:
                     close_old_connections()
         finally:
             connections.close_all()
+
+    def _start_up(self) -> None:
+        """Record the process and recover lost work, then let the slots claim."""
+        while not self._heartbeat_stop.is_set():
+            try:
+                self._save_process()
+                queue.recover_expired()
+                break
+            except Exception:
+                logger.exception("Worker %s could not start; retrying", self.id)
+                close_old_connections()
+                self._heartbeat_stop.wait(self.poll_seconds)
+        self.ready.set()
 
     def heartbeat(self) -> None:
         """Renew leases, pass on pending Stops, record this process, recover lost work."""

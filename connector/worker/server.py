@@ -17,6 +17,7 @@ from channels.worker import Worker
 from django.db import connections
 
 from connector import wakeups
+from connector.worker.checkpointer import WalCheckpointer
 from connector.worker.engine import WorkerEngine
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class FetchWorkerServer(Worker):
     ) -> None:
         super().__init__(application, channels, channel_layer, max_applications)
         self.engine = engine or WorkerEngine()
+        self.checkpointer = WalCheckpointer()
         self.own_channel = ""
         self._finished = asyncio.Event()
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -70,6 +72,7 @@ class FetchWorkerServer(Worker):
             wakeups.set_home_loop(loop)
         self.own_channel = await self.channel_layer.new_channel()
         self.engine.start(channel_name=self.own_channel)
+        self.checkpointer.start()
         listeners = [asyncio.ensure_future(self.listener(channel)) for channel in self.channels]
         listeners.append(asyncio.ensure_future(self.listener(self.own_channel)))
         try:
@@ -78,6 +81,7 @@ class FetchWorkerServer(Worker):
             for listener in listeners:
                 listener.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
             if isinstance(self.channel_layer, InMemoryChannelLayer):
                 wakeups.set_home_loop(None)
 

@@ -20,8 +20,8 @@ def start_engine() -> Iterator[Callable[..., WorkerEngine]]:
         engine = WorkerEngine()
         engine.start(channel_name=channel_name)
         engines.append(engine)
-        # The start-up (register, recover, first claim) is done after one round.
-        wait_for(lambda: engine.rounds >= 1)
+        # Ready once registered and lost work recovered.
+        wait_for(engine.ready.is_set)
         return engine
 
     yield start

@@ -113,7 +113,7 @@ def test_stop_sent_by_the_queue_reaches_the_engine_through_its_channel():
             application=FetchConsumer.as_asgi(), channels=["fetch"], channel_layer=layer
         )
         run = asyncio.ensure_future(server.arun())
-        await asyncio.to_thread(wait_for, lambda: server.engine.rounds >= 1)
+        await asyncio.to_thread(wait_for, server.engine.ready.is_set)
         # The submit's wake-up arrives over the in-memory layer in this loop.
         await asyncio.to_thread(wait_for_status_from_thread, action_pk, Status.PROCESSING)
         started = time.perf_counter()
