@@ -224,6 +224,17 @@ def _add(aci: AciRequest, name: str, value: str) -> None:
             )
         )
         value = _readable(value)
+    if "\x00" in name or "\x00" in value:
+        # No database stores it in text (PostgreSQL refuses it), and no
+        # identifier, path or option can hold it.
+        aci.refuse(
+            AciError(
+                "ERRORPARAMINVALID",
+                f"The {_readable(name).replace(chr(0), '')} parameter contains a NUL character"
+                " (%00), which no parameter may hold.",
+            )
+        )
+        name, value = name.replace("\x00", ""), value.replace("\x00", "")
     limit = settings.CONNECTOR_MAX_PARAMETER_LENGTH
     if len(value) > limit:
         aci.refuse(

@@ -92,6 +92,7 @@ class WorkerEngine:
         # Notified when an action ends (shutdown waits on it) and on wake-ups.
         self._changed = threading.Condition(self._lock)
         self._wakeups = 0
+        self._slots_looked = 0
         self._running: dict[int, _Running] = {}
         self._early_stops: dict[int, float] = {}
         # Set at shutdown: no more claims.
@@ -106,6 +107,8 @@ class WorkerEngine:
         #: Set once the process is registered and lost work recovered; slots
         #: claim only from then on.
         self.ready = threading.Event()
+        #: Set once every slot has made its first claim (tests wait on it).
+        self.claiming = threading.Event()
 
     # --- Called from any thread (the consumer, signal handlers, tests) -------------
 
@@ -269,6 +272,8 @@ class WorkerEngine:
                     logger.exception("Worker %s could not claim; retrying", self.id)
                     close_old_connections()
                     claimed = []
+                if not self.claiming.is_set():
+                    self._count_first_look()
                 if claimed and not self._closing.is_set():
                     self._execute(self._register_running(name, claimed[0]))
                     continue
@@ -279,6 +284,12 @@ class WorkerEngine:
                 self._wait_for_wakeup(since=seen)
         finally:
             connections.close_all()
+
+    def _count_first_look(self) -> None:
+        with self._lock:
+            self._slots_looked += 1
+            if self._slots_looked >= sum(self.queues.values()):
+                self.claiming.set()
 
     def _wait_for_wakeup(self, *, since: int) -> None:
         """Wait for a wake-up after number ``since``, the shutdown, or the poll interval."""

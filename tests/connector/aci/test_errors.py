@@ -181,6 +181,14 @@ def test_a_value_that_is_not_utf8_is_refused_naming_the_parameter(aci):
     assert not Action.objects.exists()
 
 
+def test_a_nul_character_in_a_value_is_refused_naming_the_parameter(aci):
+    response = aci.get("/?action=Fetch&FetchAction=NoOp&ActionID=a%00b")
+    description = refused(aci, aci.parse_xml(response), "ERRORPARAMINVALID")
+    assert "ActionID" in description
+    assert "NUL" in description
+    assert not Action.objects.exists()
+
+
 def test_a_body_that_is_not_utf8_is_refused_in_the_format_asked_for(aci):
     response = aci.client.post(
         "/",

@@ -147,7 +147,7 @@ def test_unknown_response_format_is_answered_in_xml(aci):
 
 
 def test_forbidden_xml_characters_in_stored_values_are_stripped(aci):
-    aci.get("/?action=Fetch&FetchAction=NoOp&ActionID=a%00b%1Fc%EF%BF%BEd")
+    aci.get("/?action=Fetch&FetchAction=NoOp&ActionID=a%01b%1Fc%EF%BF%BEd")
     token = Action.objects.get().token
     root = aci.queue_info("GetActionParameters", Token=token)
     assert aci.success(root).findtext("actionid") == "abcd"

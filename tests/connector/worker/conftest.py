@@ -20,8 +20,8 @@ def start_engine() -> Iterator[Callable[..., WorkerEngine]]:
         engine = WorkerEngine()
         engine.start(channel_name=channel_name)
         engines.append(engine)
-        # Ready once registered and lost work recovered.
-        wait_for(engine.ready.is_set)
+        # Started up once every slot has made its first claim.
+        wait_for(engine.claiming.is_set)
         return engine
 
     yield start
