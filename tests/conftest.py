@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import Site
 
 from connector.models import FetchTask
 
@@ -35,3 +37,13 @@ def docs_tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def docs_task(db, docs_tree: Path) -> FetchTask:
     return FetchTask.objects.create(name="DOCS", directory_paths=[str(docs_tree)])
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A connector installation whose processes are killed when the test ends."""
+    installation = Site(tmp_path)
+    try:
+        yield installation
+    finally:
+        installation.stop_all()
