@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Field, Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from connector import signals, wakeups
@@ -98,11 +98,14 @@ def _writing() -> Iterator[None]:
         yield
 
 
-def _db(field: str, value: Any) -> Any:
-    """A value for an Action column in raw SQL, prepared as the ORM would."""
-    column = Action._meta.get_field(field)
-    assert isinstance(column, Field)
-    return column.get_db_prep_save(value, connection)
+def _db_time(value: datetime) -> Any:
+    """A time for raw SQL, as the ORM stores it (naive UTC on SQLite)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _db_json(value: Any) -> Any:
+    """A value for a JSON column in raw SQL, as the ORM stores it."""
+    return connection.ops.adapt_json_value(value, None)
 
 
 def _changed(*pks: int) -> None:
@@ -247,8 +250,14 @@ _CLAIM_SQL = (
     " WHERE id IN (SELECT id FROM picked)"
     " AND status = %s"
     " AND NOT EXISTS (SELECT 1 FROM {queue_state} WHERE name = %s AND paused)"
-    " RETURNING *"
+    " RETURNING {returning}"
 )
+#: What a worker reads of an action it claimed; the other fields load if asked for.
+_CLAIMED_FIELDS = (
+    "id", "token", "queue", "fetch_action", "params", "tasks", "action_id", "priority",
+    "status", "queued_at", "started_at", "worker", "lease_expires_at", "attempts",
+    "stop_requested",
+)  # fmt: skip
 
 
 def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
@@ -268,10 +277,11 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         queue_state=QueueState._meta.db_table,
         skip_locked=" FOR UPDATE SKIP LOCKED" if skip_locked else "",
         materialized="MATERIALIZED " if skip_locked else "",
+        returning=", ".join(_CLAIMED_FIELDS),
     )
     params: list[Any] = [
         queue, Status.QUEUED, limit,
-        Status.PROCESSING, _db("started_at", now), worker, _db("lease_expires_at", _lease_end(now)),
+        Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
         Status.QUEUED, queue,
     ]  # fmt: skip
     with _writing():
@@ -328,9 +338,9 @@ def finish_action(
     sql = _FINISH_SQL.format(action=Action._meta.db_table, status=status_sql)
     params = [
         *status_params,
-        _db("finished_at", timezone.now()),
-        _db("counts", counts),
-        _db("result", result),
+        _db_time(timezone.now()),
+        _db_json(counts),
+        _db_json(result),
         progress,
         stage[:200],
         error,
