@@ -15,9 +15,7 @@ by priority and queue time); otherwise it becomes Error, saying so.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -78,26 +76,6 @@ def _lease_end(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
 
 
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def _writing() -> Iterator[None]:
-    """A write transaction; on SQLite, one thread of this process at a time.
-
-    SQLite has one writer anyway; waiting on a lock here hands over at once,
-    where SQLite's busy handler would poll with sleeps of up to 100 ms. Inside
-    a caller's transaction the lock is not taken again (that transaction holds
-    or will take the database's own lock).
-    """
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        with transaction.atomic():
-            yield
-        return
-    with _sqlite_writer, transaction.atomic():
-        yield
-
-
 def _db_time(value: datetime) -> Any:
     """A time for raw SQL, as the ORM stores it (naive UTC on SQLite)."""
     return connection.ops.adapt_datetimefield_value(value)
@@ -132,7 +110,7 @@ def submit_action(
 ) -> Action:
     """Store a new Queued action and wake a worker once it is committed."""
     queue = resolve_queue(queue)
-    with _writing():
+    with transaction.atomic():
         action = Action.objects.create(
             token=new_token(host=token_host, port=token_port, queue=queue),
             queue=queue,
@@ -179,7 +157,7 @@ def _current_status(pk: int) -> str:
 
 def cancel_action(*, pk: int, cancelled_by: str = "", cancelled_from: str = "") -> None:
     """A Queued action becomes Cancelled and never runs; any other is refused."""
-    with _writing():
+    with transaction.atomic():
         updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(
             status=Status.CANCELLED,
             finished_at=timezone.now(),
@@ -197,7 +175,7 @@ def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> No
     Once this returns, the action ends Stopped: a worker that completes the
     action before it reaches a checkpoint records it as Stopped too.
     """
-    with _writing():
+    with transaction.atomic():
         updated = Action.objects.filter(pk=pk, status=Status.PROCESSING).update(
             stop_requested=True,
             stop_requested_at=timezone.now(),
@@ -213,7 +191,7 @@ def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> No
 
 def change_priority(*, pk: int, priority: int) -> None:
     """Only a Queued action can change its place in the queue."""
-    with _writing():
+    with transaction.atomic():
         if not Action.objects.filter(pk=pk, status=Status.QUEUED).update(priority=priority):
             raise ActionNotQueued(_current_status(pk))
         _changed(pk)
@@ -222,7 +200,7 @@ def change_priority(*, pk: int, priority: int) -> None:
 def set_paused(*, queue: str, paused: bool, changed_by: str = "") -> None:
     """Pause stops claims of the queue (running actions go on); Resume allows them."""
     queue = resolve_queue(queue)
-    with _writing():
+    with transaction.atomic():
         QueueState.objects.update_or_create(
             name=queue,
             defaults={"paused": paused, "changed_at": timezone.now(), "changed_by": changed_by},
@@ -284,7 +262,7 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
         Status.QUEUED, queue,
     ]  # fmt: skip
-    with _writing():
+    with transaction.atomic():
         # raw() turns the returned rows into Actions with the fields' own
         # conversions, without a second query.
         claimed = list(Action.objects.raw(sql, params))
@@ -295,7 +273,7 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
 def record_progress(
     *, pk: int, worker: str, percent: int, stage: str, counts: dict[str, Any]
 ) -> None:
-    with _writing():
+    with transaction.atomic():
         if Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
             progress=max(0, min(100, percent)), stage=stage[:200], counts=counts
         ):
@@ -348,7 +326,7 @@ def finish_action(
         Status.PROCESSING,
         worker,
     ]
-    with _writing(), connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         updated = cursor.rowcount
         if updated:
@@ -378,7 +356,7 @@ def renew_leases(*, worker: str, pks: Iterable[int] | None = None) -> set[int]:
     held = Action.objects.filter(worker=worker, status=Status.PROCESSING)
     if pks is not None:
         held = held.filter(pk__in=list(pks))
-    with _writing():
+    with transaction.atomic():
         held.update(lease_expires_at=_lease_end(now))
         WorkerProcess.objects.filter(pk=worker).update(heartbeat_at=now)
     return set(held.filter(stop_requested=True).values_list("pk", flat=True))
@@ -414,7 +392,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     ]
     workers = {pk: worker for pk, worker, _, _ in candidates}
     done: dict[str, list[int]] = {"requeued": [], "stopped": [], "failed": []}
-    with _writing():
+    with transaction.atomic():
         for pk in stopped:
             if expired.filter(pk=pk).update(
                 status=Status.STOPPED, finished_at=now, lease_expires_at=None
