@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import sys
+import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on.")
         parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on.")
         parser.add_argument(
+            "--open",
+            action="store_true",
+            help="Open the dashboard in the desktop's web browser once serving (if there is one).",
+        )
+        parser.add_argument(
             "--no-worker",
             action="store_true",
             help="Serve the web only; run `manage.py runworker fetch` processes for the work.",
@@ -47,7 +55,13 @@ class Command(BaseCommand):
         password = self._ensure_admin()
         # The main thread runs the reactor from here on; its connection would idle.
         connections.close_all()
-        self._serve(host, port, with_worker=with_worker, admin_password=password)
+        self._serve(
+            host,
+            port,
+            with_worker=with_worker,
+            admin_password=password,
+            open_browser=options["open"],
+        )
 
     # --- Before serving --------------------------------------------------------------
 
@@ -103,7 +117,13 @@ class Command(BaseCommand):
     # --- Serving ---------------------------------------------------------------------
 
     def _serve(
-        self, host: str, port: int, *, with_worker: bool, admin_password: str | None
+        self,
+        host: str,
+        port: int,
+        *,
+        with_worker: bool,
+        admin_password: str | None,
+        open_browser: bool = False,
     ) -> None:
         # daphne.server installs Twisted's asyncio reactor on import (the daphne
         # app already imported it); the reactor import must come after it.
@@ -155,7 +175,11 @@ class Command(BaseCommand):
             reactor.callWhenRunning(start_worker)
             reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
 
-        self._print_welcome(host, port, worker=worker, admin_password=admin_password)
+        base = self._print_welcome(host, port, worker=worker, admin_password=admin_password)
+        if open_browser and desktop_browser_available():
+            reactor.callWhenRunning(
+                lambda: reactor.callInThread(webbrowser.open, f"{base}/dashboard/")
+            )
         server.run()
         if not server.listening_addresses:
             raise CommandError(f"Could not listen on {host}:{port} (see the log above).")
@@ -163,7 +187,8 @@ class Command(BaseCommand):
 
     def _print_welcome(
         self, host: str, port: int, *, worker: Any, admin_password: str | None
-    ) -> None:
+    ) -> str:
+        """Print the URLs and how to sign in; return the base URL."""
         shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
         if ":" in shown:
             shown = f"[{shown}]"
@@ -192,3 +217,18 @@ class Command(BaseCommand):
         lines.append("Stop with Ctrl-C.")
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
+        return base
+
+
+def desktop_browser_available() -> bool:
+    """A graphical browser to open, not a text one that would take the terminal."""
+    graphical = sys.platform in {"darwin", "win32"} or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if not graphical:
+        return False
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
