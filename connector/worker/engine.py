@@ -91,7 +91,12 @@ class WorkerEngine:
         self._lock = threading.Lock()
         # Notified when an action ends (shutdown waits on it) and on wake-ups.
         self._changed = threading.Condition(self._lock)
-        self._wakeups = 0
+        # Idle slots wait on this one (shutdown waits on the other), so that a
+        # wake-up rouses one slot, not all of them: each empty claim is a write
+        # transaction that requests would queue behind.
+        self._work = threading.Condition(self._lock)
+        self._wake_tokens = 0
+        self._idle_slots = 0
         self._slots_looked = 0
         self._running: dict[int, _Running] = {}
         self._early_stops: dict[int, float] = {}
@@ -113,10 +118,15 @@ class WorkerEngine:
     # --- Called from any thread (the consumer, signal handlers, tests) -------------
 
     def wake(self) -> None:
-        """There may be work: idle slots claim now instead of at the next poll."""
-        with self._changed:
-            self._wakeups += 1
-            self._changed.notify_all()
+        """There may be work: an idle slot claims now instead of at the next poll."""
+        with self._work:
+            self._add_wake_token()
+
+    def _add_wake_token(self) -> None:
+        # Capped: wake-ups that arrive while every slot is busy are worth one
+        # look per slot afterwards, not one each.
+        self._wake_tokens = min(self._wake_tokens + 1, sum(self.queues.values()))
+        self._work.notify()
 
     def stop_local(self, pk: int) -> bool:
         """Set the stop flag of an action running here; True if it runs here."""
@@ -183,7 +193,8 @@ class WorkerEngine:
                 return
             self._shut_down = True
         self._closing.set()
-        self.wake()
+        with self._work:
+            self._work.notify_all()
         busy = self.running_pks()
         logger.info(
             "Worker %s shutting down: %s running, up to %s s to finish", self.id, len(busy), grace
@@ -263,9 +274,6 @@ class WorkerEngine:
                 if self._closing.is_set():
                     return
             while not self._closing.is_set():
-                with self._changed:
-                    # Read before the claim: a wake-up during it is not lost.
-                    seen = self._wakeups
                 try:
                     claimed = queue.claim_actions(queue=name, worker=self.id, limit=1)
                 except Exception:
@@ -275,13 +283,17 @@ class WorkerEngine:
                 if not self.claiming.is_set():
                     self._count_first_look()
                 if claimed and not self._closing.is_set():
+                    with self._work:
+                        if self._idle_slots:
+                            # There may be more: rouse another slot to look.
+                            self._add_wake_token()
                     self._execute(self._register_running(name, claimed[0]))
                     continue
                 if claimed:
                     # Claimed as the shutdown began: recovery queues it again.
                     queue.release_actions(worker=self.id, pks=[claimed[0].pk])
                     return
-                self._wait_for_wakeup(since=seen)
+                self._wait_for_wakeup()
         finally:
             connections.close_all()
 
@@ -291,13 +303,19 @@ class WorkerEngine:
             if self._slots_looked >= sum(self.queues.values()):
                 self.claiming.set()
 
-    def _wait_for_wakeup(self, *, since: int) -> None:
-        """Wait for a wake-up after number ``since``, the shutdown, or the poll interval."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self._wakeups != since or self._closing.is_set(),
-                timeout=self.poll_seconds,
-            )
+    def _wait_for_wakeup(self) -> None:
+        """Wait for a wake-up, the shutdown, or the poll interval."""
+        with self._work:
+            self._idle_slots += 1
+            try:
+                woken = self._work.wait_for(
+                    lambda: self._wake_tokens > 0 or self._closing.is_set(),
+                    timeout=self.poll_seconds,
+                )
+                if woken and self._wake_tokens > 0:
+                    self._wake_tokens -= 1
+            finally:
+                self._idle_slots -= 1
 
     def _register_running(self, name: str, action: Action) -> _Running:
         running = _Running(action=action, queue=name)

@@ -238,3 +238,37 @@ def test_run_until_idle_records_a_failing_action_as_error():
     failed = Action.objects.get(pk=action.pk)
     assert failed.status == Status.ERROR
     assert "NOSUCHACTION" in failed.error
+
+
+@threads
+@override_settings(CONNECTOR_POLL_SECONDS=30)
+def test_a_wake_up_rouses_one_idle_slot_not_all(start_engine, monkeypatch):
+    engine = start_engine()
+    assert sum(engine.queues.values()) > 1
+    claims = []
+    real_claim = queue.claim_actions
+
+    def counting_claim(**kwargs):
+        claims.append(kwargs)
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(queue, "claim_actions", counting_claim)
+    engine.wake()
+    wait_for(lambda: len(claims) >= 1)
+    time.sleep(0.2)
+    assert len(claims) == 1
+
+
+@threads
+@override_settings(CONNECTOR_POLL_SECONDS=30, CONNECTOR_QUEUES={"fetch": {"MaximumThreads": 3}})
+def test_a_slot_that_finds_work_rouses_another_so_a_backlog_fans_out(start_engine):
+    engine = start_engine()
+    queue.set_paused(queue="fetch", paused=True)
+    actions = [sleep_action(1, steps=100) for _ in range(3)]
+    # One wake-up only (Resume's); the slots must bring each other in.
+    queue.set_paused(queue="fetch", paused=False)
+    engine.wake()
+    wait_for(lambda: Action.objects.filter(status=Status.PROCESSING).count() == 3, timeout=0.9)
+    for action in actions:
+        queue.request_stop(pk=action.pk)
+        engine.stop_local(action.pk)
