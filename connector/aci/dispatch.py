@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from connector.aci import actions, queueinfo
+from connector.aci import actions, queueinfo, view
 from connector.aci.errors import AciError, from_parameter_error
 from connector.aci.render import Element
 from connector.aci.request import AciRequest
@@ -18,6 +18,8 @@ ACTIONS: dict[str, Handler] = {
     "GETSTATUS": actions.get_status,
     "GETVERSION": actions.get_version,
     "QUEUEINFO": queueinfo.queue_info,
+    # NoACI=false only; the document itself is streamed by the view.
+    "VIEW": view.view_aci,
 }
 
 

@@ -96,6 +96,25 @@ _KINDS = (
         "Try again, and if it keeps failing report it with the time of the error "
         "(details are in the connector's log).",
     ),
+    ErrorKind(
+        "ERRORDOCUMENTNOTFOUND",
+        113,
+        "Document not found",
+        "No document has that Identifier any more (it was moved or deleted, or is outside"
+        " the task's FileMatch); list identifiers again.",
+    ),
+    ErrorKind(
+        "ERRORDOCUMENTUNREADABLE",
+        114,
+        "Document cannot be read",
+        "The document exists but cannot be read (permissions, or a failing disk).",
+    ),
+    ErrorKind(
+        "ERRORDOCUMENTTOOLARGE",
+        115,
+        "Document too large",
+        "The document is too large for an ACI answer; leave out NoACI=false.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorKind] = {kind.code: kind for kind in _KINDS}

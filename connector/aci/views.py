@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from connector.aci.dispatch import dispatch
-from connector.aci.errors import AciError, error_id, raw_error_id
+from connector.aci.errors import AciError, error_id, from_parameter_error, raw_error_id
 from connector.aci.render import XML, Element, el, envelope, render
 from connector.aci.request import AciRequest, parse
 from connector.aci.status import error_time
+from connector.aci.view import view_raw
+from connector.params import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +36,17 @@ _FALLBACK = (
 
 
 @csrf_exempt
-def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
     aci: AciRequest | None = None
     try:
         aci = parse(request)
         if aci.problem is not None:
             raise aci.problem
+        if aci.action.upper() == "VIEW" and _wants_raw_document(aci):
+            try:
+                return view_raw(aci, request.headers.get("Range", ""))
+            except ParameterError as error:
+                raise from_parameter_error(error) from None
         data = dispatch(aci)
         return _response(envelope(aci.action, success=True, data=data), aci.response_format)
     except AciError as refused:
@@ -58,8 +66,15 @@ def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpRespo
         return _error_response(aci, AciError("ERRORINTERNAL"))
 
 
+def _wants_raw_document(aci: AciRequest) -> bool:
+    try:
+        return aci.params.boolean("NoACI", True)
+    except ParameterError as error:
+        raise from_parameter_error(error) from None
+
+
 @csrf_exempt
-def root(request: HttpRequest) -> HttpResponse:
+def root(request: HttpRequest) -> HttpResponseBase:
     """``/``: a browser without parameters goes to the dashboard; anything else is ACI."""
     if request.method == "GET" and not request.META.get("QUERY_STRING"):
         return redirect("dashboard:home")

@@ -1,0 +1,173 @@
+"""``action=View``: a document of a fetch task, synchronously.
+
+By default (``NoACI=true``) the answer is the document itself, streamed, with
+its content type, and ``Range: bytes=...`` answered with 206 Partial Content
+(416 when the range is outside the document). With ``NoACI=false`` it is an ACI
+response holding the content base64-encoded, for clients that only read ACI.
+The identifier is resolved by the task's repository, so it can never reach
+outside the task's roots.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import mimetypes
+import re
+from collections.abc import Iterator
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+
+from connector.aci.errors import AciError
+from connector.aci.render import Element, el
+from connector.aci.request import AciRequest
+from connector.models import FetchTask
+from connector.repositories import (
+    IdentifierError,
+    Item,
+    ItemNotFound,
+    ItemUnreadable,
+    Repository,
+    RepositoryUnavailable,
+    repository_for,
+    task_name_of,
+)
+
+#: The largest document an ACI (base64) answer carries; larger ones are streamed.
+MAX_ACI_CONTENT_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 256 * 1024
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def open_document(aci: AciRequest) -> tuple[Repository, Item]:
+    identifier = aci.params.text(
+        "Identifier", hint="Use an identifier from FetchAction=Identifiers."
+    )
+    try:
+        task = FetchTask.objects.filter(name=task_name_of(identifier)).first()
+        if task is None:
+            raise AciError(
+                "ERRORPARAMINVALID",
+                "The Identifier belongs to no configured fetch task; list identifiers again.",
+            )
+        repository = repository_for(task)
+        item = repository.stat(identifier)
+    except IdentifierError as error:
+        raise AciError("ERRORPARAMINVALID", f"The Identifier is not valid: {error}") from None
+    except ItemNotFound:
+        raise AciError("ERRORDOCUMENTNOTFOUND") from None
+    except (ItemUnreadable, RepositoryUnavailable) as error:
+        raise AciError("ERRORDOCUMENTUNREADABLE", f"The document cannot be read: {error}") from None
+    if item.is_container:
+        raise AciError(
+            "ERRORPARAMINVALID", "The Identifier names a folder; View shows documents only."
+        )
+    return repository, item
+
+
+def content_type(item: Item) -> str:
+    guessed, _ = mimetypes.guess_type(item.name)
+    if guessed is None:
+        return "application/octet-stream"
+    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+
+
+def view_aci(aci: AciRequest) -> list[Element]:
+    """``NoACI=false``: the document base64-encoded in an ACI answer."""
+    repository, item = open_document(aci)
+    size = item.size or 0
+    if size > MAX_ACI_CONTENT_BYTES:
+        raise AciError(
+            "ERRORDOCUMENTTOOLARGE",
+            f"The document has {size} bytes; an ACI answer carries at most"
+            f" {MAX_ACI_CONTENT_BYTES}. Leave out NoACI=false to download it directly.",
+        )
+    try:
+        content = b"".join(repository.read_chunks(item.identifier, chunk_size=CHUNK_BYTES))
+    except ItemNotFound:
+        raise AciError("ERRORDOCUMENTNOTFOUND") from None
+    except ItemUnreadable as error:
+        raise AciError("ERRORDOCUMENTUNREADABLE", f"The document cannot be read: {error}") from None
+    return [
+        el(
+            "document",
+            children=[
+                el("identifier", item.identifier),
+                el("name", item.name),
+                el("path", item.path),
+                el("contenttype", content_type(item)),
+                el("size", str(len(content))),
+                el("content", base64.b64encode(content).decode("ascii")),
+            ],
+        )
+    ]
+
+
+def view_raw(aci: AciRequest, range_header: str) -> HttpResponseBase:
+    """The document itself, whole or the one byte range asked for."""
+    repository, item = open_document(aci)
+    size = item.size or 0
+    start, end = 0, size - 1
+    status = 200
+    if range_header:
+        wanted = _parse_range(range_header, size)
+        if wanted is None:
+            refused = HttpResponse(status=416)
+            refused["Content-Range"] = f"bytes */{size}"
+            return refused
+        start, end = wanted
+        status = 206
+    chunks = _slice(repository, item.identifier, start, end - start + 1)
+    try:
+        # Read the first chunk now: a document that vanished or cannot be read
+        # gets an ACI error, not a response that breaks off after its headers.
+        first = next(chunks, b"")
+    except ItemNotFound:
+        raise AciError("ERRORDOCUMENTNOTFOUND") from None
+    except ItemUnreadable as error:
+        raise AciError("ERRORDOCUMENTUNREADABLE", f"The document cannot be read: {error}") from None
+    response = StreamingHttpResponse(
+        itertools.chain([first], chunks),
+        status=status,
+        content_type=content_type(item),
+    )
+    response["Content-Length"] = str(max(0, end - start + 1))
+    response["Accept-Ranges"] = "bytes"
+    response["Content-Disposition"] = _inline(item.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=`` range as (first, last) inside the document, else None."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or size == 0:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return None
+    return start, end
+
+
+def _slice(repository: Repository, identifier: str, start: int, length: int) -> Iterator[bytes]:
+    # The file may have shrunk since it was measured: send what there is.
+    for chunk in repository.read_chunks(identifier, chunk_size=CHUNK_BYTES, start=start):
+        if length <= 0:
+            return
+        yield chunk[:length]
+        length -= len(chunk)
+
+
+def _inline(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "'")
+    return f'inline; filename="{ascii_name}"'
