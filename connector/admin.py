@@ -3,13 +3,64 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from connector.models import Action, ActionLogLine, FetchTask, QueueState, WorkerProcess
+from connector.models import (
+    Action,
+    ActionLogLine,
+    DatastoreDocument,
+    FetchTask,
+    QueueState,
+    WorkerProcess,
+)
 
 
 @admin.register(FetchTask)
 class FetchTaskAdmin(admin.ModelAdmin):
+    """Every key of a task section, grouped as docs/configuration.md lists them.
+
+    Lists are edited as JSON (``["*.txt", "*.md"]``). A task loaded from a file
+    is overwritten by the next ``loadtasks`` of that file.
+    """
+
     list_display = ["name", "directory_paths", "file_match", "directory_recursive", "source"]
     search_fields = ["name"]
+    readonly_fields = ["source", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "source", "updated_at"]}),
+        (
+            "Documents",
+            {
+                "fields": [
+                    "directory_paths",
+                    "file_match",
+                    "file_exclude_match",
+                    "directory_recursive",
+                    "directory_follow_symlinks",
+                ]
+            },
+        ),
+        ("Ingestion", {"fields": ["ingest_directory", "ingest_url"]}),
+        ("Collect", {"fields": ["collect_destinations"]}),
+        (
+            "Schedule",
+            {"fields": ["schedule_start_time", "schedule_repeat_secs", "schedule_cycles"]},
+        ),
+    ]
+
+
+@admin.register(DatastoreDocument)
+class DatastoreDocumentAdmin(admin.ModelAdmin):
+    """Read-only: Synchronize keeps it in step with what was ingested."""
+
+    list_display = ["path", "task", "size", "modified", "held", "last_ingested_at"]
+    list_filter = ["task", "held"]
+    search_fields = ["path", "identifier"]
+    list_select_related = ["task"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class ActionLogLineInline(admin.TabularInline):

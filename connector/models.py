@@ -5,6 +5,13 @@ Only ``connector.queue`` changes an action's ``status``; everything else reads.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -128,13 +135,101 @@ class WorkerProcess(models.Model):
         return self.id
 
 
+#: ``ScheduleStartTime`` values: ``now``, a time of day, or a date and time.
+SCHEDULE_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
+SCHEDULE_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d ([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
+
+
+def ingest_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an ingest URL, or None if it can ('' is no URL)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if any(c.isspace() for c in url):
+        return "must not contain spaces"
+    return None
+
+
+def schedule_start_problem(text: str) -> str | None:
+    """Why ``text`` is not a ScheduleStartTime, or None if it is ('' is no schedule)."""
+    if text == "" or text == "now" or SCHEDULE_TIME_OF_DAY.fullmatch(text):
+        return None
+    if SCHEDULE_DATE_TIME.fullmatch(text):
+        try:
+            datetime.strptime(text[:10], "%Y-%m-%d")
+        except ValueError:
+            return "has a date that does not exist"
+        return None
+    return "must be now, HH:MM[:SS] or YYYY-MM-DD HH:MM[:SS]"
+
+
+def _validate_ingest_url(value: str) -> None:
+    if problem := ingest_url_problem(value):
+        raise ValidationError(f"The ingest URL {problem}.")
+
+
+def _validate_schedule_start(value: str) -> None:
+    if problem := schedule_start_problem(value):
+        raise ValidationError(f"The schedule start time {problem}.")
+
+
+def _validate_follow_symlinks(value: bool) -> None:
+    # Kept as a setting so configurations can say it; following links safely
+    # (loops, links out of the root) is not built yet.
+    if value:
+        raise ValidationError("Following symbolic links is not supported yet.")
+
+
 class FetchTask(models.Model):
     """A named, configured part of a repository, as a fetch task section in IDOL."""
 
     name = models.CharField(max_length=100, unique=True)
     directory_paths = models.JSONField(default=list, help_text="Root folders of the task.")
     file_match = models.JSONField(default=list, help_text="File name patterns; empty means *.")
+    file_exclude_match = models.JSONField(
+        default=list, blank=True, help_text="File name patterns of documents left out."
+    )
     directory_recursive = models.BooleanField(default=True)
+    directory_follow_symlinks = models.BooleanField(
+        default=False,
+        validators=[_validate_follow_symlinks],
+        help_text="Follow symbolic links below the roots (not supported yet).",
+    )
+    ingest_directory = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Folder of the IDX batches; empty: var/ingest/<TASK>.",
+    )
+    ingest_url = models.CharField(
+        "ingest URL",
+        max_length=2000,
+        blank=True,
+        default="",
+        validators=[_validate_ingest_url],
+        help_text="Optional http(s) URL that receives every IDX batch (POST).",
+    )
+    collect_destinations = models.JSONField(
+        default=list, blank=True, help_text="Folders that Collect may copy documents into."
+    )
+    schedule_start_time = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        validators=[_validate_schedule_start],
+        help_text="now, HH:MM[:SS] or YYYY-MM-DD HH:MM[:SS]; empty: no schedule.",
+    )
+    schedule_repeat_secs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds between scheduled runs; empty: run once."
+    )
+    schedule_cycles = models.IntegerField(
+        default=-1, help_text="How many scheduled runs; -1: no limit."
+    )
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
@@ -149,3 +244,41 @@ class FetchTask(models.Model):
         # Section names are case-insensitive in IDOL: keep one spelling.
         self.name = self.name.upper()
         super().save(*args, **kwargs)
+
+    @property
+    def ingest_path(self) -> Path:
+        """The folder IDX batches go to; the default is resolved when used, so
+        a task keeps following ``CONNECTOR_VAR_DIR`` if that moves."""
+        if self.ingest_directory:
+            return Path(self.ingest_directory)
+        return Path(settings.VAR_DIR) / "ingest" / self.name
+
+
+class DatastoreDocument(models.Model):
+    """What Synchronize last ingested of one document of a task.
+
+    A row is written only once the batch holding the document is committed
+    (renamed into the ingest folder, and posted when the task has an ingest
+    URL), so the table says exactly what the ingest target has.
+    """
+
+    task = models.ForeignKey(FetchTask, on_delete=models.CASCADE, related_name="documents")
+    identifier = models.CharField(max_length=8192)
+    path = models.TextField()
+    size = models.BigIntegerField()
+    modified = models.DateTimeField()
+    #: sha256 of the content as ingested, hex; compared when only the time changed.
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    #: Custom metadata (FetchAction=Update) sent as fields with the document.
+    metadata = models.JSONField(default=dict, blank=True)
+    #: Under hold (FetchAction=Hold): not to be deleted or updated.
+    held = models.BooleanField(default=False)
+    last_ingested_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "identifier"], name="datastore_task_identifier")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}:{self.path}"

@@ -213,5 +213,6 @@ CONNECTOR_DEMO_DIR = Path(os.environ.get("CONNECTOR_DEMO_DIR", VAR_DIR / "demo")
 #: e.g. the benchmark's no-op actions).
 CONNECTOR_FETCH_ACTION_MODULES = [
     "connector.fetch.identifiers",
+    "connector.fetch.synchronize",
     *env_list("CONNECTOR_EXTRA_FETCH_ACTION_MODULES", []),
 ]

@@ -29,13 +29,14 @@ import configparser
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
-from connector.models import FetchTask
+from connector.models import FetchTask, ingest_url_problem, schedule_start_problem
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,29 @@ class TaskSpec:
     directory_paths: list[str]
     file_match: list[str]
     directory_recursive: bool
+    file_exclude_match: list[str] = field(default_factory=list)
+    directory_follow_symlinks: bool = False
+    #: '' means the default folder, var/ingest/<TASK>, resolved when used.
+    ingest_directory: str = ""
+    ingest_url: str = ""
+    collect_destinations: list[str] = field(default_factory=list)
+    schedule_start_time: str = ""
+    schedule_repeat_secs: int | None = None
+    schedule_cycles: int = -1
 
     def fields(self) -> dict[str, Any]:
         return {
             "directory_paths": self.directory_paths,
             "file_match": self.file_match,
             "directory_recursive": self.directory_recursive,
+            "file_exclude_match": self.file_exclude_match,
+            "directory_follow_symlinks": self.directory_follow_symlinks,
+            "ingest_directory": self.ingest_directory,
+            "ingest_url": self.ingest_url,
+            "collect_destinations": self.collect_destinations,
+            "schedule_start_time": self.schedule_start_time,
+            "schedule_repeat_secs": self.schedule_repeat_secs,
+            "schedule_cycles": self.schedule_cycles,
         }
 
 
@@ -274,14 +292,101 @@ def _task(path: Path, section: str, values: dict[str, str], defaults: dict[str, 
     def value(key: str) -> str | None:
         return _value(values, defaults, key)
 
+    roots = _roots(path, section, value("DirectoryPathCSVs"))
+    follow = _boolean(
+        path, section, "DirectoryFollowSymlinks", value("DirectoryFollowSymlinks"), False
+    )
+    if follow:
+        raise TasksConfigError(
+            path,
+            "true is not supported yet: symbolic links below the roots are never followed;"
+            " remove the key or set it to false",
+            section,
+            "DirectoryFollowSymlinks",
+        )
+    start, repeat, cycles = _schedule(path, section, value)
     return TaskSpec(
         name=section.upper(),
-        directory_paths=_roots(path, section, value("DirectoryPathCSVs")),
-        file_match=_file_match(path, section, value("FileMatch")),
+        directory_paths=roots,
+        file_match=_patterns(path, section, "FileMatch", value("FileMatch")) or ["*"],
         directory_recursive=_boolean(
             path, section, "DirectoryRecursive", value("DirectoryRecursive"), True
         ),
+        file_exclude_match=_patterns(path, section, "FileExcludeMatch", value("FileExcludeMatch")),
+        directory_follow_symlinks=follow,
+        ingest_directory=_ingest_directory(path, section, value("IngestDirectory"), roots),
+        ingest_url=_ingest_url(path, section, value("IngestURL")),
+        collect_destinations=_folders(value("CollectDestinationCSVs"), path),
+        schedule_start_time=start,
+        schedule_repeat_secs=repeat,
+        schedule_cycles=cycles,
     )
+
+
+def _resolve(path: Path, item: str) -> str:
+    # Relative to the file, not to wherever the command happens to run.
+    return os.path.normpath(path.parent / os.path.expanduser(item))
+
+
+def _folders(raw: str | None, path: Path) -> list[str]:
+    return [_resolve(path, item.strip()) for item in (raw or "").split(",") if item.strip()]
+
+
+def _ingest_directory(path: Path, section: str, raw: str | None, roots: list[str]) -> str:
+    if not raw:
+        return ""
+    folder = _resolve(path, raw)
+    real = os.path.realpath(folder)
+    for root in roots:
+        # Batches written inside a root would be synchronized themselves.
+        if _within(real, os.path.realpath(root)):
+            raise TasksConfigError(
+                path,
+                f"{folder} is inside the task's root folder {root}",
+                section,
+                "IngestDirectory",
+            )
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise TasksConfigError(
+            path, f"{folder} exists and is not a folder", section, "IngestDirectory"
+        )
+    return folder
+
+
+def _ingest_url(path: Path, section: str, raw: str | None) -> str:
+    url = raw or ""
+    if problem := ingest_url_problem(url):
+        raise TasksConfigError(path, f"{problem}, not {url!r}", section, "IngestURL")
+    return url
+
+
+def _schedule(
+    path: Path, section: str, value: Callable[[str], str | None]
+) -> tuple[str, int | None, int]:
+    start = value("ScheduleStartTime") or ""
+    if start.lower() == "now":
+        start = "now"
+    if problem := schedule_start_problem(start):
+        raise TasksConfigError(path, f"{problem}, not {start!r}", section, "ScheduleStartTime")
+    repeat = _whole(path, section, "ScheduleRepeatSecs", value("ScheduleRepeatSecs"), minimum=1)
+    cycles = _whole(path, section, "ScheduleCycles", value("ScheduleCycles"), minimum=-1)
+    if cycles == 0:
+        raise TasksConfigError(
+            path, "must be -1 (no limit) or at least 1, not 0", section, "ScheduleCycles"
+        )
+    if repeat is not None and not start:
+        start = "now"  # a repeat interval alone starts the schedule at once
+    return start, repeat, -1 if cycles is None else cycles
+
+
+def _whole(path: Path, section: str, key: str, raw: str | None, *, minimum: int) -> int | None:
+    if not raw:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,10}", raw) or int(raw) < minimum:
+        raise TasksConfigError(
+            path, f"must be a whole number of at least {minimum}, not {raw!r}", section, key
+        )
+    return int(raw)
 
 
 def _roots(path: Path, section: str, raw: str | None) -> list[str]:
@@ -294,8 +399,7 @@ def _roots(path: Path, section: str, raw: str | None) -> list[str]:
     roots: list[str] = []
     reals: list[tuple[str, str]] = []
     for item in items:
-        # Relative to the file, not to wherever the command happens to run.
-        root = os.path.normpath(path.parent / os.path.expanduser(item))
+        root = _resolve(path, item)
         if not os.path.isdir(root):
             shown = root if root == item else f"{root} (from {item!r})"
             raise TasksConfigError(path, f"{shown} is not an existing folder", section, key)
@@ -317,17 +421,17 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _file_match(path: Path, section: str, raw: str | None) -> list[str]:
+def _patterns(path: Path, section: str, key: str, raw: str | None) -> list[str]:
     patterns = [item.strip() for item in (raw or "").split(",") if item.strip()]
     for pattern in patterns:
         if "/" in pattern or "\\" in pattern:
             raise TasksConfigError(
                 path,
-                f"pattern {pattern!r} has a path separator; FileMatch matches file names only",
+                f"pattern {pattern!r} has a path separator; {key} matches file names only",
                 section,
-                "FileMatch",
+                key,
             )
-    return patterns or ["*"]
+    return patterns
 
 
 def _boolean(path: Path, section: str, key: str, raw: str | None, default: bool) -> bool:

@@ -23,8 +23,9 @@ identifier that goes through one names nothing (``ItemNotFound``).
 
 What is part of a task: its roots; with ``DirectoryRecursive`` every folder
 below them, otherwise only the roots' own documents; documents are regular
-files whose names match ``FileMatch`` (shell patterns, case-insensitive);
-FileMatch never hides folders. Anything else (sockets, devices, FIFOs) is not.
+files whose names match ``FileMatch`` and none of ``FileExcludeMatch`` (shell
+patterns, case-insensitive); neither ever hides folders. Anything else
+(sockets, devices, FIFOs) is not.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ class FileSystemRepository(Repository):
         self._root_reals: dict[int, str] = {}
         patterns = [p.casefold() for p in (task.file_match or []) if p.strip()] or ["*"]
         self._file_match = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+        excludes = [p.casefold() for p in (task.file_exclude_match or []) if p.strip()]
+        self._file_exclude = (
+            re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
+        )
 
     # --- Identifiers ----------------------------------------------------------
 
@@ -277,12 +282,16 @@ class FileSystemRepository(Repository):
             if not self._matches(location.parts[-1]):
                 raise ItemNotFound(
                     f"{path} does not match the FileMatch patterns of fetch task {self.task.name}"
+                    " or matches its FileExcludeMatch patterns"
                 )
         else:
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
-        return self._file_match.match(name.casefold()) is not None
+        folded = name.casefold()
+        if self._file_exclude is not None and self._file_exclude.match(folded):
+            return False
+        return self._file_match.match(folded) is not None
 
     def _item_at(self, location: Location, resolved: tuple[str, os.stat_result]) -> Item:
         _, st = resolved

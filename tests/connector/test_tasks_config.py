@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from connector.models import FetchTask
@@ -326,3 +328,100 @@ def test_indented_lines_are_keys_not_continuations(folders: Path) -> None:
     )
     load_tasks_file(path)
     assert tasks()["DOCS"][:2] == ([str(folders / "docs")], ["*.md"])
+
+
+# --- Ingest, exclusion, collect and schedule keys --------------------------------------
+
+
+def one_task(folders: Path, extra: str) -> Path:
+    return write(
+        folders / "etc/tasks.cfg",
+        f"[FetchTasks]\nNumber=1\n0=DOCS\n[DOCS]\nDirectoryPathCSVs={folders / 'docs'}\n{extra}\n",
+    )
+
+
+def test_further_keys_have_defaults(folders: Path) -> None:
+    load_tasks_file(one_task(folders, ""))
+    docs = FetchTask.objects.get(name="DOCS")
+    assert docs.file_exclude_match == [] and docs.directory_follow_symlinks is False
+    assert docs.ingest_directory == "" and docs.ingest_url == ""
+    assert docs.collect_destinations == []
+    assert (docs.schedule_start_time, docs.schedule_repeat_secs, docs.schedule_cycles) == (
+        "", None, -1,
+    )  # fmt: skip
+
+
+def test_default_ingest_folder_is_under_the_var_folder(folders: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.VAR_DIR = folders / "var"
+    load_tasks_file(one_task(folders, ""))
+    assert FetchTask.objects.get(name="DOCS").ingest_path == folders / "var/ingest/DOCS"
+
+
+def test_further_keys_are_loaded(folders: Path) -> None:
+    path = one_task(
+        folders,
+        "FileExcludeMatch=*.tmp, ~*\n"
+        "DirectoryFollowSymlinks=false\n"
+        "IngestDirectory=../ingest\n"
+        "IngestURL=https://idol.example.com:9001/ingest\n"
+        "CollectDestinationCSVs=../archive, /srv/collect\n"
+        "ScheduleStartTime=2026-12-01 06:30\n"
+        "ScheduleRepeatSecs=3600\n"
+        "ScheduleCycles=5\n",
+    )
+    load_tasks_file(path)
+    docs = FetchTask.objects.get(name="DOCS")
+    assert docs.file_exclude_match == ["*.tmp", "~*"]
+    assert docs.ingest_directory == str(folders / "ingest")
+    assert docs.ingest_path == folders / "ingest"
+    assert docs.ingest_url == "https://idol.example.com:9001/ingest"
+    assert docs.collect_destinations == [str(folders / "archive"), "/srv/collect"]
+    assert docs.schedule_start_time == "2026-12-01 06:30"
+    assert (docs.schedule_repeat_secs, docs.schedule_cycles) == (3600, 5)
+    assert load_tasks_file(path).unchanged == ["DOCS"]
+
+
+def test_a_repeat_interval_alone_starts_the_schedule_now(folders: Path) -> None:
+    load_tasks_file(one_task(folders, "ScheduleRepeatSecs=60\nScheduleCycles=-1"))
+    docs = FetchTask.objects.get(name="DOCS")
+    assert (docs.schedule_start_time, docs.schedule_repeat_secs) == ("now", 60)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ("DirectoryFollowSymlinks=true", "DirectoryFollowSymlinks", "not supported yet"),
+        ("DirectoryFollowSymlinks=perhaps", "DirectoryFollowSymlinks", "must be true or false"),
+        ("FileExcludeMatch=tmp/*", "FileExcludeMatch", "matches file names only"),
+        ("IngestURL=ftp://example.com/in", "IngestURL", "http:// or https://"),
+        ("IngestURL=http://", "IngestURL", "with a host"),
+        ("IngestDirectory=../docs/ingest", "IngestDirectory", "inside the task's root"),
+        ("IngestDirectory=tasks.cfg", "IngestDirectory", "is not a folder"),
+        ("ScheduleStartTime=tomorrow", "ScheduleStartTime", "must be now, HH:MM"),
+        ("ScheduleStartTime=25:00", "ScheduleStartTime", "must be now, HH:MM"),
+        ("ScheduleStartTime=2026-02-30 10:00", "ScheduleStartTime", "does not exist"),
+        ("ScheduleRepeatSecs=0", "ScheduleRepeatSecs", "at least 1"),
+        ("ScheduleRepeatSecs=1h", "ScheduleRepeatSecs", "whole number"),
+        ("ScheduleCycles=0", "ScheduleCycles", "-1 (no limit) or at least 1"),
+        ("ScheduleCycles=-2", "ScheduleCycles", "at least -1"),
+    ],
+)
+def test_bad_further_keys_are_refused(folders: Path, extra: str, key: str, problem: str) -> None:
+    with pytest.raises(TasksConfigError, match=re.escape(problem)) as refused:
+        load_tasks_file(one_task(folders, extra))
+    assert (refused.value.section, refused.value.key) == ("DOCS", key)
+    assert not FetchTask.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("directory_follow_symlinks", True, "not supported yet"),
+        ("ingest_url", "gopher://x/", "http:// or https://"),
+        ("schedule_start_time", "noon", "must be now"),
+    ],
+)
+def test_the_admin_refuses_what_the_file_refuses(field: str, value: object, problem: str) -> None:
+    task = FetchTask(name="DOCS", directory_paths=["/srv"], **{field: value})
+    with pytest.raises(ValidationError, match=problem):
+        task.full_clean()

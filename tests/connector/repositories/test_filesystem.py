@@ -103,6 +103,26 @@ def test_several_file_match_patterns(docs_tree: Path) -> None:
     assert "readme.txt" in paths(repo.children(repo.roots()[0].identifier))
 
 
+def test_file_exclude_match_leaves_matching_documents_out(docs_tree: Path) -> None:
+    repo = FileSystemRepository(task(docs_tree, file_exclude_match=["*.MD", "q4*"]))
+    reports = repo.stat(crafted("reports"))
+    assert paths(repo.children(reports.identifier)) == ["reports/2026"]
+    assert paths(repo.children(crafted("reports/2026"))) == ["reports/2026/q3.txt"]
+    with pytest.raises(ItemNotFound, match="FileExcludeMatch"):
+        repo.stat(crafted("reports/2026/q4.txt"))
+
+
+def test_file_exclude_match_wins_over_file_match_and_never_hides_folders(docs_tree: Path) -> None:
+    repo = FileSystemRepository(
+        task(docs_tree, file_match=["*.txt"], file_exclude_match=["readme.*", "reports"])
+    )
+    [root] = repo.roots()
+    assert paths(repo.children(root.identifier)) == ["mail", "reports"]
+    assert paths(repo.children(crafted("reports/2026"))) == [
+        "reports/2026/q3.txt", "reports/2026/q4.txt",
+    ]  # fmt: skip
+
+
 def test_not_recursive_means_the_roots_own_documents_only(docs_tree: Path) -> None:
     repo = FileSystemRepository(task(docs_tree, directory_recursive=False))
     [root] = repo.roots()

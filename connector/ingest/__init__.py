@@ -1,0 +1,8 @@
+"""Ingestion: what Synchronize sends, and how it reaches the ingest target.
+
+- ``idx``: IDOL's IDX document format and the delete-list format.
+- ``spool``: batch files in the ingest folder, each complete or absent.
+- ``post``: the optional HTTP target that receives each committed batch.
+
+``docs/ingest.md`` describes the formats for whoever consumes the batches.
+"""

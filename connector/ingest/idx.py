@@ -1,0 +1,105 @@
+"""IDX, IDOL's document format, and the delete list that goes with it.
+
+A document::
+
+    #DREREFERENCE <identifier>
+    #DRETITLE <file name>
+    #DREFIELD DREREFERENCE="<identifier>"
+    #DREFIELD TASK="DOCS"
+    ...
+    #DRECONTENT
+    <text, or nothing for a document sent by reference>
+    #DREENDDOC
+
+Field values are one line: backslash and double quote are escaped with a
+backslash, line breaks become spaces. A content line that starts with ``#DRE``
+gets a leading space, so text can never end a document early or inject a
+field. A delete list is one reference per line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+_FIELD_NAME = re.compile(r"[^A-Za-z0-9_.]")
+_BREAKS = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+@dataclass
+class IdxDocument:
+    reference: str
+    title: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    #: The text sent in #DRECONTENT; None: sent by reference (no content).
+    content: str | None = None
+
+
+def field_name(name: str) -> str:
+    """A metadata name as an IDX field name: letters, digits, '_' and '.' only."""
+    return _FIELD_NAME.sub("_", name).upper() or "_"
+
+
+def _one_line(text: str) -> str:
+    return _BREAKS.sub(" ", text)
+
+
+def _quote(value: str) -> str:
+    return _one_line(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _content_lines(text: str) -> Iterator[str]:
+    for line in _BREAKS.split(text):
+        yield " " + line if line.startswith("#DRE") else line
+
+
+def format_document(document: IdxDocument) -> str:
+    lines = [f"#DREREFERENCE {_one_line(document.reference)}"]
+    if document.title:
+        lines.append(f"#DRETITLE {_one_line(document.title)}")
+    lines.extend(
+        f'#DREFIELD {field_name(name)}="{_quote(value)}"' for name, value in document.fields
+    )
+    lines.append("#DRECONTENT")
+    if document.content:
+        lines.extend(_content_lines(document.content.rstrip("\r\n")))
+    lines.append("#DREENDDOC")
+    return "\n".join(lines) + "\n"
+
+
+def format_delete_list(references: Iterable[str]) -> str:
+    return "".join(f"{_one_line(reference)}\n" for reference in references)
+
+
+_FIELD_LINE = re.compile(r'#DREFIELD ([A-Za-z0-9_.]+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_idx(text: str) -> list[IdxDocument]:
+    """Read back what ``format_document`` wrote (tests, tools); not a general IDX reader."""
+    documents: list[IdxDocument] = []
+    current: IdxDocument | None = None
+    content: list[str] | None = None
+    for line in text.split("\n"):
+        if line.startswith("#DREREFERENCE "):
+            current = IdxDocument(reference=line[len("#DREREFERENCE ") :])
+            content = None
+        elif current is None:
+            continue
+        elif line == "#DREENDDOC":
+            if content is not None:
+                current.content = "\n".join(
+                    part[1:] if part.startswith(" #DRE") else part for part in content
+                )
+            documents.append(current)
+            current, content = None, None
+        elif content is not None:
+            content.append(line)
+        elif line == "#DRECONTENT":
+            content = []
+        elif line.startswith("#DRETITLE "):
+            current.title = line[len("#DRETITLE ") :]
+        elif match := _FIELD_LINE.fullmatch(line):
+            value = re.sub(r"\\(.)", r"\1", match.group(2))
+            current.fields.append((match.group(1), value))
+    return documents
