@@ -24,11 +24,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The queue, the worker and the endpoint again on PostgreSQL (SKIP LOCKED claims).
+# The queue, the worker, the endpoint and the fetch actions again on PostgreSQL.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 test-postgres: $(VENV)/.installed-test
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/connector/test_queue.py \
-		tests/connector/worker tests/connector/aci $(PYTEST_ARGS)
+		tests/connector/worker tests/connector/aci tests/connector/fetch $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
