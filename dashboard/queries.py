@@ -2,26 +2,245 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import json
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from connector import queue
-from connector.models import Action
+from connector.models import Action, ActionLogLine, FetchTask, Status, WorkerProcess
+from connector.tokens import InvalidToken, canonical_token
+
+#: What a row of the list shows; the detail page loads the whole action.
+ROW_FIELDS = (
+    "token", "queue", "fetch_action", "tasks", "action_id", "status", "progress", "stage",
+    "queued_at", "started_at", "finished_at", "stop_requested", "priority", "counts",
+)  # fmt: skip
+
+PAGE_SIZE = 50
+LOG_TAIL = 100
+IDENTIFIERS_SHOWN = 200
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def recent_actions(*, limit: int = 50) -> QuerySet[Action]:
-    return Action.objects.order_by("-queued_at", "-id").only(
-        "token", "fetch_action", "tasks", "status", "progress", "stage",
-        "queued_at", "started_at", "finished_at", "stop_requested", "priority",
-    )[:limit]  # fmt: skip
+# --- Overview ---------------------------------------------------------------------
 
 
-def queue_overview() -> list[dict[str, object]]:
-    return [
-        {
-            "name": name,
-            "paused": queue.is_paused(name),
-            "counts": queue.queue_counts(name),
-            "maximum_threads": queue.maximum_threads(name),
-        }
-        for name in queue.queue_names()
-    ]
+@dataclass
+class QueueCard:
+    name: str
+    paused: bool
+    counts: dict[str, int]
+    maximum_threads: int
+    busy: int
+    oldest_queued_at: datetime | None
+    oldest_queued_age: timedelta | None
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+
+def alive_workers(*, now: datetime | None = None) -> list[WorkerProcess]:
+    """Workers that sent a heartbeat within one lease."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=settings.CONNECTOR_LEASE_SECONDS)
+    return list(
+        WorkerProcess.objects.filter(heartbeat_at__gte=since, stopping=False).order_by("id")
+    )
+
+
+def queue_overview(*, now: datetime | None = None) -> list[QueueCard]:
+    now = now or timezone.now()
+    workers = alive_workers(now=now)
+    cards = []
+    for name in queue.queue_names():
+        oldest = queue.oldest_queued_at(name)
+        serving = [worker for worker in workers if name in (worker.threads or {})]
+        cards.append(
+            QueueCard(
+                name=name,
+                paused=queue.is_paused(name),
+                counts=queue.queue_counts(name),
+                maximum_threads=queue.maximum_threads(name),
+                busy=sum(int((worker.running or {}).get(name, 0)) for worker in serving),
+                oldest_queued_at=oldest,
+                oldest_queued_age=(now - oldest) if oldest else None,
+                workers=serving,
+            )
+        )
+    return cards
+
+
+# --- The list ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionFilters:
+    status: str = ""
+    fetch_action: str = ""
+    task: str = ""
+    queue: str = ""
+    queued_from: datetime | None = None
+    queued_to: datetime | None = None
+    search: str = ""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The position after the last row of a page: newest first by (queued_at, id)."""
+
+    queued_at: datetime
+    pk: int
+
+    def encode(self) -> str:
+        micros = (self.queued_at - _EPOCH) // timedelta(microseconds=1)
+        return f"{micros}_{self.pk}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """The cursor, or None for anything this code did not write."""
+        micros, _, pk = text.partition("_")
+        try:
+            return cls(_EPOCH + timedelta(microseconds=int(micros)), int(pk))
+        except (ValueError, OverflowError):
+            return None
+
+
+@dataclass
+class ActionPage:
+    actions: list[Action]
+    next_cursor: Cursor | None
+
+
+def filtered_actions(filters: ActionFilters) -> QuerySet[Action]:
+    actions = Action.objects.all()
+    if filters.status:
+        actions = actions.filter(status=filters.status)
+    if filters.fetch_action:
+        actions = actions.filter(fetch_action=filters.fetch_action.upper())
+    if filters.task:
+        task = filters.task.upper()
+        # ``tasks`` is a comma-separated list: match one whole name of it.
+        actions = actions.filter(
+            Q(tasks=task)
+            | Q(tasks__startswith=f"{task},")
+            | Q(tasks__endswith=f",{task}")
+            | Q(tasks__contains=f",{task},")
+        )
+    if filters.queue:
+        actions = actions.filter(queue=filters.queue)
+    if filters.queued_from:
+        actions = actions.filter(queued_at__gte=filters.queued_from)
+    if filters.queued_to:
+        actions = actions.filter(queued_at__lt=filters.queued_to)
+    if filters.search:
+        actions = actions.filter(_search(filters.search))
+    return actions
+
+
+def _search(text: str) -> Q:
+    text = text.strip()
+    found = Q(action_id__icontains=text)
+    # The parameters are searched as stored JSON text, where quotes, backslashes and
+    # (on SQLite) non-ASCII letters are escaped: look for those spellings too.
+    for spelling in {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}:
+        found |= Q(params__icontains=spelling)
+    with suppress(InvalidToken):
+        found |= Q(token=canonical_token(text))
+    return found
+
+
+def action_page(
+    filters: ActionFilters, *, after: Cursor | None = None, size: int | None = None
+) -> ActionPage:
+    """One page, newest first; ``after`` keeps pages stable while actions arrive."""
+    size = size or PAGE_SIZE
+    actions = filtered_actions(filters)
+    if after is not None:
+        actions = actions.filter(
+            Q(queued_at__lt=after.queued_at) | Q(queued_at=after.queued_at, pk__lt=after.pk)
+        )
+    rows = list(actions.order_by("-queued_at", "-id").only(*ROW_FIELDS)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    last = rows[-1] if more else None
+    return ActionPage(rows, Cursor(last.queued_at, last.pk) if last else None)
+
+
+#: "N new" stops counting here: the number only has to say "a lot".
+NEWER_COUNT_LIMIT = 1000
+
+
+def count_newer(filters: ActionFilters, *, than: Cursor | None) -> int:
+    """Matching actions newer than a page's first row (all matching if it had none)."""
+    actions = filtered_actions(filters)
+    if than is not None:
+        actions = actions.filter(
+            Q(queued_at__gt=than.queued_at) | Q(queued_at=than.queued_at, pk__gt=than.pk)
+        )
+    return actions.order_by()[: NEWER_COUNT_LIMIT + 1].count()
+
+
+def actions_for_rows(pks: list[int]) -> list[Action]:
+    return list(Action.objects.filter(pk__in=pks).only(*ROW_FIELDS).order_by("pk"))
+
+
+def row_action(pk: int) -> Action:
+    return Action.objects.only(*ROW_FIELDS).get(pk=pk)
+
+
+def known_tasks() -> list[str]:
+    return list(FetchTask.objects.values_list("name", flat=True))
+
+
+def status_values() -> list[str]:
+    return [status.value for status in Status]
+
+
+# --- The detail page -----------------------------------------------------------------
+
+
+@dataclass
+class ActionDetail:
+    action: Action
+    log_lines: list[ActionLogLine]
+    identifiers: list[dict[str, str]]
+    identifiers_total: int
+    successes: list[str]
+    failures: list[dict[str, str]]
+
+
+def action_detail(pk: int) -> ActionDetail:
+    """Raises Action.DoesNotExist for an unknown pk."""
+    action = Action.objects.get(pk=pk)
+    tail = list(ActionLogLine.objects.filter(action_id=pk).order_by("-id")[:LOG_TAIL])
+    tail.reverse()
+    result = action.result if isinstance(action.result, dict) else {}
+    identifiers = _as_list(result.get("identifiers"))
+    return ActionDetail(
+        action=action,
+        log_lines=tail,
+        identifiers=[_item(item) for item in identifiers[:IDENTIFIERS_SHOWN]],
+        identifiers_total=len(identifiers),
+        successes=[str(item) for item in _as_list(result.get("success"))],
+        failures=[_item(item) for item in _as_list(result.get("failed"))],
+    )
+
+
+def _item(item: Any) -> dict[str, str]:
+    """An identifier or a failure as the template shows it: a dict of texts."""
+    if isinstance(item, dict):
+        return {str(key): str(value) for key, value in item.items()}
+    return {"identifier": str(item)}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-# The live dashboard's websocket routes come with the dashboard issue.
-websocket_urlpatterns: list[URLPattern] = []
+from dashboard.consumers import DashboardConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),  # type: ignore[arg-type]
+]

@@ -7,4 +7,12 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("actions/", views.action_list, name="actions"),
+    path("actions/newer/", views.newer_actions, name="newer"),
+    path("actions/<int:pk>/", views.action_detail, name="action"),
+    path("actions/<int:pk>/cancel/", views.action_cancel, name="cancel"),
+    path("actions/<int:pk>/stop/", views.action_stop, name="stop"),
+    path("actions/<int:pk>/retry/", views.action_retry, name="retry"),
+    path("actions/<int:pk>/priority/", views.action_priority, name="priority"),
+    path("queues/<str:name>/pause/", views.queue_pause, name="pause"),
 ]

@@ -1,15 +1,300 @@
+"""The dashboard's pages and buttons: thin views over queries and the queue.
+
+Roles come from Django's model permissions on Action: ``view_action`` lets a
+user see every page (a viewer), ``change_action`` also lets them press the
+buttons (an operator). A button a user may not use is not rendered, and its
+view refuses a forged POST with 403 and a log line.
+"""
+
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
+from connector import queue
+from connector.models import Action
 from dashboard import queries
+from dashboard.forms import ActionFilterForm, PriorityForm
+
+logger = logging.getLogger(__name__)
+
+VIEW_PERMISSION = "connector.view_action"
+OPERATE_PERMISSION = "connector.change_action"
+
+View = Callable[..., HttpResponse]
 
 
-@login_required
+def can_operate(user: Any) -> bool:
+    return bool(user.has_perm(OPERATE_PERMISSION))
+
+
+def viewer_required(view: View) -> View:
+    """Signed in (else the sign-in page) and allowed to see actions (else 403)."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(VIEW_PERMISSION):
+            logger.warning(
+                "Refused %s %s to %s from %s: no view permission",
+                request.method,
+                request.path,
+                request.user.get_username(),
+                _client(request),
+            )
+            raise PermissionDenied("You may not view the connector's actions.")
+        return view(request, *args, **kwargs)
+
+    return login_required(checked)
+
+
+def operator_required(view: View) -> View:
+    """A POST from a signed-in operator; anyone else's is refused and logged."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not can_operate(request.user):
+            logger.warning(
+                "Refused %s %s to %s from %s: not an operator",
+                request.method,
+                request.path,
+                request.user.get_username(),
+                _client(request),
+            )
+            raise PermissionDenied("Only operators may change actions and queues.")
+        return view(request, *args, **kwargs)
+
+    return login_required(require_POST(checked))
+
+
+def _client(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    """Back to the page the form was on (``next``), if it is one of ours."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target or default)
+
+
+def _server_address(request: HttpRequest) -> tuple[str, int]:
+    """The host and port the browser reached us on: they go into new tokens."""
+    host = request.get_host()
+    port_text = ""
+    if not host.endswith("]") and ":" in host:
+        host, port_text = host.rsplit(":", 1)
+    try:
+        port = int(port_text or request.get_port())
+    except ValueError:
+        port = 443 if request.is_secure() else 80
+    return host or "localhost", port
+
+
+# --- Pages ---------------------------------------------------------------------------
+
+
+@require_GET
+@viewer_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"actions": queries.recent_actions(), "queues": queries.queue_overview()}
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "dashboard/home.html#live", context)
+    context = {"queues": queries.queue_overview(), "can_operate": can_operate(request.user)}
+    if _is_htmx(request):
+        return render(request, "dashboard/home.html#overview", context)
     return render(request, "dashboard/home.html", context)
+
+
+@require_GET
+@viewer_required
+def action_list(request: HttpRequest) -> HttpResponse:
+    form = ActionFilterForm(request.GET)
+    form.is_valid()
+    cursor = form.cursor()
+    page = queries.action_page(form.filters(), after=cursor)
+    next_query = None
+    if page.next_cursor is not None:
+        params = request.GET.copy()
+        params["after"] = page.next_cursor.encode()
+        next_query = params.urlencode()
+    first_query = None
+    newer_query = None
+    params = request.GET.copy()
+    params.pop("after", None)
+    params.pop("than", None)
+    if cursor is not None:
+        first_query = params.urlencode()
+    else:
+        # The first page does not take new actions in as they arrive (rows would
+        # jump under the reader's eyes); it offers them: "N new - show".
+        if page.actions:
+            top = page.actions[0]
+            params["than"] = queries.Cursor(top.queued_at, top.pk).encode()
+        newer_query = params.urlencode()
+    context = {
+        "form": form,
+        "page": page,
+        "next_query": next_query,
+        "first_query": first_query,
+        "newer_query": newer_query,
+        "tasks": queries.known_tasks(),
+        "can_operate": can_operate(request.user),
+    }
+    if _is_htmx(request):
+        return render(request, "dashboard/actions.html#results", context)
+    return render(request, "dashboard/actions.html", context)
+
+
+@require_GET
+@viewer_required
+def newer_actions(request: HttpRequest) -> HttpResponse:
+    """How many actions matching the filters arrived after the first page was read."""
+    form = ActionFilterForm(request.GET)
+    form.is_valid()
+    params = request.GET.copy()
+    params.pop("than", None)
+    params.pop("after", None)
+    context = {
+        "count": queries.count_newer(form.filters(), than=form.cursor("than")),
+        "limit": queries.NEWER_COUNT_LIMIT,
+        "list_query": params.urlencode(),
+    }
+    return render(request, "dashboard/actions.html#newer", context)
+
+
+@require_GET
+@viewer_required
+def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        detail = queries.action_detail(pk)
+    except Action.DoesNotExist:
+        raise Http404("No such action") from None
+    context = {
+        "detail": detail,
+        "action": detail.action,
+        "can_operate": can_operate(request.user),
+        "priority_form": PriorityForm(initial={"priority": detail.action.priority}),
+    }
+    if _is_htmx(request):
+        return render(request, "dashboard/action_detail.html#detail", context)
+    return render(request, "dashboard/action_detail.html", context)
+
+
+# --- Buttons --------------------------------------------------------------------------
+
+
+def _row_or_back(request: HttpRequest, pk: int, error: str = "") -> HttpResponse:
+    """An htmx button gets its row again (with the refusal, if any); a form goes back."""
+    if _is_htmx(request):
+        context = {
+            "action": queries.row_action(pk),
+            "can_operate": can_operate(request.user),
+            "row_error": error,
+            "next": request.POST.get("next", ""),
+        }
+        return render(request, "dashboard/actions.html#action-row", context)
+    if error:
+        messages.error(request, error)
+    return _back(request, reverse("dashboard:action", args=[pk]))
+
+
+def _existing(pk: int) -> None:
+    if not Action.objects.filter(pk=pk).exists():
+        raise Http404("No such action")
+
+
+@operator_required
+def action_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    _existing(pk)
+    try:
+        queue.cancel_action(
+            pk=pk, cancelled_by=request.user.get_username(), cancelled_from=_client(request)
+        )
+    except queue.QueueError as refused:
+        return _row_or_back(request, pk, f"Not cancelled: {refused}.")
+    logger.info("Action %s cancelled by %s", pk, request.user.get_username())
+    if not _is_htmx(request):
+        messages.success(request, "Cancelled.")
+    return _row_or_back(request, pk)
+
+
+@operator_required
+def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    _existing(pk)
+    try:
+        queue.request_stop(
+            pk=pk, stopped_by=request.user.get_username(), stopped_from=_client(request)
+        )
+    except queue.QueueError as refused:
+        return _row_or_back(request, pk, f"Not stopped: {refused}.")
+    logger.info("Stop of action %s requested by %s", pk, request.user.get_username())
+    if not _is_htmx(request):
+        messages.success(request, "Stop requested; the action stops at its next checkpoint.")
+    return _row_or_back(request, pk)
+
+
+@operator_required
+def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    _existing(pk)
+    host, port = _server_address(request)
+    action = queue.duplicate_action(
+        pk=pk,
+        submitted_by=request.user.get_username(),
+        submitted_from=_client(request),
+        token_host=host,
+        token_port=port,
+    )
+    logger.info("Action %s retried as %s by %s", pk, action.pk, request.user.get_username())
+    messages.success(request, f"Queued again as a new action (a copy of action {pk}).")
+    return redirect("dashboard:action", pk=action.pk)
+
+
+@operator_required
+def action_priority(request: HttpRequest, pk: int) -> HttpResponse:
+    _existing(pk)
+    form = PriorityForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The priority must be a whole number.")
+        return redirect("dashboard:action", pk=pk)
+    try:
+        queue.change_priority(pk=pk, priority=form.cleaned_data["priority"])
+    except queue.QueueError as refused:
+        messages.error(request, f"Priority not changed: {refused}.")
+    else:
+        logger.info(
+            "Priority of action %s set to %s by %s",
+            pk,
+            form.cleaned_data["priority"],
+            request.user.get_username(),
+        )
+        messages.success(request, f"Priority set to {form.cleaned_data['priority']}.")
+    return redirect("dashboard:action", pk=pk)
+
+
+@operator_required
+def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
+    paused = request.POST.get("paused") == "1"
+    try:
+        queue.set_paused(queue=name, paused=paused, changed_by=request.user.get_username())
+    except queue.UnknownQueue as unknown:
+        raise Http404(str(unknown)) from None
+    logger.info(
+        "Queue %s %s by %s", name, "paused" if paused else "resumed", request.user.get_username()
+    )
+    messages.success(request, f"Queue {name} {'paused' if paused else 'resumed'}.")
+    return redirect("dashboard:home")

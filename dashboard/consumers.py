@@ -1,0 +1,91 @@
+"""The live dashboard's websocket: changed actions' rows, as htmx out-of-band swaps.
+
+The rows are the same partial the list view renders
+(``dashboard/actions.html#action-row``), so a row looks the same whether it
+came over HTTP or over the socket. The socket only sends; the page's buttons
+are ordinary (htmx) POSTs with their own permission checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
+from django.template.loader import render_to_string
+
+from dashboard import broadcast, queries
+
+logger = logging.getLogger(__name__)
+
+VIEW_PERMISSION = "connector.view_action"
+OPERATE_PERMISSION = "connector.change_action"
+#: A user's permissions are read again after this long, so a revoked one ends the socket.
+PERMISSION_RECHECK_SECONDS = 30.0
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    user_pk: Any = None
+    may_operate = False
+    checked_at = 0.0
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()
+            return
+        self.user_pk = user.pk
+        if not await self._allowed():
+            logger.warning("Dashboard socket refused to %s: no view permission", user)
+            await self.close()
+            return
+        broadcast.remember_server_loop(asyncio.get_running_loop())
+        await self.channel_layer.group_add(broadcast.GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(broadcast.GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The page sends no commands over the socket: its buttons are POSTs.
+        return
+
+    async def action_changed(self, event: dict[str, Any]) -> None:
+        stale = time.monotonic() - self.checked_at > PERMISSION_RECHECK_SECONDS
+        if stale and not await self._allowed():
+            await self.close()
+            return
+        try:
+            html = await database_sync_to_async(self._render_rows)(list(event.get("pks", [])))
+        except Exception:
+            # A row that cannot be rendered must not end the socket for every other row.
+            logger.exception("Could not render dashboard rows %s", event.get("pks"))
+            return
+        if html:
+            await self.send(text_data=html)
+
+    async def _allowed(self) -> bool:
+        allowed, may_operate = await database_sync_to_async(self._permissions)()
+        self.may_operate = may_operate
+        self.checked_at = time.monotonic()
+        return allowed
+
+    def _permissions(self) -> tuple[bool, bool]:
+        # A fresh user each time: the permission cache lives on the instance.
+        user = get_user_model().objects.filter(pk=self.user_pk, is_active=True).first()
+        if user is None:
+            return False, False
+        return user.has_perm(VIEW_PERMISSION), user.has_perm(OPERATE_PERMISSION)
+
+    def _render_rows(self, pks: list[int]) -> str:
+        return "".join(
+            render_to_string(
+                "dashboard/actions.html#action-row",
+                {"action": action, "can_operate": self.may_operate, "oob": True},
+            )
+            for action in queries.actions_for_rows(pks)
+        )

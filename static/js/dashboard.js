@@ -1,0 +1,70 @@
+// The live dashboard: say whether the socket is up and when the server was last
+// heard from; re-read what the page shows after every (re)connect, since changes
+// made while the socket was down were not sent; poll while it is down
+// (hx-trigger "[dashboardOffline()]"); refresh a detail block after its action's row changes.
+(function () {
+  "use strict";
+  var live = false;
+  var pending = {};
+  var newRowsTimer = null;
+  window.dashboardOffline = function () { return !live; };
+
+  function show(text, heard) {
+    var state = document.getElementById("live-state");
+    if (state) { state.textContent = text; state.dataset.live = live ? "yes" : "no"; }
+    var time = document.getElementById("live-heard");
+    if (time && heard) { time.textContent = heard.toLocaleTimeString(); time.dateTime = heard.toISOString(); }
+  }
+
+  // Rows this page does not show are dropped, rather than logged as htmx errors.
+  if (window.htmx) {
+    htmx.defineExtension("shown-rows", {
+      transformResponse: function (text) {
+        var template = document.createElement("template");
+        var unknown = false;
+        template.innerHTML = text;
+        Array.from(template.content.children).forEach(function (element) {
+          if (!element.id || !document.getElementById(element.id)) { element.remove(); unknown = true; }
+        });
+        // Maybe new actions: the list's first page asks how many ("N new - show").
+        if (unknown && !newRowsTimer) {
+          newRowsTimer = setTimeout(function () { newRowsTimer = null; htmx.trigger(document.body, "dashboard:new-rows"); }, 500);
+        }
+        return template.innerHTML;
+      }
+    });
+  }
+
+  document.addEventListener("htmx:wsOpen", function () {
+    live = true;
+    show("live", new Date());
+    htmx.trigger(document.body, "dashboard:reconnected");
+  });
+  document.addEventListener("htmx:wsClose", function () { live = false; show("reconnecting (polling meanwhile)"); });
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    show("live", new Date());
+    // One re-read per action and burst: the read happens after every change it covers.
+    String(event.detail.message).replace(/id="action-(\d+)"/g, function (match, pk) {
+      if (!pending[pk]) {
+        pending[pk] = setTimeout(function () {
+          delete pending[pk];
+          htmx.trigger(document.body, "dashboard:action-" + pk);
+        }, 300);
+      }
+      return match;
+    });
+  });
+  // htmx does not swap error answers (a 403, a 500): say so instead of doing nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var box = document.getElementById("page-error");
+    var xhr = event.detail.xhr;
+    if (box) { box.hidden = false; box.textContent = "The server refused or failed (" + xhr.status + " " + xhr.statusText + ")."; }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    var source = button && document.querySelector(button.dataset.copy);
+    if (source && navigator.clipboard) {
+      navigator.clipboard.writeText(source.textContent.trim()).then(function () { button.textContent = "Copied"; });
+    }
+  });
+})();
