@@ -214,5 +214,10 @@ CONNECTOR_DEMO_DIR = Path(os.environ.get("CONNECTOR_DEMO_DIR", VAR_DIR / "demo")
 CONNECTOR_FETCH_ACTION_MODULES = [
     "connector.fetch.identifiers",
     "connector.fetch.synchronize",
+    "connector.fetch.collect",
+    "connector.fetch.insert",
+    "connector.fetch.update",
+    "connector.fetch.delete",
+    "connector.fetch.hold",
     *env_list("CONNECTOR_EXTRA_FETCH_ACTION_MODULES", []),
 ]

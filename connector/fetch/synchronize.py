@@ -40,6 +40,7 @@ from connector.fetch.base import (
     register,
     task_parameter,
 )
+from connector.fetch.documents import NEVER
 from connector.ingest.idx import IdxDocument, format_delete_list, format_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.spool import BatchFile, Kind, Spool
@@ -161,6 +162,9 @@ class Known:
     modified: datetime
     content_hash: str
     metadata: dict[str, object]
+    #: False for a row another action made (Hold, Update, Insert) before the
+    #: document was first sent.
+    ingested: bool
 
 
 @dataclass
@@ -232,8 +236,8 @@ class TaskSynchronizer:
         changes: list[tuple[Change, Item, Known | None]] = []
         for identifier, item in seen.items():
             row = known.get(identifier)
-            if row is None:
-                changes.append(("added", item, None))
+            if row is None or not row.ingested:
+                changes.append(("added", item, row))
             elif identifier in self.forced:
                 changes.append(("updated", item, row))
             elif row.size == item.size and row.modified == item.modified:
@@ -248,11 +252,16 @@ class TaskSynchronizer:
                 identifier,
                 self.name,
             )
-        deleted = [
+        gone = [
             row
             for identifier, row in known.items()
             if identifier not in seen and not _under_any(row.path, unlisted)
         ]
+        # A document never sent needs no delete; its row just goes.
+        DatastoreDocument.objects.filter(
+            pk__in=[row.pk for row in gone if not row.ingested]
+        ).delete()
+        deleted = [row for row in gone if row.ingested]
         try:
             self._ingest(changes, deleted)
         finally:
@@ -306,12 +315,15 @@ class TaskSynchronizer:
 
     def _known(self) -> dict[str, Known]:
         rows = DatastoreDocument.objects.filter(task=self.task).values_list(
-            "identifier", "pk", "path", "size", "modified", "content_hash", "metadata"
-        )
+            "identifier", "pk", "path", "size", "modified", "content_hash", "metadata",
+            "last_ingested_at",
+        )  # fmt: skip
         return {
-            identifier: Known(pk, identifier, path, size, modified, content_hash, metadata or {})
-            for identifier, pk, path, size, modified, content_hash, metadata in rows.iterator(
-                chunk_size=2000
+            identifier: Known(
+                pk, identifier, path, size, modified, content_hash, metadata or {}, ingested > NEVER
+            )
+            for identifier, pk, path, size, modified, content_hash, metadata, ingested in (
+                rows.iterator(chunk_size=2000)
             )
         }
 

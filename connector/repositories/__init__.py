@@ -15,8 +15,13 @@ from connector.repositories.base import (
     Repository,
     RepositoryError,
     RepositoryUnavailable,
+    WriteRefused,
 )
-from connector.repositories.filesystem import FileSystemRepository, decode_identifier
+from connector.repositories.filesystem import (
+    FileSystemRepository,
+    decode_identifier,
+    write_below,
+)
 
 __all__ = [
     "FileSystemRepository",
@@ -27,8 +32,10 @@ __all__ = [
     "Repository",
     "RepositoryError",
     "RepositoryUnavailable",
+    "WriteRefused",
     "repository_for",
     "task_name_of",
+    "write_below",
 ]
 
 

@@ -7,14 +7,15 @@ so an identifier a client made up is refused (``IdentifierError``) before the
 repository touches anything.
 
 Fetch actions depend on this interface only; the file system
-(``connector.repositories.filesystem``) is the built-in implementation. Issue
-3's actions (write, delete, metadata) extend it with further methods.
+(``connector.repositories.filesystem``) is the built-in implementation. Custom
+metadata and holds are not the repository's: they live in the connector's
+datastore (``DatastoreDocument``), so every repository gets them alike.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,11 @@ class ItemNotFound(RepositoryError):
 
 class ItemUnreadable(RepositoryError):
     """The item exists but cannot be read (permissions, I/O error)."""
+
+
+class WriteRefused(RepositoryError):
+    """A write or delete that would not land on a document of the task (a folder,
+    a symbolic link, a name outside FileMatch, a subfolder of a flat task)."""
 
 
 class RepositoryUnavailable(RepositoryError):
@@ -74,6 +80,20 @@ class Repository(ABC):
         self.task = task
 
     @abstractmethod
+    def identifier(self, root: int, path: str) -> str:
+        """The identifier of ``path`` ('/'-separated, relative) below root ``root``.
+
+        Raises ``ValueError`` for a path that is not normalised (``..``, absolute).
+        """
+
+    @abstractmethod
+    def check_identifier(self, identifier: str) -> None:
+        """Raise ``IdentifierError`` unless ``identifier`` is well formed and this task's.
+
+        Touches nothing: the item need not exist (yet, or any more).
+        """
+
+    @abstractmethod
     def check(self) -> None:
         """Raise ``RepositoryUnavailable`` if the task cannot be used (say why)."""
 
@@ -106,3 +126,20 @@ class Repository(ABC):
         Callers check for a Stop between chunks; closing the iterator early
         closes the document.
         """
+
+    @abstractmethod
+    def write_document(self, identifier: str, chunks: Iterable[bytes]) -> Item:
+        """Create or replace a document with the bytes of ``chunks``; return it.
+
+        All or nothing: the bytes go to a temporary file that replaces the
+        document once complete, so an exception raised while iterating
+        ``chunks`` (a Stop) leaves the old document, or none, in place.
+        Missing folders are created inside the root. Raises ``WriteRefused``
+        if the target is not a document of the task, ``ItemUnreadable`` on
+        I/O errors, and as ``stat`` does.
+        """
+
+    @abstractmethod
+    def delete_document(self, identifier: str) -> None:
+        """Delete a document (never a folder). Raises as ``stat`` does,
+        ``ItemNotFound`` for a folder, ``ItemUnreadable`` on I/O errors."""

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import fnmatch
 import logging
 import os
 import re
+import secrets
 import stat as stat_module
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -51,6 +54,7 @@ from connector.repositories.base import (
     ItemUnreadable,
     Repository,
     RepositoryUnavailable,
+    WriteRefused,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,17 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _ROOT_INDEX = re.compile(rb"0|[1-9][0-9]{0,5}")
 # O_NOFOLLOW is POSIX; where it is missing the lstat checks of _resolve remain.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# Writes walk folder by folder from a known real path with these flags, so a
+# symbolic link swapped in anywhere on the way makes the open fail (ELOOP or
+# ENOTDIR) instead of leading out of the folder.
+_FOLDER_FLAGS = _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0)
+_CREATE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,79 @@ def decode_identifier(identifier: str) -> Location:
     return Location(task=task, root=int(root_bytes), path=path)
 
 
+def _open_folder_below(base: str, parts: Sequence[str], *, create: bool) -> int:
+    """A descriptor of folder ``base/parts...``; with ``create``, missing folders are made.
+
+    ``base`` must be a real path (no links); every component below it is
+    opened relative to its parent without following links, so the walk cannot
+    leave ``base``. ``parts`` are checked names: no '', '.', '..' or '/'.
+    """
+    fd = os.open(base, _FOLDER_FLAGS)
+    try:
+        for part in parts:
+            if create:
+                with suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            try:
+                inner = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                raise ItemNotFound(f"Folder {part} does not exist") from None
+            except OSError as error:
+                # ELOOP: a link; ENOTDIR: a file or a link where a folder should be.
+                if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise WriteRefused(
+                    f"{part} is not a folder (a file or a symbolic link is in the way):"
+                    f" {error.strerror}"
+                ) from None
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_below(base: str, parts: Sequence[str], chunks: Iterable[bytes]) -> int:
+    """Write ``chunks`` to ``base/parts...`` all or nothing; return the bytes written.
+
+    Folders are created below ``base`` (a real path); no symbolic link is
+    followed on the way, and a folder or link at the target is refused. The
+    bytes go to a hidden temporary file in the target's folder, which
+    ``os.replace`` puts in place once complete: an exception while iterating
+    ``chunks`` (a Stop) removes the temporary file and changes nothing.
+    """
+    if not parts or any(p in ("", ".", "..") or "/" in p or "\0" in p for p in parts):
+        raise WriteRefused("The path to write is not a normalised relative path")
+    folder = _open_folder_below(base, parts[:-1], create=True)
+    name = parts[-1]
+    try:
+        try:
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat_module.S_ISREG(st.st_mode):
+                raise WriteRefused(f"{name} exists and is not a regular file")
+        temporary = f".{name[:100]}.{secrets.token_hex(6)}.tmp"
+        written = 0
+        try:
+            with open(os.open(temporary, _CREATE_FLAGS, 0o666, dir_fd=folder), "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temporary, dir_fd=folder)
+            raise
+        return written
+    finally:
+        os.close(folder)
+
+
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, tz=UTC)
 
@@ -184,6 +272,9 @@ class FileSystemRepository(Repository):
         return location
 
     # --- The interface --------------------------------------------------------
+
+    def check_identifier(self, identifier: str) -> None:
+        self.locate(identifier)
 
     def check(self) -> None:
         if not self._root_paths:
@@ -233,6 +324,59 @@ class FileSystemRepository(Repository):
         except OSError as error:
             raise ItemUnreadable(f"Cannot open document {path}: {error.strerror}") from None
         return self._chunks(document, chunk_size, start)
+
+    def write_document(self, identifier: str, chunks: Iterable[bytes]) -> Item:
+        location = self.locate(identifier)
+        parts = location.parts
+        if not parts:
+            raise WriteRefused("The identifier names a root folder, not a document")
+        # Refused before writing: a file the task would not list is not its document.
+        if not self.recursive and len(parts) > 1:
+            raise WriteRefused(
+                f"{location.path} is in a subfolder; fetch task {self.task.name} is not recursive"
+            )
+        if not self._matches(parts[-1]):
+            raise WriteRefused(
+                f"{parts[-1]} does not match the FileMatch patterns of fetch task"
+                f" {self.task.name} or matches its FileExcludeMatch patterns"
+            )
+        root = self._root_real(location.root)
+        if not os.path.isdir(root):
+            raise RepositoryUnavailable(
+                f"Root folder {root} of fetch task {self.task.name} is gone"
+            )
+        try:
+            write_below(root, parts, chunks)
+        except (ItemNotFound, WriteRefused):
+            raise
+        except OSError as error:
+            raise ItemUnreadable(f"Cannot write {location.path}: {error.strerror}") from None
+        return self.stat(identifier)
+
+    def delete_document(self, identifier: str) -> None:
+        location = self.locate(identifier)
+        # _resolve refuses links, folders out of scope and paths leaving the root.
+        path, st = self._resolve(location)
+        if not stat_module.S_ISREG(st.st_mode):
+            raise ItemNotFound("The identifier names a folder, not a document")
+        parts = location.parts
+        # Unlinked relative to a folder opened without following links, so a
+        # link swapped in since _resolve looked cannot redirect the delete.
+        try:
+            folder = _open_folder_below(self._root_real(location.root), parts[:-1], create=False)
+        except OSError as error:
+            raise ItemUnreadable(f"Cannot reach {path}: {error.strerror}") from None
+        try:
+            st = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise ItemNotFound(f"{path} is not a regular file (any more)")
+            os.unlink(parts[-1], dir_fd=folder)
+        except FileNotFoundError:
+            raise ItemNotFound(f"Document {path} no longer exists") from None
+        except OSError as error:
+            raise ItemUnreadable(f"Cannot delete {path}: {error.strerror}") from None
+        finally:
+            os.close(folder)
 
     # --- Internals --------------------------------------------------------------
 
