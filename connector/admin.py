@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils import timezone
 
+from connector import schedules
 from connector.models import (
     Action,
     ActionLogLine,
@@ -23,7 +27,7 @@ class FetchTaskAdmin(admin.ModelAdmin):
 
     list_display = ["name", "directory_paths", "file_match", "directory_recursive", "source"]
     search_fields = ["name"]
-    readonly_fields = ["source", "updated_at"]
+    readonly_fields = ["source", "updated_at", "schedule_next_run_at", "schedule_runs_done"]
     fieldsets = [
         (None, {"fields": ["name", "source", "updated_at"]}),
         (
@@ -42,9 +46,24 @@ class FetchTaskAdmin(admin.ModelAdmin):
         ("Collect", {"fields": ["collect_destinations"]}),
         (
             "Schedule",
-            {"fields": ["schedule_start_time", "schedule_repeat_secs", "schedule_cycles"]},
+            {
+                "fields": [
+                    "schedule_start_time",
+                    "schedule_repeat_secs",
+                    "schedule_cycles",
+                    "schedule_next_run_at",
+                    "schedule_runs_done",
+                ]
+            },
         ),
     ]
+
+    def save_model(self, request: HttpRequest, obj: FetchTask, form: Any, change: bool) -> None:
+        # As loadtasks does: a new or changed schedule starts afresh, any
+        # other edit leaves the next run where it is.
+        if not change or set(schedules.SCHEDULE_FIELDS) & set(form.changed_data):
+            schedules.reset_schedule(obj, now=timezone.now())
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(DatastoreDocument)

@@ -230,12 +230,22 @@ class FetchTask(models.Model):
     schedule_cycles = models.IntegerField(
         default=-1, help_text="How many scheduled runs; -1: no limit."
     )
+    #: When the scheduler next queues the task's Synchronize; None: no (more)
+    #: scheduled runs. Kept by connector.schedules, which claims a run by a
+    #: guarded update of this field, so only one worker queues each run.
+    schedule_next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Scheduled Synchronizes queued since the schedule was last (re)set.
+    schedule_runs_done = models.PositiveIntegerField(default=0, editable=False)
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            # Every worker's heartbeat looks for due schedules.
+            models.Index(fields=["schedule_next_run_at"], name="fetchtask_schedule_due"),
+        ]
 
     def __str__(self) -> str:
         return self.name

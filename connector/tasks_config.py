@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from connector import schedules
 from connector.models import FetchTask, ingest_url_problem, schedule_start_problem
 
 logger = logging.getLogger(__name__)
@@ -142,7 +144,9 @@ def load_tasks_file(path: Path) -> LoadReport:
         for spec in specs:
             task = existing.get(spec.name)
             if task is None:
-                FetchTask.objects.create(name=spec.name, source=source, **spec.fields())
+                task = FetchTask(name=spec.name, source=source, **spec.fields())
+                schedules.reset_schedule(task, now=timezone.now())
+                task.save()
                 report.created.append(spec.name)
                 continue
             wanted = {**spec.fields(), "source": source}
@@ -153,8 +157,13 @@ def load_tasks_file(path: Path) -> LoadReport:
                 # The last file loaded wins; say so, since the other file will
                 # take the task back when it is loaded again.
                 logger.warning("Fetch task %s moves from %s to %s", spec.name, task.source, source)
+            # Only a changed schedule starts afresh: reloading the file for
+            # another key must not move the next run or forget the runs done.
+            restart = schedules.schedule_changed(task, wanted)
             for name, value in wanted.items():
                 setattr(task, name, value)
+            if restart:
+                schedules.reset_schedule(task, now=timezone.now())
             task.save()
             report.updated.append(spec.name)
         stale = FetchTask.objects.filter(source=source).exclude(name__in=[s.name for s in specs])

@@ -19,7 +19,13 @@ from connector.aci.errors import AciError, from_parameter_error
 from connector.aci.queries import SORT_FIELDS, ActionFilter, find_action, list_actions, live_workers
 from connector.aci.render import Element, el
 from connector.aci.request import AciRequest
-from connector.aci.status import action_status, documentcounts
+from connector.aci.status import (
+    DEFAULT_MAX_IDENTIFIERS,
+    MAX_IDENTIFIERS_LIMIT,
+    IdentifierPage,
+    action_status,
+    documentcounts,
+)
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
 from connector.models import Action, Status
 from connector.params import InvalidParameter, ParameterError, Params
@@ -85,12 +91,27 @@ def _action(aci: AciRequest, queue_name: str) -> Action:
 
 
 def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
+    page = IdentifierPage()
     if aci.params.get("Token", "").strip():
+        # Checked before the token is looked up, like every other parameter.
+        page = read_identifier_page(aci.params)
         actions = [_action(aci, queue_name)]
     else:
         actions = list_actions(queue=queue_name, filters=read_filters(aci.params))
     now = timezone.now()
-    return [el("actions", children=[action_status(action, now=now) for action in actions])]
+    return [
+        el("actions", children=[action_status(action, now=now, page=page) for action in actions])
+    ]
+
+
+def read_identifier_page(params: Params) -> IdentifierPage:
+    """``Start`` and ``MaxIdentifiers`` (extension): which identifiers GetStatus shows."""
+    return IdentifierPage(
+        start=params.integer("Start", 1, minimum=1),
+        size=params.integer(
+            "MaxIdentifiers", DEFAULT_MAX_IDENTIFIERS, minimum=1, maximum=MAX_IDENTIFIERS_LIMIT
+        ),
+    )
 
 
 def read_filters(params: Params) -> ActionFilter:

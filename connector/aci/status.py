@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,24 @@ COUNT_ORDER = (
     "holds",
     "releasedholds",
 )
+
+
+#: How many identifiers GetStatus shows of an action unless MaxIdentifiers says otherwise.
+DEFAULT_MAX_IDENTIFIERS = 1000
+#: Identifiers keeps at most 100000 (connector.fetch.identifiers.MAX_IDENTIFIERS).
+MAX_IDENTIFIERS_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class IdentifierPage:
+    """Which identifiers of a result to show: ``size`` of them from ``start`` (1-based).
+
+    A result can hold 100000 identifiers; rendering them all in every GetStatus
+    would make each answer megabytes, so a client pages through them instead.
+    """
+
+    start: int = 1
+    size: int = DEFAULT_MAX_IDENTIFIERS
 
 
 def _local(moment: datetime) -> datetime:
@@ -61,7 +80,9 @@ def documentcounts(counts: dict[str, Any]) -> Element:
     return el("documentcounts", children=rows)
 
 
-def action_status(action: Action, *, now: datetime | None = None) -> Element:
+def action_status(
+    action: Action, *, now: datetime | None = None, page: IdentifierPage | None = None
+) -> Element:
     """The ``<action>`` element of the protocol page; elements that do not apply are left out."""
     now = now or timezone.now()
     children = [
@@ -91,11 +112,11 @@ def action_status(action: Action, *, now: datetime | None = None) -> Element:
         children.append(el("stoprequested", True))
     if action.action_id:
         children.append(el("actionid", action.action_id))
-    children += result_elements(action.result)
+    children += result_elements(action.result, page=page)
     return el("action", children=children)
 
 
-def result_elements(result: dict[str, Any]) -> list[Element]:
+def result_elements(result: dict[str, Any], *, page: IdentifierPage | None = None) -> list[Element]:
     """``<tasks>`` (per-document success and failure) and ``<identifiers>`` of a result."""
     if not isinstance(result, dict):
         return []
@@ -117,10 +138,19 @@ def result_elements(result: dict[str, Any]) -> list[Element]:
                 tasks.append(el("failed", failure))
         elements.append(el("tasks", children=tasks))
     if "identifiers" in result:
-        elements.append(
-            el("identifiers", children=[_identifier(item) for item in result["identifiers"]])
-        )
+        elements.append(identifiers_element(result["identifiers"], page or IdentifierPage()))
     return elements
+
+
+def identifiers_element(identifiers: object, page: IdentifierPage) -> Element:
+    """One page of identifiers; ``total`` and ``start`` let a client ask for the next."""
+    items = identifiers if isinstance(identifiers, list) else []
+    shown = items[page.start - 1 : page.start - 1 + page.size]
+    return el(
+        "identifiers",
+        attrs={"total": len(items), "start": page.start},
+        children=[_identifier(item) for item in shown],
+    )
 
 
 def _identifier(item: object) -> Element:

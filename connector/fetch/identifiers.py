@@ -41,7 +41,8 @@ from connector.repositories import (
 )
 
 #: The result lives in one JSON column: beyond this many identifiers the
-#: action stops listing and says so (paging of large results is issue 3's).
+#: action stops listing and says so. GetStatus shows them a page at a time
+#: (``Start``, ``MaxIdentifiers``; connector.aci.status.IdentifierPage).
 MAX_IDENTIFIERS = 100_000
 
 STAGE = "listing"

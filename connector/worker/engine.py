@@ -9,8 +9,9 @@ One engine per worker process. Its threads:
   lets one process drain well over a thousand short actions a second.
 - the heartbeat first records the process and recovers lost work, then every
   interval renews the leases of the running actions, learns of pending Stops,
-  updates ``WorkerProcess`` and recovers actions of lost workers (any worker
-  may recover anyone's).
+  updates ``WorkerProcess``, recovers actions of lost workers (any worker
+  may recover anyone's) and queues the scheduled Synchronizes that are due
+  (``connector.schedules``; any worker may queue them, each run once).
 
 Only the queue module changes an action's status; the engine decides when to
 ask it. The engine never runs in the event loop: the consumer only calls the
@@ -32,7 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, schedules
 from connector.fetch.base import execute
 from connector.models import Action, WorkerProcess
 
@@ -382,12 +383,18 @@ class WorkerEngine:
         self.ready.set()
 
     def heartbeat(self) -> None:
-        """Renew leases, pass on pending Stops, record this process, recover lost work."""
+        """Renew leases, pass on pending Stops, record this process, recover lost work,
+        queue scheduled Synchronizes that are due."""
         for pk in queue.renew_leases(worker=self.id, pks=self.running_pks()):
             self.stop_local(pk)
         self._save_process()
         queue.recover_expired()
         queue.forget_dead_workers(older_than=FORGET_WORKERS_AFTER)
+        try:
+            schedules.queue_due_synchronizes(now=timezone.now())
+        except Exception:
+            # A schedule problem must not cost the leases their renewal.
+            logger.exception("Worker %s could not queue scheduled synchronizes", self.id)
         now = time.monotonic()
         with self._lock:
             for pk, when in list(self._early_stops.items()):

@@ -174,6 +174,9 @@ def test_get_status_without_a_token_lists_the_queue_newest_first(aci):
 
 def test_get_status_filters_by_state(aci):
     queued, running, finished = aci.submit(), aci.submit(), aci.submit()
+    # Every time fixed: the claims below must not depend on the wall clock.
+    set_times(running, queued_at=T0)
+    set_times(finished, queued_at=T0 + timedelta(minutes=1))
     set_times(queued, queued_at=T0 + timedelta(minutes=5))
     aci.claim()  # the oldest of the other two
     aci.finish(aci.claim())

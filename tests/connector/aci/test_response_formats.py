@@ -100,7 +100,11 @@ def test_status_in_simplejson_lists_elements_that_can_repeat_even_when_there_is_
         "success": ["ID1"],
         "failed": [{"@reason": "locked", "$": "ID2"}],
     }
-    assert status["identifiers"] == {"identifier": [{"@type": "file", "$": "ID1"}]}
+    assert status["identifiers"] == {
+        "@total": "1",
+        "@start": "1",
+        "identifier": [{"@type": "file", "$": "ID1"}],
+    }
 
 
 def test_status_in_json_keeps_single_elements_as_objects(aci):
