@@ -28,7 +28,8 @@ test: $(VENV)/.installed-test
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 test-postgres: $(VENV)/.installed-test
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/connector/test_queue.py \
-		tests/connector/worker tests/connector/aci tests/connector/fetch $(PYTEST_ARGS)
+		tests/connector/worker tests/connector/aci tests/connector/fetch \
+		tests/connector/test_schedules.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
