@@ -244,3 +244,37 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value
     return [value]
+
+
+# --- Bulk cancel -----------------------------------------------------------------------
+
+#: The most actions one bulk cancel handles: each goes through the queue on its own.
+BULK_LIMIT = 10_000
+
+
+def queued_matching(filters: ActionFilters, *, upto: Cursor | None = None) -> QuerySet[Action]:
+    """Queued actions matching the filters, at or older than ``upto`` when given.
+
+    ``upto`` is the newest one the operator was shown the count of, so an action
+    queued after they confirmed is not cancelled with the others.
+    """
+    actions = filtered_actions(filters).filter(status=Status.QUEUED)
+    if upto is not None:
+        actions = actions.filter(
+            Q(queued_at__lt=upto.queued_at) | Q(queued_at=upto.queued_at, pk__lte=upto.pk)
+        )
+    return actions
+
+
+def newest_queued_matching(filters: ActionFilters) -> Cursor | None:
+    newest = queued_matching(filters).order_by("-queued_at", "-id").only("queued_at").first()
+    return Cursor(newest.queued_at, newest.pk) if newest else None
+
+
+def count_queued_matching(filters: ActionFilters, *, upto: Cursor | None = None) -> int:
+    return queued_matching(filters, upto=upto).order_by().count()
+
+
+def queued_matching_pks(filters: ActionFilters, *, upto: Cursor | None) -> list[int]:
+    actions = queued_matching(filters, upto=upto).order_by("queued_at", "id")
+    return list(actions.values_list("pk", flat=True)[:BULK_LIMIT])

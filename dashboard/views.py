@@ -23,9 +23,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from connector import queue
+from connector.fetch.base import fetch_action_names
 from connector.models import Action
-from dashboard import queries
-from dashboard.forms import ActionFilterForm, PriorityForm
+from dashboard import bulk, queries
+from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def action_list(request: HttpRequest) -> HttpResponse:
     params = request.GET.copy()
     params.pop("after", None)
     params.pop("than", None)
+    filter_query = params.urlencode()
     if cursor is not None:
         first_query = params.urlencode()
     else:
@@ -152,6 +154,7 @@ def action_list(request: HttpRequest) -> HttpResponse:
         "next_query": next_query,
         "first_query": first_query,
         "newer_query": newer_query,
+        "filter_query": filter_query,
         "tasks": queries.known_tasks(),
         "can_operate": can_operate(request.user),
     }
@@ -298,3 +301,126 @@ def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     )
     messages.success(request, f"Queue {name} {'paused' if paused else 'resumed'}.")
     return redirect("dashboard:home")
+
+
+# --- Submit ----------------------------------------------------------------------------
+
+
+def _default_fetch_action() -> str:
+    names = fetch_action_names()
+    return "SYNCHRONIZE" if "SYNCHRONIZE" in names else (names[0] if names else "")
+
+
+@viewer_required
+def submit(request: HttpRequest) -> HttpResponse:
+    """GET shows the form of one fetch action; POST checks it as the endpoint would and queues."""
+    if not can_operate(request.user):
+        logger.warning(
+            "Refused %s %s to %s from %s: not an operator",
+            request.method,
+            request.path,
+            request.user.get_username(),
+            _client(request),
+        )
+        raise PermissionDenied("Only operators may submit actions.")
+    if request.method == "POST":
+        form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
+        if form.is_valid():
+            host, port = _server_address(request)
+            done = form.submission
+            action = queue.submit_action(
+                fetch_action=done.fetch_action,
+                params=done.params,
+                tasks=done.tasks,
+                priority=done.priority,
+                action_id=done.action_id,
+                submitted_by=request.user.get_username(),
+                submitted_from=_client(request),
+                token_host=host,
+                token_port=port,
+            )
+            logger.info(
+                "%s submitted from the dashboard as %s by %s",
+                action.fetch_action,
+                action.token,
+                request.user.get_username(),
+            )
+            messages.success(request, f"{action.fetch_action} queued.")
+            return redirect("dashboard:action", pk=action.pk)
+    elif request.method == "GET":
+        form = SubmitForm(
+            fetch_action=request.GET.get("FetchAction", "") or _default_fetch_action()
+        )
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    context = {"form": form, "fetch_action_names": fetch_action_names()}
+    if _is_htmx(request) and request.method == "GET":
+        return render(request, "dashboard/submit.html#submit-form", context)
+    return render(request, "dashboard/submit.html", context, status=400 if form.errors else 200)
+
+
+# --- Bulk cancel -----------------------------------------------------------------------
+
+
+def _list_url(query: str) -> str:
+    return reverse("dashboard:actions") + (f"?{query}" if query else "")
+
+
+@operator_required
+def cancel_selected(request: HttpRequest) -> HttpResponse:
+    form = BulkCancelForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for error in form.non_field_errors()))
+        return _back(request, reverse("dashboard:actions"))
+    result = bulk.cancel_many(
+        form.cleaned_data["pks"],
+        cancelled_by=request.user.get_username(),
+        cancelled_from=_client(request),
+    )
+    messages.success(request, result.summary())
+    return _back(request, reverse("dashboard:actions"))
+
+
+@viewer_required
+def cancel_matching(request: HttpRequest) -> HttpResponse:
+    """GET: how many queued actions the filter matches, and a form to confirm; POST: cancel them."""
+    if not can_operate(request.user):
+        logger.warning(
+            "Refused %s %s to %s from %s: not an operator",
+            request.method,
+            request.path,
+            request.user.get_username(),
+            _client(request),
+        )
+        raise PermissionDenied("Only operators may cancel actions.")
+    data = request.POST if request.method == "POST" else request.GET
+    form = ActionFilterForm(data)
+    form.is_valid()
+    filters = form.filters()
+    params = data.copy()
+    for name in ("after", "than", "upto", "csrfmiddlewaretoken"):
+        params.pop(name, None)
+    query = params.urlencode()
+    if request.method == "POST":
+        upto = form.cursor("upto")
+        if upto is None:
+            messages.error(request, "Nothing was cancelled: confirm on the count page first.")
+            return HttpResponseRedirect(_list_url(query))
+        pks = queries.queued_matching_pks(filters, upto=upto)
+        result = bulk.cancel_many(
+            pks, cancelled_by=request.user.get_username(), cancelled_from=_client(request)
+        )
+        messages.success(request, result.summary())
+        return HttpResponseRedirect(_list_url(query))
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    upto = queries.newest_queued_matching(filters)
+    context = {
+        "form": form,
+        "count": queries.count_queued_matching(filters, upto=upto) if upto else 0,
+        "limit": queries.BULK_LIMIT,
+        "upto": upto.encode() if upto else "",
+        "list_url": _list_url(query),
+        "hidden": [(name, value) for name, values in params.lists() for value in values],
+    }
+    return render(request, "dashboard/cancel_matching.html", context)

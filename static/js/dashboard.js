@@ -23,8 +23,14 @@
         var template = document.createElement("template");
         var unknown = false;
         template.innerHTML = text;
+        var bulk = document.getElementById("bulk-form");
         Array.from(template.content.children).forEach(function (element) {
-          if (!element.id || !document.getElementById(element.id)) { element.remove(); unknown = true; }
+          if (!element.id || !document.getElementById(element.id)) { element.remove(); unknown = true; return; }
+          // A live row keeps its tick for "Cancel selected"; pages without the bulk form show none.
+          element.querySelectorAll("input.select-row").forEach(function (box) {
+            var shown = document.querySelector('input.select-row[value="' + box.value + '"]');
+            if (!bulk) { box.remove(); } else if (shown && shown.checked) { box.setAttribute("checked", "checked"); }
+          });
         });
         // Maybe new actions: the list's first page asks how many ("N new - show").
         if (unknown && !newRowsTimer) {

@@ -1,0 +1,91 @@
+"""Playwright on Debian's chromium against a real ``serve`` (with its worker).
+
+One server for the module keeps the tests quick; each test gets a fresh,
+signed-in browser page. Without /usr/bin/chromium the tests are skipped,
+except on CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from processes import Server, Site
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+# Module scope, not session: Playwright's sync API keeps an event loop running in
+# this thread until it exits, which would break every async test after it.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Browser tests cannot run on CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Server]:
+    site = Site(tmp_path_factory.mktemp("site"))
+    try:
+        running = Server(site)
+        yield running
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(15)
+    finally:
+        site.stop_all()
+
+
+@pytest.fixture(scope="module")
+def admin_password(server: Server) -> str:
+    printed = server.site.wait_for(
+        lambda: re.search(r"password \(shown only now\) is:\s+(\S+)", server.site.logs()),
+        10,
+        "the admin password in serve's output",
+    )
+    return str(printed.group(1))
+
+
+@pytest.fixture
+def page(browser: Any, server: Server, admin_password: str) -> Iterator[Any]:
+    """A new browser context signed in as the admin ``serve`` created."""
+    context = browser.new_context(base_url=server.base)
+    context.set_default_timeout(10_000)
+    signed_in = context.new_page()
+    signed_in.goto("/accounts/login/?next=/dashboard/")
+    signed_in.fill("#id_username", "admin")
+    signed_in.fill("#id_password", admin_password)
+    signed_in.click("button:has-text('Sign in')")
+    signed_in.wait_for_url("**/dashboard/")
+    try:
+        yield signed_in
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def resume(server: Server) -> Iterator[None]:
+    """Whatever a test paused is running again for the next one."""
+    yield
+    server.aci("QueueInfo", QueueName="fetch", QueueAction="Resume")
