@@ -1,4 +1,4 @@
-"""Messages to workers over the channel layer: wake-ups and stops.
+"""Messages over the channel layer: wake-ups and stops for workers, news for dashboards.
 
 A message is only a hint: channel layers deliver at most once and drop when
 full, and workers poll the database anyway, so a failed send is logged and
@@ -6,13 +6,15 @@ forgotten. Call these after the commit (``transaction.on_commit``).
 
 The in-memory channel layer keeps its queues in one event loop (the server's);
 a send from another thread must be run in that loop, or the waiting receiver
-is not woken. The worker server registers that loop here when it starts.
+is not woken. The worker server and the dashboard's consumer register that
+loop here when they start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -33,22 +35,48 @@ def set_home_loop(loop: asyncio.AbstractEventLoop | None) -> None:
 
 
 def send(channel: str, message: dict[str, Any]) -> None:
+    """Send to one channel; never raises (a lost hint is covered by polling)."""
     layer = get_channel_layer()
     if layer is None:
         return
+    _deliver(layer, lambda: layer.send(channel, message), f"{message} to {channel}", fallback=True)
+
+
+def send_group(group: str, message: dict[str, Any]) -> None:
+    """Send to every channel of a group; never raises.
+
+    With the in-memory layer and no server loop in this process, nobody can be
+    listening, and the message is dropped instead of paying for a loop of its own.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    _deliver(
+        layer,
+        lambda: layer.group_send(group, message),
+        f"{message} to group {group}",
+        fallback=not isinstance(layer, InMemoryChannelLayer),
+    )
+
+
+def _deliver(
+    layer: Any, sending: Callable[[], Coroutine[Any, Any, None]], what: str, *, fallback: bool
+) -> None:
     try:
         loop = _home_loop
         if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(layer.send(channel, message), loop)
+            future = asyncio.run_coroutine_threadsafe(sending(), loop)
             future.add_done_callback(_log_failure)
-        else:
-            async_to_sync(layer.send)(channel, message)
+        elif fallback:
+
+            async def send_here() -> None:
+                await sending()
+
+            async_to_sync(send_here)()
     except ChannelFull:
-        logger.debug("Channel %s is full; its worker is awake anyway", channel)
+        logger.debug("Channel full for %s; its receiver is awake anyway", what)
     except Exception:
-        logger.warning(
-            "Could not send %s to %s; the worker's poll covers it", message, channel, exc_info=True
-        )
+        logger.warning("Could not send %s; polling covers it", what, exc_info=True)
 
 
 def _log_failure(future: Any) -> None:

@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 
+from connector import wakeups
 from dashboard import broadcast, queries
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             logger.warning("Dashboard socket refused to %s: no view permission", user)
             await self.close()
             return
-        broadcast.remember_server_loop(asyncio.get_running_loop())
+        wakeups.set_home_loop(asyncio.get_running_loop())
         await self.channel_layer.group_add(broadcast.GROUP, self.channel_name)
         await self.accept()
 

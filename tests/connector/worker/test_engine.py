@@ -264,11 +264,11 @@ def test_a_wake_up_rouses_one_idle_slot_not_all(start_engine, monkeypatch):
 def test_a_slot_that_finds_work_rouses_another_so_a_backlog_fans_out(start_engine):
     engine = start_engine()
     queue.set_paused(queue="fetch", paused=True)
-    actions = [sleep_action(1, steps=100) for _ in range(3)]
-    # One wake-up only (Resume's); the slots must bring each other in.
+    actions = [sleep_action(10, steps=1000) for _ in range(3)]
+    # One wake-up only; the slots must bring each other in (the poll is 30 s away).
     queue.set_paused(queue="fetch", paused=False)
     engine.wake()
-    wait_for(lambda: Action.objects.filter(status=Status.PROCESSING).count() == 3, timeout=0.9)
+    wait_for(lambda: Action.objects.filter(status=Status.PROCESSING).count() == 3, timeout=5)
     for action in actions:
         queue.request_stop(pk=action.pk)
         engine.stop_local(action.pk)
