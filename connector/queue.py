@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from connector import signals, wakeups
@@ -367,6 +367,23 @@ def release_actions(*, worker: str, pks: Iterable[int]) -> None:
     Action.objects.filter(worker=worker, status=Status.PROCESSING, pk__in=list(pks)).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
+
+
+def unclaim_action(*, pk: int, worker: str) -> bool:
+    """Give back an action this worker claimed but never started: Queued again, as before."""
+    with transaction.atomic():
+        returned = Action.objects.filter(pk=pk, worker=worker, status=Status.PROCESSING).update(
+            status=Status.QUEUED,
+            worker="",
+            started_at=None,
+            lease_expires_at=None,
+            attempts=F("attempts") - 1,
+        )
+        if returned:
+            queue = Action.objects.filter(pk=pk).values_list("queue", flat=True).get()
+            transaction.on_commit(partial(wakeups.wake_queue, queue))
+            _changed(pk)
+    return bool(returned)
 
 
 @dataclass(frozen=True)

@@ -291,8 +291,8 @@ class WorkerEngine:
                     self._execute(self._register_running(name, claimed[0]))
                     continue
                 if claimed:
-                    # Claimed as the shutdown began: recovery queues it again.
-                    queue.release_actions(worker=self.id, pks=[claimed[0].pk])
+                    # Claimed as the shutdown began, and not started: back to the queue.
+                    queue.unclaim_action(pk=claimed[0].pk, worker=self.id)
                     return
                 self._wait_for_wakeup()
         finally:

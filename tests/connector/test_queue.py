@@ -487,3 +487,13 @@ def test_workers_claiming_concurrently_never_claim_an_action_twice(racers):
         for n, (_, pks_of_worker) in enumerate(results):
             assert all(by_worker[pk] == f"w{n}" for pk in pks_of_worker)
         Action.objects.filter(pk__in=pks).update(status=Status.FINISHED)
+
+
+def test_unclaimed_action_is_queued_again_as_if_never_claimed():
+    action = queue.submit_action(fetch_action="NoOp", params={})
+    (claimed,) = queue.claim_actions(queue="fetch", worker="w1", limit=1)
+    assert queue.unclaim_action(pk=claimed.pk, worker="w1")
+    again = Action.objects.get(pk=action.pk)
+    assert again.status == Status.QUEUED
+    assert (again.worker, again.started_at, again.attempts) == ("", None, 0)
+    assert not queue.unclaim_action(pk=claimed.pk, worker="w1")
