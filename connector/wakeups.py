@@ -51,6 +51,9 @@ def send_group(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if isinstance(layer, InMemoryChannelLayer) and not layer.groups.get(group):
+        # Nobody in this process listens: spare the event loop a message per change.
+        return
     _deliver(
         layer,
         lambda: layer.group_send(group, message),
