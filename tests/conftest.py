@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import Site
+from processes import Server, Site
 
 from connector.models import FetchTask
 
@@ -47,3 +48,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield installation
     finally:
         installation.stop_all()
+
+
+@pytest.fixture
+def server(site: Site) -> Iterator[Server]:
+    """A real ``serve`` of the site (with its worker), stopped with SIGTERM at the end."""
+    running = Server(site)
+    yield running
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(15) == 0, site.logs()

@@ -8,8 +8,10 @@ children's database with sqlite3.
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -174,3 +176,31 @@ class Server:
                 f"{token} to be {' or '.join(statuses)}",
             )
         )
+
+    def admin_password(self) -> str:
+        """The password of the admin user, as ``serve`` printed it on its first start."""
+        printed = self.site.wait_for(
+            lambda: re.search(r"password \(shown only now\) is:\s+(\S+)", self.site.logs()),
+            10,
+            "the admin password in serve's output",
+        )
+        return str(printed.group(1))
+
+    def sign_in(self) -> tuple[http.cookiejar.CookieJar, Any]:
+        """Sign in as that admin through the login form; return the cookies and the page reached."""
+        jar = http.cookiejar.CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = browser.open(f"{self.base}/accounts/login/", timeout=10).read().decode()
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert found, "no CSRF token on the login page"
+        form = urllib.parse.urlencode(
+            {
+                "username": "admin",
+                "password": self.admin_password(),
+                "csrfmiddlewaretoken": found.group(1),
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.base}/accounts/login/", data=form, headers={"Referer": self.base + "/"}
+        )
+        return jar, browser.open(request, timeout=10)

@@ -7,24 +7,9 @@ one, and a dashboard one can sign in to with the password ``serve`` printed.
 
 from __future__ import annotations
 
-import http.cookiejar
-import re
-import signal
-import urllib.parse
-import urllib.request
-
 import pytest
-from processes import Server
 
 pytestmark = pytest.mark.processes
-
-
-@pytest.fixture
-def server(site):
-    running = Server(site)
-    yield running
-    running.process.send_signal(signal.SIGTERM)
-    assert running.process.wait(15) == 0, site.logs()
 
 
 def test_identifiers_of_the_demo_task_are_listed_and_followed_to_finished(server):
@@ -67,22 +52,7 @@ def test_a_queued_action_is_cancelled_and_a_running_one_stopped(server):
     assert server.status(queued)["status"] == "Cancelled"
 
 
-def test_the_dashboard_accepts_the_admin_password_serve_printed(server, site):
-    printed = site.wait_for(
-        lambda: re.search(r"password \(shown only now\) is:\s+(\S+)", site.logs()),
-        10,
-        "the admin password in serve's output",
-    )
-    jar = http.cookiejar.CookieJar()
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    login_page = browser.open(f"{server.base}/accounts/login/", timeout=10).read().decode()
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
-    form = urllib.parse.urlencode(
-        {"username": "admin", "password": printed.group(1), "csrfmiddlewaretoken": csrf}
-    ).encode()
-    request = urllib.request.Request(
-        f"{server.base}/accounts/login/", data=form, headers={"Referer": server.base + "/"}
-    )
-    dashboard = browser.open(request, timeout=10)
+def test_the_dashboard_accepts_the_admin_password_serve_printed(server):
+    _, dashboard = server.sign_in()
     assert dashboard.geturl().endswith("/dashboard/")
     assert "Queue fetch" in dashboard.read().decode()

@@ -8,7 +8,6 @@ except on CI (CI=true), where that is a failure.
 from __future__ import annotations
 
 import os
-import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,12 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
 
 @pytest.fixture(scope="module")
 def admin_password(server: Server) -> str:
-    printed = server.site.wait_for(
-        lambda: re.search(r"password \(shown only now\) is:\s+(\S+)", server.site.logs()),
-        10,
-        "the admin password in serve's output",
-    )
-    return str(printed.group(1))
+    return server.admin_password()
 
 
 @pytest.fixture

@@ -7,15 +7,11 @@ this is the path the in-memory channel layer needs the broadcast's loop hand-off
 from __future__ import annotations
 
 import base64
-import http.cookiejar
 import os
 import re
-import signal
 import socket
 import struct
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 from processes import Server
@@ -23,34 +19,9 @@ from processes import Server
 pytestmark = pytest.mark.processes
 
 
-@pytest.fixture
-def server(site):
-    running = Server(site)
-    yield running
-    running.process.send_signal(signal.SIGTERM)
-    assert running.process.wait(15) == 0, site.logs()
-
-
 def sign_in(server: Server) -> str:
     """Sign in as the admin ``serve`` created; return the session cookie."""
-    printed = server.site.wait_for(
-        lambda: re.search(r"password \(shown only now\) is:\s+(\S+)", server.site.logs()),
-        10,
-        "the admin password in serve's output",
-    )
-    jar = http.cookiejar.CookieJar()
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = browser.open(f"{server.base}/accounts/login/", timeout=10).read().decode()
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode(
-        {"username": "admin", "password": printed.group(1), "csrfmiddlewaretoken": csrf}
-    ).encode()
-    browser.open(
-        urllib.request.Request(
-            f"{server.base}/accounts/login/", data=form, headers={"Referer": server.base + "/"}
-        ),
-        timeout=10,
-    )
+    jar, _ = server.sign_in()
     return next(f"{c.name}={c.value}" for c in jar if c.name == "sessionid")
 
 
