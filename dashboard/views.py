@@ -23,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from connector import queue
+from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
 from connector.models import Action
 from dashboard import bulk, queries
@@ -51,7 +52,7 @@ def viewer_required(view: View) -> View:
                 request.method,
                 request.path,
                 request.user.get_username(),
-                _client(request),
+                client_address(request),
             )
             raise PermissionDenied("You may not view the connector's actions.")
         return view(request, *args, **kwargs)
@@ -70,16 +71,12 @@ def operator_required(view: View) -> View:
                 request.method,
                 request.path,
                 request.user.get_username(),
-                _client(request),
+                client_address(request),
             )
             raise PermissionDenied("Only operators may change actions and queues.")
         return view(request, *args, **kwargs)
 
     return login_required(require_POST(checked))
-
-
-def _client(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -94,19 +91,6 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     ):
         target = default
     return HttpResponseRedirect(target or default)
-
-
-def _server_address(request: HttpRequest) -> tuple[str, int]:
-    """The host and port the browser reached us on: they go into new tokens."""
-    host = request.get_host()
-    port_text = ""
-    if not host.endswith("]") and ":" in host:
-        host, port_text = host.rsplit(":", 1)
-    try:
-        port = int(port_text or request.get_port())
-    except ValueError:
-        port = 443 if request.is_secure() else 80
-    return host or "localhost", port
 
 
 # --- Pages ---------------------------------------------------------------------------
@@ -226,7 +210,7 @@ def action_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.cancel_action(
-            pk=pk, cancelled_by=request.user.get_username(), cancelled_from=_client(request)
+            pk=pk, cancelled_by=request.user.get_username(), cancelled_from=client_address(request)
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not cancelled: {refused}.")
@@ -241,7 +225,7 @@ def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.request_stop(
-            pk=pk, stopped_by=request.user.get_username(), stopped_from=_client(request)
+            pk=pk, stopped_by=request.user.get_username(), stopped_from=client_address(request)
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not stopped: {refused}.")
@@ -254,11 +238,11 @@ def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
 @operator_required
 def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
-    host, port = _server_address(request)
+    host, port = server_address(request)
     action = queue.duplicate_action(
         pk=pk,
         submitted_by=request.user.get_username(),
-        submitted_from=_client(request),
+        submitted_from=client_address(request),
         token_host=host,
         token_port=port,
     )
@@ -320,13 +304,13 @@ def submit(request: HttpRequest) -> HttpResponse:
             request.method,
             request.path,
             request.user.get_username(),
-            _client(request),
+            client_address(request),
         )
         raise PermissionDenied("Only operators may submit actions.")
     if request.method == "POST":
         form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
         if form.is_valid():
-            host, port = _server_address(request)
+            host, port = server_address(request)
             done = form.submission
             action = queue.submit_action(
                 fetch_action=done.fetch_action,
@@ -335,7 +319,7 @@ def submit(request: HttpRequest) -> HttpResponse:
                 priority=done.priority,
                 action_id=done.action_id,
                 submitted_by=request.user.get_username(),
-                submitted_from=_client(request),
+                submitted_from=client_address(request),
                 token_host=host,
                 token_port=port,
             )
@@ -375,7 +359,7 @@ def cancel_selected(request: HttpRequest) -> HttpResponse:
     result = bulk.cancel_many(
         form.cleaned_data["pks"],
         cancelled_by=request.user.get_username(),
-        cancelled_from=_client(request),
+        cancelled_from=client_address(request),
     )
     messages.success(request, result.summary())
     return _back(request, reverse("dashboard:actions"))
@@ -390,7 +374,7 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
             request.method,
             request.path,
             request.user.get_username(),
-            _client(request),
+            client_address(request),
         )
         raise PermissionDenied("Only operators may cancel actions.")
     data = request.POST if request.method == "POST" else request.GET
@@ -408,7 +392,7 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(_list_url(query))
         pks = queries.queued_matching_pks(filters, upto=upto)
         result = bulk.cancel_many(
-            pks, cancelled_by=request.user.get_username(), cancelled_from=_client(request)
+            pks, cancelled_by=request.user.get_username(), cancelled_from=client_address(request)
         )
         messages.success(request, result.summary())
         return HttpResponseRedirect(_list_url(query))

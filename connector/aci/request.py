@@ -26,6 +26,7 @@ from django.http.multipartparser import MultiPartParserError
 
 from connector.aci.errors import AciError
 from connector.aci.render import FORMATS, XML
+from connector.addresses import client_address, server_address
 from connector.params import Params
 
 #: Parameters every action takes, which are not stored with an action.
@@ -54,8 +55,8 @@ class AciRequest:
 
 
 def parse(request: HttpRequest) -> AciRequest:
-    aci = AciRequest(action="", params=Params(), client=request.META.get("REMOTE_ADDR", ""))
-    aci.host, aci.port = _server_address(request)
+    aci = AciRequest(action="", params=Params(), client=client_address(request))
+    aci.host, aci.port = server_address(request)
     pairs: list[tuple[str, str]] = []
     pairs += _form_pairs(_path_parameters(request))
     pairs += _form_pairs(_query_string(request))
@@ -83,22 +84,6 @@ def parse(request: HttpRequest) -> AciRequest:
             )
         )
     return aci
-
-
-def _server_address(request: HttpRequest) -> tuple[str, int]:
-    try:
-        host = request.get_host()
-    except Exception:
-        # Host validation is the middleware's job; a token still needs a host.
-        host = request.META.get("SERVER_NAME", "localhost")
-    port_text = ""
-    if not host.endswith("]") and ":" in host:
-        host, port_text = host.rsplit(":", 1)
-    try:
-        port = int(port_text or request.get_port())
-    except ValueError:
-        port = 443 if request.is_secure() else 80
-    return host or "localhost", port
 
 
 def _path_parameters(request: HttpRequest) -> bytes:

@@ -21,6 +21,7 @@ from connector.aci.render import XML, Element, el, envelope, render
 from connector.aci.request import AciRequest, parse
 from connector.aci.status import error_time
 from connector.aci.view import view_raw
+from connector.addresses import client_address
 from connector.params import ParameterError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpRespo
         logger.info(
             "ACI %s from %s refused: %s: %s (ActionID %r)",
             aci.action if aci else "?",
-            request.META.get("REMOTE_ADDR", ""),
+            client_address(request),
             refused.code,
             refused.description,
             aci.params.get("ActionID", "") if aci else "",
