@@ -100,6 +100,22 @@ class Cursor:
         micros = (self.queued_at - _EPOCH) // timedelta(microseconds=1)
         return f"{micros}_{self.pk}"
 
+    # Each condition starts with a plain range on queued_at, so SQLite walks the
+    # queued_at index from the cursor and stops after a page. Written only as
+    # "queued_at < t OR (queued_at = t AND id < pk)", SQLite searched both halves
+    # and sorted everything older: half a second for page 2 of 1,000,000 actions
+    # (bench/dashboard.py).
+    def older(self, *, inclusive: bool = False) -> Q:
+        """Rows after this position, newest first (``inclusive``: and the cursor's own row)."""
+        same_time = Q(pk__lte=self.pk) if inclusive else Q(pk__lt=self.pk)
+        return Q(queued_at__lte=self.queued_at) & (Q(queued_at__lt=self.queued_at) | same_time)
+
+    def newer(self) -> Q:
+        """Rows before this position, newest first."""
+        return Q(queued_at__gte=self.queued_at) & (
+            Q(queued_at__gt=self.queued_at) | Q(pk__gt=self.pk)
+        )
+
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
         """The cursor, or None for anything this code did not write."""
@@ -161,9 +177,7 @@ def action_page(
     size = size or PAGE_SIZE
     actions = filtered_actions(filters)
     if after is not None:
-        actions = actions.filter(
-            Q(queued_at__lt=after.queued_at) | Q(queued_at=after.queued_at, pk__lt=after.pk)
-        )
+        actions = actions.filter(after.older())
     rows = list(actions.order_by("-queued_at", "-id").only(*ROW_FIELDS)[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
@@ -179,9 +193,7 @@ def count_newer(filters: ActionFilters, *, than: Cursor | None) -> int:
     """Matching actions newer than a page's first row (all matching if it had none)."""
     actions = filtered_actions(filters)
     if than is not None:
-        actions = actions.filter(
-            Q(queued_at__gt=than.queued_at) | Q(queued_at=than.queued_at, pk__gt=than.pk)
-        )
+        actions = actions.filter(than.newer())
     return actions.order_by()[: NEWER_COUNT_LIMIT + 1].count()
 
 
@@ -260,9 +272,7 @@ def queued_matching(filters: ActionFilters, *, upto: Cursor | None = None) -> Qu
     """
     actions = filtered_actions(filters).filter(status=Status.QUEUED)
     if upto is not None:
-        actions = actions.filter(
-            Q(queued_at__lt=upto.queued_at) | Q(queued_at=upto.queued_at, pk__lte=upto.pk)
-        )
+        actions = actions.filter(upto.older(inclusive=True))
     return actions
 
 
