@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min
+from django.db.models import F, Min
 from django.utils import timezone
 
 from connector import signals, wakeups
@@ -471,10 +471,12 @@ def forget_dead_workers(*, older_than: timedelta) -> int:
 
 def queue_counts(queue: str) -> dict[str, int]:
     """Actions of a queue by status (every status present, zero if none)."""
-    counts = {status.value: 0 for status in Status}
-    for row in Action.objects.filter(queue=queue).values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
-    return counts
+    # One count per status, each a range of the (queue, status, ...) index: a
+    # GROUP BY aggregates row by row and took twice as long on 1,000,000
+    # actions (bench/dashboard.py).
+    return {
+        status.value: Action.objects.filter(queue=queue, status=status).count() for status in Status
+    }
 
 
 def oldest_queued_at(queue: str) -> datetime | None:
