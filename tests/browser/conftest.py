@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import VIEWER_PASSWORD, sign_in
 from processes import Server, Site
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,18 +65,33 @@ def admin_password(server: Server) -> str:
 @pytest.fixture
 def page(browser: Any, server: Server, admin_password: str) -> Iterator[Any]:
     """A new browser context signed in as the admin ``serve`` created."""
-    context = browser.new_context(base_url=server.base)
-    context.set_default_timeout(10_000)
-    signed_in = context.new_page()
-    signed_in.goto("/accounts/login/?next=/dashboard/")
-    signed_in.fill("#id_username", "admin")
-    signed_in.fill("#id_password", admin_password)
-    signed_in.click("button:has-text('Sign in')")
-    signed_in.wait_for_url("**/dashboard/")
+    signed_in = sign_in(browser, server, "admin", admin_password)
     try:
         yield signed_in
     finally:
-        context.close()
+        signed_in.context.close()
+
+
+@pytest.fixture(scope="module")
+def viewer(server: Server) -> str:
+    """A user who may view the actions but not change them; returns the name."""
+    server.site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import Permission, User\n"
+        f"user = User.objects.create_user('viewer', password='{VIEWER_PASSWORD}')\n"
+        "user.user_permissions.add(Permission.objects.get(codename='view_action'))\n",
+    )
+    return "viewer"
+
+
+@pytest.fixture
+def viewer_page(browser: Any, server: Server, viewer: str) -> Iterator[Any]:
+    signed_in = sign_in(browser, server, viewer, VIEWER_PASSWORD)
+    try:
+        yield signed_in
+    finally:
+        signed_in.context.close()
 
 
 @pytest.fixture
