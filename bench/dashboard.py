@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -356,6 +357,10 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
 OBSERVER = """
 () => {
   window.__changes = [];
+  window.__messages = [];
+  document.addEventListener("htmx:wsBeforeMessage", (event) => {
+    window.__messages.push([Date.now(), String(event.detail.message)]);
+  });
   const seen = {};
   const look = () => {
     const now = Date.now();
@@ -390,6 +395,8 @@ def live(args: argparse.Namespace, tmp: Path) -> None:
         server = Server(site, CONNECTOR_FETCH_THREADS="1")
         password = server.admin_password()
         latencies: list[float] = []
+        to_socket: list[float] = []
+        to_dom: list[float] = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
@@ -420,11 +427,19 @@ def live(args: argparse.Namespace, tmp: Path) -> None:
                     timeout=30_000,
                 )
                 seen = page.evaluate("window.__changes")
+                messages = page.evaluate("window.__messages")
                 for pk, status, at in seen:
                     row = site.action(int(pk))
                     committed = {"Processing": row["started_at"], "Finished": row["finished_at"]}
-                    if committed.get(status):
-                        latencies.append(at - _epoch_ms(committed[status]))
+                    if not committed.get(status):
+                        continue
+                    latencies.append(at - _epoch_ms(committed[status]))
+                    # When the socket brought that row in that status, to split the figure.
+                    pushed = re.compile(f'id="action-{pk}".*?status-{status.lower()}', re.DOTALL)
+                    arrived = [t for t, text in messages if pushed.search(text)]
+                    if arrived:
+                        to_socket.append(arrived[0] - _epoch_ms(committed[status]))
+                        to_dom.append(at - arrived[0])
             browser.close()
     finally:
         site.stop_all()
@@ -434,6 +449,12 @@ def live(args: argparse.Namespace, tmp: Path) -> None:
         f" p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms,"
         f" max {max(latencies):.1f} ms"
     )
+    print(
+        f"  of which commit to the socket's message: p50 {statistics.median(to_socket):.1f} ms,"
+        f" p95 {percentile(to_socket, 0.95):.1f} ms; message to row change:"
+        f" p50 {statistics.median(to_dom):.1f} ms, p95 {percentile(to_dom, 0.95):.1f} ms"
+    )
+    print(f"Load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
 
 
 def main() -> None:
