@@ -24,6 +24,29 @@ def sign_in(browser: Any, server: Server, username: str, password: str, **option
     return signed_in
 
 
+def open_as(browser: Any, server: Server, session: dict[str, Any], **options: Any) -> Any:
+    """A page of a new browser context that starts with a signed-in ``session``, on the overview.
+
+    Signing in through the form hashes the password (PBKDF2, deliberately slow): done
+    once per user and module, the tests stay quick.
+    """
+    context = browser.new_context(base_url=server.base, storage_state=session, **options)
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    opened.goto("/dashboard/")
+    assert opened.url.endswith("/dashboard/"), f"not signed in: {opened.url}"
+    return opened
+
+
+def session_of(browser: Any, server: Server, username: str, password: str) -> dict[str, Any]:
+    """Sign in through the form; the cookies and storage of that browser context."""
+    signed_in = sign_in(browser, server, username, password)
+    try:
+        return dict(signed_in.context.storage_state())
+    finally:
+        signed_in.context.close()
+
+
 def go_live(page: Any, path: str) -> None:
     """Open a page and wait for its socket, so changes arrive pushed rather than polled."""
     page.goto(path)

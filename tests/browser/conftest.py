@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import VIEWER_PASSWORD, sign_in
+from browser_helpers import VIEWER_PASSWORD, open_as, session_of, sign_in
 from processes import Server, Site
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,10 +62,16 @@ def admin_password(server: Server) -> str:
     return server.admin_password()
 
 
+@pytest.fixture(scope="module")
+def admin_session(browser: Any, server: Server, admin_password: str) -> dict[str, Any]:
+    """The admin ``serve`` created, signed in once through the form."""
+    return session_of(browser, server, "admin", admin_password)
+
+
 @pytest.fixture
-def page(browser: Any, server: Server, admin_password: str) -> Iterator[Any]:
-    """A new browser context signed in as the admin ``serve`` created."""
-    signed_in = sign_in(browser, server, "admin", admin_password)
+def page(browser: Any, server: Server, admin_session: dict[str, Any]) -> Iterator[Any]:
+    """A new browser context signed in as the admin, on the overview."""
+    signed_in = open_as(browser, server, admin_session)
     try:
         yield signed_in
     finally:
@@ -87,6 +93,7 @@ def viewer(server: Server) -> str:
 
 @pytest.fixture
 def viewer_page(browser: Any, server: Server, viewer: str) -> Iterator[Any]:
+    """A new browser context signed in as the viewer (through the form: once per test is enough)."""
     signed_in = sign_in(browser, server, viewer, VIEWER_PASSWORD)
     try:
         yield signed_in

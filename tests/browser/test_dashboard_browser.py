@@ -10,11 +10,11 @@ import pytest
 from browser_helpers import (
     fetch,
     go_live,
+    open_as,
     pause,
     pk_of,
     row_status,
     same_document,
-    sign_in,
     start_server,
     stop_server,
 )
@@ -183,7 +183,7 @@ def test_a_viewer_sees_no_buttons_on_any_page(
 
 
 def test_screenshots_of_the_main_pages_light_and_dark(
-    browser: Any, server: Server, admin_password: str
+    browser: Any, server: Server, admin_session: dict[str, Any]
 ) -> None:
     pk = fetch(server, FetchAction="NoOp", ActionID="screenshot")
     server.site.wait_for(
@@ -197,7 +197,7 @@ def test_screenshots_of_the_main_pages_light_and_dark(
     }
     backgrounds = {}
     login = browser.new_page(base_url=server.base)
-    page = sign_in(browser, server, "admin", admin_password)
+    page = open_as(browser, server, admin_session)
     for scheme in ("light", "dark"):
         folder = SCREENSHOTS / scheme
         folder.mkdir(parents=True, exist_ok=True)
