@@ -20,6 +20,7 @@ taken just before its commit, so the figure slightly overstates) to the moment a
 this machine's wall clock.
 
     python bench/dashboard.py [--actions 1000000] [--requests 50] [--live-batches 3] [--explain]
+                              [--keep DIR] [--sql "CREATE INDEX ..."] [--skip-pages] [--skip-live]
 """
 
 from __future__ import annotations
@@ -322,7 +323,10 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
             queued_at = datetime.fromisoformat(queued_at)
         return Cursor(queued_at.replace(tzinfo=UTC), int(pk)).encode()
 
-    deep = args.actions * 9 // 10
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM connector_action")
+        (total,) = cursor.fetchone()
+    deep = total * 9 // 10
     urls = {
         "Overview": "/dashboard/",
         "List, first page": "/dashboard/actions/",
