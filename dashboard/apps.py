@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 
 
 class DashboardConfig(AppConfig):
@@ -10,6 +11,13 @@ class DashboardConfig(AppConfig):
 
     def ready(self) -> None:
         from connector.signals import action_changed
-        from dashboard import broadcast
+        from dashboard import broadcast, roles
 
         action_changed.connect(broadcast.action_changed, dispatch_uid="dashboard.broadcast")
+        # post_migrate is sent per app with models, and this app has none: follow
+        # the connector's, whose permissions the groups hold.
+        post_migrate.connect(
+            roles.ensure_groups_after_migrate,
+            sender=apps.get_app_config("connector"),
+            dispatch_uid="dashboard.roles",
+        )
