@@ -4,6 +4,13 @@ The rows are the same partial the list view renders
 (``dashboard/actions.html#action-row``), so a row looks the same whether it
 came over HTTP or over the socket. The socket only sends; the page's buttons
 are ordinary (htmx) POSTs with their own permission checks.
+
+The overview page connects with ``?overview=1`` and gets, instead of rows, the
+cards of the queues whose actions changed (``dashboard/home.html#queue-card``).
+A card costs a few grouped queries, so it is sent at most once per
+``OVERVIEW_INTERVAL_SECONDS`` per socket: the first change is sent at once, the
+changes during the following interval together at its end. A storm of a
+thousand changes a second costs one card a second.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,14 +35,22 @@ VIEW_PERMISSION = "connector.view_action"
 OPERATE_PERMISSION = "connector.change_action"
 #: A user's permissions are read again after this long, so a revoked one ends the socket.
 PERMISSION_RECHECK_SECONDS = 30.0
+#: The overview's cards are sent at most this often per socket (see the docstring).
+OVERVIEW_INTERVAL_SECONDS = 1.0
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
     user_pk: Any = None
     may_operate = False
     checked_at = 0.0
+    shows_overview = False
 
     async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.shows_overview = query.get("overview") == ["1"]
+        self.dirty_queues: set[str] = set()
+        self.overview_task: asyncio.Task[None] | None = None
+        self.overview_sent_at = 0.0
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close()
@@ -49,6 +65,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if task := getattr(self, "overview_task", None):
+            task.cancel()
         await self.channel_layer.group_discard(broadcast.GROUP, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -56,9 +74,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return
 
     async def action_changed(self, event: dict[str, Any]) -> None:
-        stale = time.monotonic() - self.checked_at > PERMISSION_RECHECK_SECONDS
-        if stale and not await self._allowed():
-            await self.close()
+        if not await self._still_allowed():
+            return
+        if self.shows_overview:
+            pks = [int(pk) for pk in event.get("pks", [])]
+            self._overview_changed(await database_sync_to_async(queries.queues_of)(pks))
             return
         try:
             html = await database_sync_to_async(self._render_rows)(list(event.get("pks", [])))
@@ -68,6 +88,41 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         if html:
             await self.send(text_data=html)
+
+    async def queue_changed(self, event: dict[str, Any]) -> None:
+        if self.shows_overview and await self._still_allowed():
+            self._overview_changed({str(name) for name in event.get("queues", [])})
+
+    def _overview_changed(self, queues: set[str]) -> None:
+        """Note the queues; send their cards now, or at the end of the interval."""
+        self.dirty_queues |= queues
+        if not self.dirty_queues or self.overview_task is not None:
+            return
+        delay = self.overview_sent_at + OVERVIEW_INTERVAL_SECONDS - time.monotonic()
+        self.overview_task = asyncio.create_task(self._send_overview(max(0.0, delay)))
+
+    async def _send_overview(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        queues, self.dirty_queues = self.dirty_queues, set()
+        # Changes from here on start the next round.
+        self.overview_task = None
+        self.overview_sent_at = time.monotonic()
+        try:
+            html = await database_sync_to_async(self._render_cards)(queues)
+        except Exception:
+            logger.exception("Could not render the overview cards of %s", sorted(queues))
+            return
+        if html:
+            await self.send(text_data=html)
+
+    async def _still_allowed(self) -> bool:
+        """False (and the socket closed) once the user lost the view permission."""
+        stale = time.monotonic() - self.checked_at > PERMISSION_RECHECK_SECONDS
+        if stale and not await self._allowed():
+            await self.close()
+            return False
+        return True
 
     async def _allowed(self) -> bool:
         allowed, may_operate = await database_sync_to_async(self._permissions)()
@@ -89,4 +144,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 {"action": action, "can_operate": self.may_operate, "oob": True},
             )
             for action in queries.actions_for_rows(pks)
+        )
+
+    def _render_cards(self, queues: set[str]) -> str:
+        return "".join(
+            render_to_string(
+                "dashboard/home.html#queue-card",
+                {"q": card, "can_operate": self.may_operate, "oob": True},
+            )
+            for card in queries.queue_overview(names=queues)
         )

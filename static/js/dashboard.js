@@ -1,13 +1,21 @@
 // The live dashboard: say whether the socket is up and when the server was last
 // heard from; re-read what the page shows after every (re)connect, since changes
-// made while the socket was down were not sent; poll while it is down
-// (hx-trigger "[dashboardOffline()]"); refresh a detail block after its action's row changes.
+// made while the socket was down were not sent; poll while it is down (a
+// "dashboard:poll" event on body every few seconds: an hx-trigger condition would
+// need eval, which the Content-Security-Policy forbids); refresh a detail block
+// after its action's row changes.
 (function () {
   "use strict";
   var live = false;
   var pending = {};
   var newRowsTimer = null;
-  window.dashboardOffline = function () { return !live; };
+  var POLL_MS = 5000;
+
+  setInterval(function () {
+    if (!live && window.htmx && document.getElementById("live-status")) {
+      htmx.trigger(document.body, "dashboard:poll");
+    }
+  }, POLL_MS);
 
   function show(text, heard) {
     var state = document.getElementById("live-state");
@@ -60,6 +68,37 @@
       return match;
     });
   });
+  // Screen readers do not read a live region that was swapped in whole, so one
+  // region that stays says what changed: an action's status, a queue paused or resumed.
+  function announce(text) {
+    var region = document.getElementById("live-announcer");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "live-announcer";
+      region.className = "visually-hidden";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      document.body.appendChild(region);
+    }
+    region.textContent = text;
+  }
+  function textOf(root, selector) {
+    var element = root && root.querySelector(selector);
+    return element ? element.textContent.trim() : "";
+  }
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var old = event.detail.target;
+    var fresh = event.detail.fragment;
+    if (!old || !fresh || !old.id) { return; }
+    if (old.id.indexOf("action-") === 0) {
+      var status = textOf(fresh, ".status");
+      if (status && status !== textOf(old, ".status")) { announce("Action " + old.id.slice(7) + ": " + status); }
+    } else if (old.id.indexOf("queue-") === 0) {
+      var badge = textOf(fresh, ".badge");
+      if (badge && badge !== textOf(old, ".badge")) { announce("Queue " + old.id.slice(6) + ": " + badge); }
+    }
+  });
+
   // htmx does not swap error answers (a 403, a 500): say so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var box = document.getElementById("page-error");

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Field
 
 from dashboard.roles import OPERATOR, ROLES, grant_role
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         username: str = options["username"].strip()
         role: str = options["role"]
         user_model = get_user_model()
-        field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+        # The user name field's own validators (letters, digits and @.+-_ for Django's).
+        field = cast("Field[Any, Any]", user_model._meta.get_field(user_model.USERNAME_FIELD))
         try:
             username = field.clean(username, None)
         except ValidationError as error:
