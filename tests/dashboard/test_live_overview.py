@@ -154,3 +154,30 @@ def test_the_pause_button_works_without_javascript(client):
     assert 'name="csrfmiddlewaretoken"' in home
     response = client.post(url, {"paused": "1"}, follow=True)
     assert "Queue fetch paused." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_cards_read_after_a_change_serve_other_sockets_but_older_ones_do_not(monkeypatch):
+    import time
+
+    from dashboard import consumers, queries
+
+    reads = []
+    real = queries.queue_overview
+
+    def counting(**kwargs):
+        reads.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(consumers.queries, "queue_overview", counting)
+    consumers._shared_cards.clear()
+    heard = time.monotonic()
+    first = consumers.shared_overview({"fetch"}, changed_at=heard)
+    # Another socket heard of the same change before that read: the read serves it.
+    assert consumers.shared_overview({"fetch"}, changed_at=heard) is first
+    assert len(reads) == 1
+    # A socket that heard of a later change reads again.
+    submit()
+    again = consumers.shared_overview({"fetch"}, changed_at=time.monotonic())
+    assert len(reads) == 2
+    assert again[0].counts["Queued"] == 1
