@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.template.loader import render_to_string
 
 from connector import wakeups
@@ -63,6 +65,7 @@ def shared_overview(queues: set[str], *, changed_at: float) -> list[queries.Queu
 
 class DashboardConsumer(AsyncWebsocketConsumer):
     user_pk: Any = None
+    session_key: str | None = None
     may_operate = False
     checked_at = 0.0
     shows_overview = False
@@ -79,6 +82,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.user_pk = user.pk
+        session = self.scope.get("session")
+        self.session_key = session.session_key if session is not None else None
         if not await self._allowed():
             logger.warning("Dashboard socket refused to %s: no view permission", user)
             await self.close()
@@ -155,6 +160,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return allowed
 
     def _permissions(self) -> tuple[bool, bool]:
+        # Signed out or expired since the socket opened: the session no longer names the user.
+        store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
+        if str(store.load().get(SESSION_KEY)) != str(self.user_pk):
+            return False, False
         # A fresh user each time: the permission cache lives on the instance.
         user = get_user_model().objects.filter(pk=self.user_pk, is_active=True).first()
         if user is None:

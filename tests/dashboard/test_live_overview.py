@@ -181,3 +181,20 @@ def test_cards_read_after_a_change_serve_other_sockets_but_older_ones_do_not(mon
     again = consumers.shared_overview({"fetch"}, changed_at=time.monotonic())
     assert len(reads) == 2
     assert again[0].counts["Queued"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_closes_after_its_user_signs_out(monkeypatch):
+    monkeypatch.setattr("dashboard.consumers.PERMISSION_RECHECK_SECONDS", 0)
+    user = await database_sync_to_async(make_user)("viewer", "view_action")
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), cookie]
+    communicator = WebsocketCommunicator(application, OVERVIEW, headers=headers)
+    assert (await communicator.connect())[0]
+    await database_sync_to_async(submit)()
+    assert "queue-card" in await communicator.receive_from(timeout=3)
+    await database_sync_to_async(client.post)(reverse("logout"))
+    await database_sync_to_async(submit)()
+    assert (await communicator.receive_output(timeout=3))["type"] == "websocket.close"
