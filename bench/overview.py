@@ -9,7 +9,8 @@ INSERT ... SELECT, and measures, each as the median of ``--repeats`` runs:
 - the chart query (``dashboard.charts.counts_per_minute``: one grouped query
   over the last hour, every queue);
 - the whole overview read (``dashboard.queries.queue_overview``: counts by
-  status, oldest queued, workers, the chart);
+  status, oldest queued, workers, the chart), and the counts by status and
+  the oldest queued action alone;
 - rendering the overview's card partial from it (what the websocket sends).
 
 It also prints the database's query plan of the chart query, to show the index
@@ -140,6 +141,9 @@ def measure(repeats: int) -> None:
     names = queue.queue_names()
     chart_ms, counts = timed(lambda: charts.counts_per_minute(names), repeats)
     overview_ms, cards = timed(queries.queue_overview, repeats)
+    # Parts of the overview that are not the chart (connector.queue's reads).
+    counts_ms, _ = timed(lambda: [queue.queue_counts(name) for name in names], repeats)
+    oldest_ms, _ = timed(lambda: [queue.oldest_queued_at(name) for name in names], repeats)
     render_ms, _ = timed(
         lambda: "".join(
             render_to_string("dashboard/home.html#queue-card", {"q": card, "oob": True})
@@ -151,6 +155,8 @@ def measure(repeats: int) -> None:
     print(f"Actions in the last hour: {in_hour:,}")
     print(f"Chart query (median of {repeats}):           {chart_ms:8.2f} ms")
     print(f"Whole overview read (median of {repeats}):   {overview_ms:8.2f} ms")
+    print(f"  of which counts by status (queue.queue_counts): {counts_ms:8.2f} ms")
+    print(f"  of which oldest queued (queue.oldest_queued_at): {oldest_ms:8.2f} ms")
     print(f"Overview read + card render (median):  {render_ms:8.2f} ms")
 
     query = charts.Action.objects.filter(queue__in=names)

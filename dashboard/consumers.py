@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.template.loader import render_to_string
 
-from connector import wakeups
+from connector import queue, wakeups
 from dashboard import broadcast, queries
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if not await self._still_allowed():
             return
         if self.shows_overview:
-            pks = [int(pk) for pk in event.get("pks", [])]
-            self._overview_changed(await database_sync_to_async(queries.queues_of)(pks))
+            queues: set[str] = set()
+            # In a storm every queue is soon due for its card: no query per change then.
+            if not self.dirty_queues.issuperset(queue.queue_names()):
+                pks = [int(pk) for pk in event.get("pks", [])]
+                queues = await database_sync_to_async(queries.queues_of)(pks)
+            self._overview_changed(queues)
             return
         try:
             html = await database_sync_to_async(self._render_rows)(list(event.get("pks", [])))

@@ -31,7 +31,8 @@ class InlineCodeFinder(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.problems: list[str] = []
-        self.scripts: list[str] = []
+        #: Where scripts and style sheets come from.
+        self.assets: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
@@ -49,12 +50,14 @@ class InlineCodeFinder(HTMLParser):
                 self.problems.append(f"hx-trigger condition {value!r} needs eval")
             if name in {"href", "src", "action", "formaction"} and text.startswith("javascript:"):
                 self.problems.append(f"javascript: URL in <{tag} {name}>")
+        if tag == "link" and "stylesheet" in (attributes.get("rel") or ""):
+            self.assets.append(attributes.get("href") or "")  # must come from here too
         if tag == "style":
             self.problems.append("<style> element")
         if tag == "script":
             src = attributes.get("src")
             if src:
-                self.scripts.append(src)
+                self.assets.append(src)
             elif attributes.get("type") != "application/json":  # JSON is data, never run
                 self.problems.append("inline <script>")
 
@@ -106,16 +109,16 @@ def test_no_page_has_inline_script_handlers_styles_or_eval(admin_client, marked_
         found = inline_code(response.content.decode())
         assert found.problems == [], page
         # From this site only: no CDN, no other host.
-        assert all(src.startswith("/") and not src.startswith("//") for src in found.scripts), (
+        assert all(src.startswith("/") and not src.startswith("//") for src in found.assets), (
             page,
-            found.scripts,
+            found.assets,
         )
 
 
 def test_sign_in_and_refusal_pages_have_no_inline_code(client, nobody):
     found = inline_code(client.get(reverse("login")).content.decode())
-    assert found.problems == [] and found.scripts
-    assert all(src.startswith("/static/") for src in found.scripts)
+    assert found.problems == [] and found.assets
+    assert all(src.startswith("/static/") for src in found.assets)
     client.force_login(nobody)
     response = client.get(reverse("dashboard:home"))
     assert response.status_code == 403
