@@ -86,17 +86,32 @@
     var element = root && root.querySelector(selector);
     return element ? element.textContent.trim() : "";
   }
+  // Compare the rows and cards about to come in with those shown, whichever way they come.
+  var WATCHED = [
+    { selector: 'tr[id^="action-"]', part: ".status", name: "Action ", prefix: 7 },
+    { selector: "section.queue-card[id]", part: ".badge", name: "Queue ", prefix: 6 }
+  ];
+  function announceChanges(root) {
+    var said = [];
+    WATCHED.forEach(function (kind) {
+      var fresh = Array.from(root.querySelectorAll(kind.selector));
+      if (root.matches && root.matches(kind.selector)) { fresh.push(root); }
+      fresh.forEach(function (element) {
+        var shown = document.getElementById(element.id);
+        var now = textOf(element, kind.part);
+        if (shown && now && now !== textOf(shown, kind.part)) { said.push(kind.name + element.id.slice(kind.prefix) + ": " + now); }
+      });
+    });
+    if (said.length) { announce(said.join("; ")); }
+  }
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
-    var old = event.detail.target;
-    var fresh = event.detail.fragment;
-    if (!old || !fresh || !old.id) { return; }
-    if (old.id.indexOf("action-") === 0) {
-      var status = textOf(fresh, ".status");
-      if (status && status !== textOf(old, ".status")) { announce("Action " + old.id.slice(7) + ": " + status); }
-    } else if (old.id.indexOf("queue-") === 0) {
-      var badge = textOf(fresh, ".badge");
-      if (badge && badge !== textOf(old, ".badge")) { announce("Queue " + old.id.slice(6) + ": " + badge); }
-    }
+    if (event.detail.fragment) { announceChanges(event.detail.fragment); }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.shouldSwap || typeof event.detail.serverResponse !== "string") { return; }
+    var template = document.createElement("template");
+    template.innerHTML = event.detail.serverResponse;
+    announceChanges(template.content);
   });
 
   // htmx does not swap error answers (a 403, a 500): say so instead of doing nothing.
