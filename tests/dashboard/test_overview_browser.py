@@ -65,9 +65,7 @@ def resume(server: Server) -> Iterator[None]:
     server.aci("QueueInfo", QueueName="fetch", QueueAction="Resume")
 
 
-def test_overview_is_live_announces_and_keeps_focus_without_csp_violations(
-    browser, server, resume
-):
+def test_overview_is_live_announces_and_keeps_focus_without_csp_violations(browser, server, resume):
     page = signed_in_page(browser, server)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
