@@ -126,7 +126,7 @@ def test_sign_in_and_refusal_pages_have_no_inline_code(client, nobody):
 
 
 def test_markup_and_script_show_escaped_on_every_page(admin_client, marked_up_action):
-    for page in dashboard_pages(marked_up_action)[:7]:
+    for page in dashboard_pages(marked_up_action):
         html = admin_client.get(page).content.decode()
         assert "<script>alert" not in html.lower(), page
         assert "<img src=x" not in html.lower(), page
