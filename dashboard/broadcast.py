@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
+
 from connector import wakeups
 
 GROUP = "dashboard"
@@ -26,6 +28,12 @@ def action_changed(*, pks: Iterable[int], **kwargs: Any) -> None:
     message = {"type": MESSAGE_TYPE, "pks": [int(pk) for pk in pks]}
     if message["pks"]:
         wakeups.send_group(GROUP, message)
+
+
+def queue_state_saved(*, instance: Any, **kwargs: Any) -> None:
+    """Receiver of QueueState's ``post_save``: a pause or resume, from the dashboard or ACI."""
+    name = str(instance.name)
+    transaction.on_commit(lambda: queue_changed(queues=[name]))
 
 
 def queue_changed(*, queues: Iterable[str]) -> None:

@@ -26,7 +26,7 @@ from connector import queue
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
 from connector.models import Action
-from dashboard import broadcast, bulk, queries
+from dashboard import bulk, queries
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
 logger = logging.getLogger(__name__)
@@ -283,7 +283,6 @@ def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     logger.info(
         "Queue %s %s by %s", name, "paused" if paused else "resumed", request.user.get_username()
     )
-    broadcast.queue_changed(queues=[queue.resolve_queue(name)])
     if _is_htmx(request):
         card = queries.queue_overview(names=[queue.resolve_queue(name)])[0]
         return render(request, "dashboard/home.html#queue-card", {"q": card, "can_operate": True})

@@ -198,3 +198,19 @@ async def test_socket_closes_after_its_user_signs_out(monkeypatch):
     await database_sync_to_async(client.post)(reverse("logout"))
     await database_sync_to_async(submit)()
     assert (await communicator.receive_output(timeout=3))["type"] == "websocket.close"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pause_through_the_aci_endpoint_reaches_the_overview():
+    viewer = await database_sync_to_async(make_user)("viewer", "view_action")
+    communicator = await connected(viewer)
+    try:
+
+        def pause() -> int:
+            return Client().get("/action=QueueInfo&QueueName=fetch&QueueAction=Pause").status_code
+
+        assert await database_sync_to_async(pause)() == 200
+        card = await communicator.receive_from(timeout=3)
+        assert 'class="badge paused"' in card
+    finally:
+        await communicator.disconnect()
