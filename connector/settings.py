@@ -225,7 +225,7 @@ CONNECTOR_FETCH_ACTION_MODULES = [
     *env_list("CONNECTOR_EXTRA_FETCH_ACTION_MODULES", []),
 ]
 
-# --- Dashboard hardening (issue 6 item 3; docs/configuration.md "Sign-in and security") ---
+# --- Dashboard hardening (issue 6 item 3; docs/configuration.md "Sign-in, roles and security") ---
 
 #: Browsers reach the connector over HTTPS (through a TLS proxy): secure cookies,
 #: HSTS and a redirect to https. Off by default: the embedded default is plain
