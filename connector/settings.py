@@ -224,3 +224,46 @@ CONNECTOR_FETCH_ACTION_MODULES = [
     "connector.fetch.hold",
     *env_list("CONNECTOR_EXTRA_FETCH_ACTION_MODULES", []),
 ]
+
+# --- Dashboard hardening (issue 6 item 3; docs/configuration.md "Sign-in, roles and security") ---
+
+#: Browsers reach the connector over HTTPS (through a TLS proxy): secure cookies,
+#: HSTS and a redirect to https. Off by default: the embedded default is plain
+#: http on 127.0.0.1, where secure cookies would never come back.
+CONNECTOR_HTTPS = env_bool("CONNECTOR_HTTPS", False)
+if CONNECTOR_HTTPS and not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("CONNECTOR_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(env_number("CONNECTOR_HSTS_SECONDS", 365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONNECTOR_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("CONNECTOR_HSTS_PRELOAD", True)
+    # The TLS proxy says which scheme the browser used; it must set (not pass on) it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+#: A sign-in lasts this long (default: a working day), then the user signs in again.
+SESSION_COOKIE_AGE = int(env_number("CONNECTOR_SESSION_SECONDS", 8 * 3600, minimum=60))
+SESSION_COOKIE_SAMESITE = "Lax"
+# Pages carry the CSRF token themselves (hx-headers, forms): scripts never read the cookie.
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+#: Content-Security-Policy of every response (connector.csp; empty: its default).
+CONNECTOR_CONTENT_SECURITY_POLICY = os.environ.get("CONNECTOR_CONTENT_SECURITY_POLICY", "")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "connector.csp.ContentSecurityPolicyMiddleware",
+)
+#: Sign-in throttling (dashboard.signin): this many failures per user name and
+#: client address within the window, then refused until the window ends.
+CONNECTOR_LOGIN_FAILURES = int(env_number("CONNECTOR_LOGIN_FAILURES", 5, minimum=1))
+CONNECTOR_LOGIN_WINDOW_SECONDS = env_number("CONNECTOR_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+if REDIS_URL:
+    # Shared by every web process, so the throttle counts their failures together.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "connector",
+        }
+    }

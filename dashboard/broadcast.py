@@ -14,14 +14,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
+
 from connector import wakeups
 
 GROUP = "dashboard"
 MESSAGE_TYPE = "action.changed"
+QUEUE_MESSAGE_TYPE = "queue.changed"
 
 
 def action_changed(*, pks: Iterable[int], **kwargs: Any) -> None:
     """Receiver of ``action_changed``: tell every connected dashboard."""
     message = {"type": MESSAGE_TYPE, "pks": [int(pk) for pk in pks]}
     if message["pks"]:
+        wakeups.send_group(GROUP, message)
+
+
+def queue_state_saved(*, instance: Any, **kwargs: Any) -> None:
+    """Receiver of QueueState's ``post_save``: a pause or resume, from the dashboard or ACI."""
+    name = str(instance.name)
+    transaction.on_commit(lambda: queue_changed(queues=[name]))
+
+
+def queue_changed(*, queues: Iterable[str]) -> None:
+    """A queue was paused or resumed: dashboards showing its card re-render it."""
+    message = {"type": QUEUE_MESSAGE_TYPE, "queues": [str(name) for name in queues]}
+    if message["queues"]:
         wakeups.send_group(GROUP, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from django.utils import timezone
 from connector import queue
 from connector.models import Action, ActionLogLine, FetchTask, Status, WorkerProcess
 from connector.tokens import InvalidToken, canonical_token
+from dashboard.charts import MinuteChart, queue_charts
 
 #: What a row of the list shows; the detail page loads the whole action.
 ROW_FIELDS = (
@@ -42,6 +44,7 @@ class QueueCard:
     oldest_queued_at: datetime | None
     oldest_queued_age: timedelta | None
     workers: list[WorkerProcess] = field(default_factory=list)
+    chart: MinuteChart | None = None
 
 
 def alive_workers(*, now: datetime | None = None) -> list[WorkerProcess]:
@@ -53,11 +56,19 @@ def alive_workers(*, now: datetime | None = None) -> list[WorkerProcess]:
     )
 
 
-def queue_overview(*, now: datetime | None = None) -> list[QueueCard]:
+def queue_overview(
+    *, now: datetime | None = None, names: Iterable[str] | None = None
+) -> list[QueueCard]:
+    """A card per queue (only those of ``names``, in the configured order, if given)."""
     now = now or timezone.now()
     workers = alive_workers(now=now)
+    shown = queue.queue_names()
+    if names is not None:
+        wanted = set(names)
+        shown = [name for name in shown if name in wanted]
+    charts = queue_charts(shown, now=now) if shown else {}
     cards = []
-    for name in queue.queue_names():
+    for name in shown:
         oldest = queue.oldest_queued_at(name)
         serving = [worker for worker in workers if name in (worker.threads or {})]
         cards.append(
@@ -70,6 +81,7 @@ def queue_overview(*, now: datetime | None = None) -> list[QueueCard]:
                 oldest_queued_at=oldest,
                 oldest_queued_age=(now - oldest) if oldest else None,
                 workers=serving,
+                chart=charts[name],
             )
         )
     return cards
@@ -199,6 +211,11 @@ def count_newer(filters: ActionFilters, *, than: Cursor | None) -> int:
 
 def actions_for_rows(pks: list[int]) -> list[Action]:
     return list(Action.objects.filter(pk__in=pks).only(*ROW_FIELDS).order_by("pk"))
+
+
+def queues_of(pks: list[int]) -> set[str]:
+    """The queues these actions are in (for the overview's live cards)."""
+    return set(Action.objects.filter(pk__in=pks).values_list("queue", flat=True).distinct())
 
 
 def row_action(pk: int) -> Action:

@@ -283,6 +283,9 @@ def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     logger.info(
         "Queue %s %s by %s", name, "paused" if paused else "resumed", request.user.get_username()
     )
+    if _is_htmx(request):
+        card = queries.queue_overview(names=[queue.resolve_queue(name)])[0]
+        return render(request, "dashboard/home.html#queue-card", {"q": card, "can_operate": True})
     messages.success(request, f"Queue {name} {'paused' if paused else 'resumed'}.")
     return redirect("dashboard:home")
 

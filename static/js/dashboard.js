@@ -1,13 +1,21 @@
 // The live dashboard: say whether the socket is up and when the server was last
 // heard from; re-read what the page shows after every (re)connect, since changes
-// made while the socket was down were not sent; poll while it is down
-// (hx-trigger "[dashboardOffline()]"); refresh a detail block after its action's row changes.
+// made while the socket was down were not sent; poll while it is down (a
+// "dashboard:poll" event on body every few seconds: an hx-trigger condition would
+// need eval, which the Content-Security-Policy forbids); refresh a detail block
+// after its action's row changes.
 (function () {
   "use strict";
   var live = false;
   var pending = {};
   var newRowsTimer = null;
-  window.dashboardOffline = function () { return !live; };
+  var POLL_MS = 5000;
+
+  setInterval(function () {
+    if (!live && window.htmx && document.getElementById("live-status")) {
+      htmx.trigger(document.body, "dashboard:poll");
+    }
+  }, POLL_MS);
 
   function show(text, heard) {
     var state = document.getElementById("live-state");
@@ -60,6 +68,52 @@
       return match;
     });
   });
+  // Screen readers do not read a live region that was swapped in whole, so one
+  // region that stays says what changed: an action's status, a queue paused or resumed.
+  function announce(text) {
+    var region = document.getElementById("live-announcer");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "live-announcer";
+      region.className = "visually-hidden";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      document.body.appendChild(region);
+    }
+    region.textContent = text;
+  }
+  function textOf(root, selector) {
+    var element = root && root.querySelector(selector);
+    return element ? element.textContent.trim() : "";
+  }
+  // Compare the rows and cards about to come in with those shown, whichever way they come.
+  var WATCHED = [
+    { selector: 'tr[id^="action-"]', part: ".status", name: "Action ", prefix: 7 },
+    { selector: "section.queue-card[id]", part: ".badge", name: "Queue ", prefix: 6 }
+  ];
+  function announceChanges(root) {
+    var said = [];
+    WATCHED.forEach(function (kind) {
+      var fresh = Array.from(root.querySelectorAll(kind.selector));
+      if (root.matches && root.matches(kind.selector)) { fresh.push(root); }
+      fresh.forEach(function (element) {
+        var shown = document.getElementById(element.id);
+        var now = textOf(element, kind.part);
+        if (shown && now && now !== textOf(shown, kind.part)) { said.push(kind.name + element.id.slice(kind.prefix) + ": " + now); }
+      });
+    });
+    if (said.length) { announce(said.join("; ")); }
+  }
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (event.detail.fragment) { announceChanges(event.detail.fragment); }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.shouldSwap || typeof event.detail.serverResponse !== "string") { return; }
+    var template = document.createElement("template");
+    template.innerHTML = event.detail.serverResponse;
+    announceChanges(template.content);
+  });
+
   // htmx does not swap error answers (a 403, a 500): say so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var box = document.getElementById("page-error");

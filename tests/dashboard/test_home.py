@@ -113,7 +113,7 @@ def test_pages_load_htmx_and_its_ws_extension_from_this_site(viewer_client):
     assert any("django_htmx/htmx-2" in src for src in scripts)
     assert any("django_htmx/ext/hx-ws-2" in src for src in scripts)
     assert all(src.startswith("/static/") for src in scripts)
-    assert 'ws-connect="/ws/dashboard/"' in html
+    assert 'ws-connect="/ws/dashboard/?overview=1"' in html  # the overview's cards, live
     assert 'hx-headers=\'{"X-CSRFToken": "' in html
 
 

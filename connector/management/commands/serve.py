@@ -110,8 +110,12 @@ class Command(BaseCommand):
             return None
         if user_model.objects.filter(username="admin").exists():
             return None
+        from dashboard.roles import ADMIN, grant_role
+
         password = secrets.token_urlsafe(12)
-        user_model.objects.create_superuser(username="admin", email="", password=password)
+        user = user_model.objects.create_superuser(username="admin", email="", password=password)
+        # A superuser may do everything anyway; the group says which role it has.
+        grant_role(user, ADMIN)
         return password
 
     # --- Serving ---------------------------------------------------------------------
@@ -213,6 +217,10 @@ class Command(BaseCommand):
                 "Created the user admin for the dashboard; its password (shown only now) is:",
                 f"  {admin_password}",
                 "Change it with: python manage.py changepassword admin",
+                "Users for your colleagues (each gets a password printed once):",
+                "  python manage.py adduser NAME --role viewer     (sees everything)",
+                "  python manage.py adduser NAME --role operator   (also cancels, stops, pauses)",
+                "  python manage.py adduser NAME --role admin      (also fetch tasks and users)",
             ]
         lines.append("Stop with Ctrl-C.")
         self.stdout.write("\n".join(lines))
