@@ -22,10 +22,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import queue
+from connector import audit, queue
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
-from connector.models import Action
+from connector.models import Action, AuditVerb, AuditVia
 from dashboard import bulk, queries
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
@@ -39,6 +39,43 @@ View = Callable[..., HttpResponse]
 
 def can_operate(user: Any) -> bool:
     return bool(user.has_perm(OPERATE_PERMISSION))
+
+
+#: The change each button's URL asks for, for the audit of refused POSTs.
+_VERBS = {
+    "cancel": AuditVerb.CANCEL,
+    "cancel-selected": AuditVerb.CANCEL,
+    "cancel-matching": AuditVerb.CANCEL,
+    "stop": AuditVerb.STOP,
+    "retry": AuditVerb.RETRY,
+    "priority": AuditVerb.PRIORITY,
+    "pause": AuditVerb.PAUSE,
+    "submit": AuditVerb.SUBMIT,
+}
+
+
+def _audit_refused_post(request: HttpRequest, reason: str) -> None:
+    """Record a POST refused for want of a right (a forged form); a GET changes nothing."""
+    if request.method != "POST" or request.resolver_match is None:
+        return
+    match = request.resolver_match
+    verb = _VERBS.get(match.url_name or "")
+    if verb is None:
+        return
+    if verb == AuditVerb.PAUSE and request.POST.get("paused") != "1":
+        verb = AuditVerb.RESUME
+    pk = match.kwargs.get("pk")
+    audit.record_refused(
+        verb=verb,
+        who=audit.Who(
+            via=AuditVia.DASHBOARD,
+            user=request.user.get_username(),
+            client=client_address(request),
+        ),
+        reason=reason,
+        action_pk=int(pk) if pk is not None else None,
+        queue=str(match.kwargs.get("name", ""))[:40],
+    )
 
 
 def viewer_required(view: View) -> View:
@@ -73,6 +110,7 @@ def operator_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
+            _audit_refused_post(request, "not an operator")
             raise PermissionDenied("Only operators may change actions and queues.")
         return view(request, *args, **kwargs)
 
@@ -210,7 +248,10 @@ def action_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.cancel_action(
-            pk=pk, cancelled_by=request.user.get_username(), cancelled_from=client_address(request)
+            pk=pk,
+            cancelled_by=request.user.get_username(),
+            cancelled_from=client_address(request),
+            via=AuditVia.DASHBOARD,
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not cancelled: {refused}.")
@@ -225,7 +266,10 @@ def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.request_stop(
-            pk=pk, stopped_by=request.user.get_username(), stopped_from=client_address(request)
+            pk=pk,
+            stopped_by=request.user.get_username(),
+            stopped_from=client_address(request),
+            via=AuditVia.DASHBOARD,
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not stopped: {refused}.")
@@ -243,6 +287,7 @@ def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
         submitted_by=request.user.get_username(),
         submitted_from=client_address(request),
+        via=AuditVia.DASHBOARD,
         token_host=host,
         token_port=port,
     )
@@ -259,7 +304,13 @@ def action_priority(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "The priority must be a whole number.")
         return redirect("dashboard:action", pk=pk)
     try:
-        queue.change_priority(pk=pk, priority=form.cleaned_data["priority"])
+        queue.change_priority(
+            pk=pk,
+            priority=form.cleaned_data["priority"],
+            changed_by=request.user.get_username(),
+            changed_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+        )
     except queue.QueueError as refused:
         messages.error(request, f"Priority not changed: {refused}.")
     else:
@@ -277,7 +328,13 @@ def action_priority(request: HttpRequest, pk: int) -> HttpResponse:
 def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     paused = request.POST.get("paused") == "1"
     try:
-        queue.set_paused(queue=name, paused=paused, changed_by=request.user.get_username())
+        queue.set_paused(
+            queue=name,
+            paused=paused,
+            changed_by=request.user.get_username(),
+            changed_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+        )
     except queue.UnknownQueue as unknown:
         raise Http404(str(unknown)) from None
     logger.info(
@@ -306,6 +363,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
+        _audit_refused_post(request, "not an operator")
         raise PermissionDenied("Only operators may submit actions.")
     if request.method == "POST":
         form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
@@ -320,6 +378,7 @@ def submit(request: HttpRequest) -> HttpResponse:
                 action_id=done.action_id,
                 submitted_by=request.user.get_username(),
                 submitted_from=client_address(request),
+                via=AuditVia.DASHBOARD,
                 token_host=host,
                 token_port=port,
             )
@@ -376,6 +435,7 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
+        _audit_refused_post(request, "not an operator")
         raise PermissionDenied("Only operators may cancel actions.")
     data = request.POST if request.method == "POST" else request.GET
     form = ActionFilterForm(data)
