@@ -133,12 +133,5 @@ def done_entry(
 # --- Status history ---------------------------------------------------------------------
 
 
-def record_transitions(*, pks: Iterable[int], status: str, at: datetime, note: str = "") -> None:
-    """The same step of several actions (a claim of many), in one INSERT."""
-    ActionTransition.objects.bulk_create(
-        ActionTransition(action_id=pk, status=status, at=at, note=note[:300]) for pk in pks
-    )
-
-
 def record_transition(*, pk: int, status: str, at: datetime, note: str = "") -> None:
     ActionTransition.objects.create(action_id=pk, status=status, at=at, note=note[:300])

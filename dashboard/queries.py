@@ -13,7 +13,16 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from connector import queue
-from connector.models import Action, ActionLogLine, FetchTask, Status, WorkerProcess
+from connector.models import (
+    FINAL_STATUSES,
+    Action,
+    ActionLogLine,
+    ActionTransition,
+    AuditEntry,
+    FetchTask,
+    Status,
+    WorkerProcess,
+)
 from connector.tokens import InvalidToken, canonical_token
 
 #: What a row of the list shows; the detail page loads the whole action.
@@ -204,6 +213,21 @@ def status_values() -> list[str]:
 # --- The detail page -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HistoryStep:
+    """A status the action was in, from when, and for how long (None: still in it)."""
+
+    status: str
+    at: datetime
+    note: str
+    duration: timedelta | None
+    final: bool
+
+
+#: The most audit entries the detail page shows of one action (newest first).
+ACTION_AUDIT_SHOWN = 100
+
+
 @dataclass
 class ActionDetail:
     action: Action
@@ -212,6 +236,30 @@ class ActionDetail:
     identifiers_total: int
     successes: list[str]
     failures: list[dict[str, str]]
+    history: list[HistoryStep] = field(default_factory=list)
+    audit_entries: list[AuditEntry] = field(default_factory=list)
+
+
+def action_history(pk: int, *, now: datetime | None = None) -> list[HistoryStep]:
+    """Every status step of the action in order, each with the time until the next.
+
+    The last step of an action that has not ended lasts until ``now``.
+    """
+    now = now or timezone.now()
+    transitions = list(ActionTransition.objects.filter(action_id=pk).order_by("id"))
+    steps = []
+    for index, step in enumerate(transitions):
+        final = step.status in FINAL_STATUSES
+        if index + 1 < len(transitions):
+            duration: timedelta | None = transitions[index + 1].at - step.at
+        else:
+            duration = None if final else now - step.at
+        steps.append(HistoryStep(step.status, step.at, step.note, duration, final))
+    return steps
+
+
+def action_audit(pk: int) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(action_id=pk).order_by("-id")[:ACTION_AUDIT_SHOWN])
 
 
 def action_detail(pk: int) -> ActionDetail:
@@ -228,6 +276,8 @@ def action_detail(pk: int) -> ActionDetail:
         identifiers_total=len(identifiers),
         successes=[str(item) for item in _as_list(result.get("success"))],
         failures=[_item(item) for item in _as_list(result.get("failed"))],
+        history=action_history(pk),
+        audit_entries=action_audit(pk),
     )
 
 
@@ -278,3 +328,57 @@ def count_queued_matching(filters: ActionFilters, *, upto: Cursor | None = None)
 def queued_matching_pks(filters: ActionFilters, *, upto: Cursor | None) -> list[int]:
     actions = queued_matching(filters, upto=upto).order_by("queued_at", "id")
     return list(actions.values_list("pk", flat=True)[:BULK_LIMIT])
+
+
+# --- The audit page -----------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    verb: str = ""
+    outcome: str = ""
+    user: str = ""
+    via: str = ""
+    client: str = ""
+    token: str = ""
+
+
+@dataclass
+class AuditPage:
+    entries: list[AuditEntry]
+    #: The id after which the next (older) page starts; None on the last page.
+    next_cursor: int | None
+
+
+def filtered_audit(filters: AuditFilters) -> QuerySet[AuditEntry]:
+    """Exact matches: each filter has its own index (see AuditEntry.Meta)."""
+    entries = AuditEntry.objects.all()
+    for name in ("verb", "outcome", "user", "via", "client"):
+        value = getattr(filters, name)
+        if value:
+            entries = entries.filter(**{name: value})
+    if filters.token:
+        # A token may be pasted in any spelling a client uses; a text that is no
+        # token of ours is still looked for as it is (an entry keeps what it was given).
+        try:
+            token = canonical_token(filters.token)
+        except InvalidToken:
+            token = filters.token
+        entries = entries.filter(token=token)
+    return entries
+
+
+def audit_page(
+    filters: AuditFilters, *, after: int | None = None, size: int | None = None
+) -> AuditPage:
+    """One page, newest first by id; ``after`` (an id) keeps pages stable as entries arrive."""
+    size = size or AUDIT_PAGE_SIZE
+    entries = filtered_audit(filters)
+    if after is not None:
+        entries = entries.filter(pk__lt=after)
+    rows = list(entries.order_by("-id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return AuditPage(rows, rows[-1].pk if more else None)

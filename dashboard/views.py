@@ -27,6 +27,7 @@ from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
 from connector.models import Action, AuditVerb, AuditVia
 from dashboard import bulk, queries
+from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
 logger = logging.getLogger(__name__)
@@ -218,6 +219,26 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _is_htmx(request):
         return render(request, "dashboard/action_detail.html#detail", context)
     return render(request, "dashboard/action_detail.html", context)
+
+
+@require_GET
+@viewer_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Who changed what, from where and when: newest first, filtered, paged by id."""
+    form = AuditFilterForm(request.GET)
+    form.is_valid()
+    page = queries.audit_page(form.filters(), after=form.cursor())
+    params = request.GET.copy()
+    params.pop("after", None)
+    first_query = params.urlencode() if form.cursor() is not None else None
+    next_query = None
+    if page.next_cursor is not None:
+        params["after"] = str(page.next_cursor)
+        next_query = params.urlencode()
+    context = {"form": form, "page": page, "next_query": next_query, "first_query": first_query}
+    if _is_htmx(request):
+        return render(request, "dashboard/audit.html#audit-results", context)
+    return render(request, "dashboard/audit.html", context)
 
 
 # --- Buttons --------------------------------------------------------------------------
