@@ -404,7 +404,10 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         claimed = list(Action.objects.raw(sql, params))
         if claimed:
             _insert_transitions(
-                [action.pk for action in claimed], Status.PROCESSING, _db_time(now), worker
+                [action.pk for action in claimed],
+                Status.PROCESSING,
+                _db_time(now),
+                f"worker {worker}",
             )
         _changed(*(action.pk for action in claimed))
     return sorted(claimed, key=lambda a: (-a.priority, a.queued_at, a.pk))
