@@ -92,6 +92,7 @@ def viewer_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
+            _audit_refused_post(request, "no view permission")
             raise PermissionDenied("You may not view the connector's actions.")
         return view(request, *args, **kwargs)
 

@@ -413,3 +413,26 @@ def test_the_action_page_shows_its_audit_entries(viewer_client, operator_client)
     assert "priority 0 -&gt; 3" in section and CLIENT in section
     assert section.index("priority 0") < section.index("10.9.8.7")  # newest first
     assert f"{AUDIT}?token=" in section
+
+
+def test_a_forged_post_by_a_user_without_any_right_is_recorded(client, nobody):
+    client.force_login(nobody)
+    response = client.post(reverse("dashboard:submit"), {"FetchAction": "NOOP"}, REMOTE_ADDR=CLIENT)
+    assert response.status_code == 403
+    entry = only_entry()
+    assert (entry.verb, entry.outcome, entry.reason, entry.user) == (
+        AuditVerb.SUBMIT,
+        AuditOutcome.REFUSED,
+        "no view permission",
+        "nobody",
+    )
+    assert not Action.objects.exists()
+
+
+def test_an_anonymous_post_goes_to_sign_in_and_is_not_an_audit_entry(client):
+    action = submit()
+    AuditEntry.objects.all().delete()
+    response = post(client, "cancel", action.pk)
+    assert response.status_code == 302
+    assert not AuditEntry.objects.exists()
+    assert Action.objects.get().status == Status.QUEUED
