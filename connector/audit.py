@@ -1,4 +1,4 @@
-"""The audit log and the status history: how the queue writes them.
+"""The audit log, and the steps of an action's history that its own row forgets.
 
 ``connector.queue`` calls these inside the transaction of the change they
 describe, so a change and its record commit (or roll back) together. A refused
@@ -23,6 +23,7 @@ from connector.models import (
     AuditOutcome,
     AuditVerb,
     AuditVia,
+    Status,
 )
 
 logger = logging.getLogger(__name__)
@@ -133,5 +134,20 @@ def done_entry(
 # --- Status history ---------------------------------------------------------------------
 
 
-def record_transition(*, pk: int, status: str, at: datetime, note: str = "") -> None:
-    ActionTransition.objects.create(action_id=pk, status=status, at=at, note=note[:300])
+def requeue_steps(
+    *, pk: int, started_at: datetime | None, worker: str, at: datetime, note: str
+) -> list[ActionTransition]:
+    """The steps an action's row forgets when it is queued again (unsaved).
+
+    A re-queue clears ``started_at`` and ``worker``: the spell of Processing
+    that ended is kept here, with the re-queue itself.
+    """
+    steps = []
+    if started_at is not None:
+        steps.append(
+            ActionTransition(
+                action_id=pk, status=Status.PROCESSING, at=started_at, note=f"worker {worker}"[:300]
+            )
+        )
+    steps.append(ActionTransition(action_id=pk, status=Status.QUEUED, at=at, note=note[:300]))
+    return steps

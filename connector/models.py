@@ -105,20 +105,18 @@ class ActionLogLine(models.Model):
 
 
 class ActionTransition(models.Model):
-    """One step of an action's status history, written by the queue with the change.
+    """A step of an action's status history that the action's row forgets.
 
-    The action's own columns keep only the latest times (a recovery re-queue
-    clears ``started_at``); this table keeps every step: Queued, Processing,
-    Queued again (given back or recovered), Stop requested, and the final status.
+    A re-queue (recovery of a dead worker's action, or a worker giving back one
+    it never started) clears ``started_at`` and ``worker``; the queue keeps the
+    spell of Processing that ended and the re-queue here. The other steps come
+    from the row itself (see ``connector.history``).
     """
 
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="transitions")
-    #: A status, or ``STOP_REQUESTED`` (not a status: the action stays Processing).
     status = models.CharField(max_length=20)
     at = models.DateTimeField()
     note = models.CharField(max_length=300, blank=True, default="")
-
-    STOP_REQUESTED = "Stop requested"
 
     class Meta:
         # The action's history is read in the order it was written.

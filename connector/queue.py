@@ -164,7 +164,6 @@ def _queue_new(
             submitted_by=who.user,
             submitted_from=who.client,
         )
-        audit.record_transition(pk=action.pk, status=Status.QUEUED, at=action.queued_at)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)
@@ -204,11 +203,6 @@ def _current_status(pk: int) -> str:
     return Action.objects.filter(pk=pk).values_list("status", flat=True).get()
 
 
-def _by(who: Who) -> str:
-    """Who, for a line of the status history."""
-    return f"by {who.user or 'the ' + who.via}" + (f" from {who.client}" if who.client else "")
-
-
 def _refused(*, verb: AuditVerb, who: Who, pk: int, error: QueueError, detail: str = "") -> None:
     """Record a change the queue's guard refused, in a transaction of its own.
 
@@ -239,7 +233,6 @@ def cancel_action(
         )
         if updated:
             action = Action.objects.only("token", "queue").get(pk=pk)
-            audit.record_transition(pk=pk, status=Status.CANCELLED, at=now, note=_by(who))
             audit.record_done(verb=AuditVerb.CANCEL, who=who, action=action, detail=detail, at=now)
             _changed(pk)
         else:
@@ -273,9 +266,6 @@ def request_stop(
         if updated:
             action = Action.objects.only("token", "queue", "worker").get(pk=pk)
             worker = action.worker
-            audit.record_transition(
-                pk=pk, status=ActionTransition.STOP_REQUESTED, at=now, note=_by(who)
-            )
             audit.record_done(verb=AuditVerb.STOP, who=who, action=action, at=now)
             transaction.on_commit(lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk))
             _changed(pk)
@@ -402,13 +392,6 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         # raw() turns the returned rows into Actions with the fields' own
         # conversions, without a second query.
         claimed = list(Action.objects.raw(sql, params))
-        if claimed:
-            _insert_transitions(
-                [action.pk for action in claimed],
-                Status.PROCESSING,
-                _db_time(now),
-                f"worker {worker}",
-            )
         _changed(*(action.pk for action in claimed))
     return sorted(claimed, key=lambda a: (-a.priority, a.queued_at, a.pk))
 
@@ -429,25 +412,7 @@ _FINISH_SQL = (
     "UPDATE {action} SET status = {status}, finished_at = %s, lease_expires_at = NULL,"
     " counts = %s, result = %s, progress = %s, stage = %s, error = %s"
     " WHERE id = %s AND status = %s AND worker = %s"
-    " RETURNING status, finished_at"
 )
-
-
-_TRANSITIONS_SQL = "INSERT INTO {table} (action_id, status, at, note) VALUES {rows}"
-
-
-def _insert_transitions(pks: list[int], status: str, db_time: Any, note: str) -> None:
-    """The history steps of the claim and the finish, in raw SQL: both are hot paths
-    where the ORM's compilation of an insert costs more than the insert (see
-    bench/README.md). ``db_time`` is already in the database's form."""
-    sql = _TRANSITIONS_SQL.format(
-        table=ActionTransition._meta.db_table, rows=", ".join(["(%s, %s, %s, %s)"] * len(pks))
-    )
-    params: list[Any] = []
-    for pk in pks:
-        params += [pk, status, db_time, note]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def finish_action(
@@ -489,12 +454,8 @@ def finish_action(
     ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        # RETURNING: the status the CASE chose, for the history.
-        row = cursor.fetchone()
-        updated = row is not None
+        updated = cursor.rowcount
         if updated:
-            # The time goes back as the database gave it.
-            _insert_transitions([pk], row[0], row[1], error[:300])
             _changed(pk)
     if not updated:
         logger.warning("Action %s finished on %s, which no longer holds it", pk, worker)
@@ -536,8 +497,10 @@ def release_actions(*, worker: str, pks: Iterable[int]) -> None:
 
 def unclaim_action(*, pk: int, worker: str) -> bool:
     """Give back an action this worker claimed but never started: Queued again, as before."""
+    held = Action.objects.filter(pk=pk, worker=worker, status=Status.PROCESSING)
     with transaction.atomic():
-        returned = Action.objects.filter(pk=pk, worker=worker, status=Status.PROCESSING).update(
+        started_at = held.values_list("started_at", flat=True).first()
+        returned = held.update(
             status=Status.QUEUED,
             worker="",
             started_at=None,
@@ -545,11 +508,14 @@ def unclaim_action(*, pk: int, worker: str) -> bool:
             attempts=F("attempts") - 1,
         )
         if returned:
-            audit.record_transition(
-                pk=pk,
-                status=Status.QUEUED,
-                at=timezone.now(),
-                note=f"given back unstarted by worker {worker}",
+            ActionTransition.objects.bulk_create(
+                audit.requeue_steps(
+                    pk=pk,
+                    started_at=started_at,
+                    worker=worker,
+                    at=timezone.now(),
+                    note=f"given back unstarted by worker {worker}",
+                )
             )
             queue = Action.objects.filter(pk=pk).values_list("queue", flat=True).get()
             transaction.on_commit(partial(wakeups.wake_queue, queue))
@@ -569,6 +535,8 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     now = now or timezone.now()
     expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
     candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
+    # The row forgets a re-queued action's start; its history keeps it.
+    started = dict(expired.values_list("pk", "started_at"))
     if not candidates:
         return Recovered([], [], [])
     stopped = [pk for pk, _, _, stop in candidates if stop]
@@ -614,7 +582,6 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             "stopped": "marked Stopped (a Stop was pending)",
             "failed": "marked Error (no attempts left)",
         }
-        statuses = {"requeued": Status.QUEUED, "stopped": Status.STOPPED, "failed": Status.ERROR}
         recovered = [pk for pks in done.values() for pk in pks]
         names = {
             pk: (token, name)
@@ -622,14 +589,16 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
                 "pk", "token", "queue"
             )
         }
-        transitions, entries = [], []
+        transitions: list[ActionTransition] = []
+        entries = []
         for kind, pks in done.items():
             for pk in pks:
                 message = f"Worker {workers[pk]} stopped responding; action {notes[kind]}"
                 add_log_lines(pk=pk, lines=[(now, "WARNING", message)])
-                transitions.append(
-                    ActionTransition(action_id=pk, status=statuses[kind], at=now, note=message)
-                )
+                if kind == "requeued":
+                    transitions += audit.requeue_steps(
+                        pk=pk, started_at=started.get(pk), worker=workers[pk], at=now, note=message
+                    )
                 token, name = names[pk]
                 entries.append(
                     audit.done_entry(

@@ -13,11 +13,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from connector import queue
+from connector.history import HistoryStep, action_history
 from connector.models import (
-    FINAL_STATUSES,
     Action,
     ActionLogLine,
-    ActionTransition,
     AuditEntry,
     FetchTask,
     Status,
@@ -213,17 +212,6 @@ def status_values() -> list[str]:
 # --- The detail page -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HistoryStep:
-    """A status the action was in, from when, and for how long (None: still in it)."""
-
-    status: str
-    at: datetime
-    note: str
-    duration: timedelta | None
-    final: bool
-
-
 #: The most audit entries the detail page shows of one action (newest first).
 ACTION_AUDIT_SHOWN = 100
 
@@ -238,24 +226,6 @@ class ActionDetail:
     failures: list[dict[str, str]]
     history: list[HistoryStep] = field(default_factory=list)
     audit_entries: list[AuditEntry] = field(default_factory=list)
-
-
-def action_history(pk: int, *, now: datetime | None = None) -> list[HistoryStep]:
-    """Every status step of the action in order, each with the time until the next.
-
-    The last step of an action that has not ended lasts until ``now``.
-    """
-    now = now or timezone.now()
-    transitions = list(ActionTransition.objects.filter(action_id=pk).order_by("id"))
-    steps = []
-    for index, step in enumerate(transitions):
-        final = step.status in FINAL_STATUSES
-        if index + 1 < len(transitions):
-            duration: timedelta | None = transitions[index + 1].at - step.at
-        else:
-            duration = None if final else now - step.at
-        steps.append(HistoryStep(step.status, step.at, step.note, duration, final))
-    return steps
 
 
 def action_audit(pk: int) -> list[AuditEntry]:
@@ -276,7 +246,7 @@ def action_detail(pk: int) -> ActionDetail:
         identifiers_total=len(identifiers),
         successes=[str(item) for item in _as_list(result.get("success"))],
         failures=[_item(item) for item in _as_list(result.get("failed"))],
-        history=action_history(pk),
+        history=action_history(action, now=timezone.now()),
         audit_entries=action_audit(pk),
     )
 

@@ -4,34 +4,6 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def history_of_existing_actions(apps, schema_editor):
-    # Actions stored before the history existed get what their columns still
-    # say: queued, started, stop requested and ended, in that order.
-    Action = apps.get_model("connector", "Action")
-    ActionTransition = apps.get_model("connector", "ActionTransition")
-    steps = []
-    for action in Action.objects.order_by("pk").iterator(chunk_size=2000):
-        steps.append(ActionTransition(action_id=action.pk, status="Queued", at=action.queued_at))
-        if action.started_at:
-            steps.append(
-                ActionTransition(action_id=action.pk, status="Processing", at=action.started_at)
-            )
-        if action.stop_requested_at:
-            steps.append(
-                ActionTransition(
-                    action_id=action.pk, status="Stop requested", at=action.stop_requested_at
-                )
-            )
-        if action.finished_at and action.status in ("Finished", "Error", "Cancelled", "Stopped"):
-            steps.append(
-                ActionTransition(action_id=action.pk, status=action.status, at=action.finished_at)
-            )
-        if len(steps) >= 2000:
-            ActionTransition.objects.bulk_create(steps)
-            steps = []
-    ActionTransition.objects.bulk_create(steps)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -74,5 +46,4 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['action', '-id'], name='audit_action'), models.Index(fields=['verb', '-id'], name='audit_verb'), models.Index(fields=['user', '-id'], name='audit_user'), models.Index(fields=['client', '-id'], name='audit_client'), models.Index(fields=['token', '-id'], name='audit_token')],
             },
         ),
-        migrations.RunPython(history_of_existing_actions, migrations.RunPython.noop),
     ]

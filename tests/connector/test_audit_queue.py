@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 import connector.fetch.diagnostics  # noqa: F401  (registers FetchAction=NoOp)
-from connector import audit, queue, schedules
+from connector import audit, history, queue, schedules
 from connector.models import (
     Action,
     ActionTransition,
@@ -59,12 +60,13 @@ def claim(worker: str = "w1") -> Action:
     return action
 
 
+def steps(action: Action) -> list[tuple[str, datetime, str]]:
+    """The action's history as the page shows it, read afresh."""
+    return history.steps_of(Action.objects.get(pk=action.pk))
+
+
 def statuses(action: Action) -> list[str]:
-    return list(
-        ActionTransition.objects.filter(action=action)
-        .order_by("id")
-        .values_list("status", flat=True)
-    )
+    return [status for status, _, _ in steps(action)]
 
 
 # --- Every verb from the endpoint ------------------------------------------------------
@@ -220,16 +222,41 @@ def test_recovery_is_recorded_via_the_worker_and_in_the_history():
     assert queue.finish_action(
         pk=action.pk, worker="new-worker", counts={}, result={}, progress=100
     )
-    steps = list(ActionTransition.objects.filter(action=action).order_by("id"))
-    assert [(s.status, s.note) for s in steps] == [
+    shown = steps(action)
+    assert [(status, note) for status, _, note in shown] == [
         (Status.QUEUED, ""),
         (Status.PROCESSING, "worker dead-worker"),
         (Status.QUEUED, "Worker dead-worker stopped responding; action queued again"),
         (Status.PROCESSING, "worker new-worker"),
         (Status.FINISHED, ""),
     ]
-    times = [s.at for s in steps]
+    times = [at for _, at, _ in shown]
     assert times == sorted(times)
+
+
+@override_settings(CONNECTOR_MAX_ATTEMPTS=2)
+def test_a_recovery_then_a_failure_keep_both_spells_in_order():
+    action = queue.submit_action(fetch_action="NoOp", params={})
+    for worker in ("first", "second"):  # the second recovery finds no attempts left
+        claim(worker)
+        expire(action)
+        queue.recover_expired()
+    assert [(status, note) for status, _, note in steps(action)] == [
+        (Status.QUEUED, ""),
+        (Status.PROCESSING, "worker first"),
+        (Status.QUEUED, "Worker first stopped responding; action queued again"),
+        (Status.PROCESSING, "worker second"),
+        (Status.ERROR, Action.objects.get(pk=action.pk).error),
+    ]
+
+
+def test_recovery_of_an_action_with_a_stop_pending_ends_it_stopped_in_the_history():
+    action = queue.submit_action(fetch_action="NoOp", params={})
+    claim("dead")
+    queue.request_stop(pk=action.pk)
+    expire(action)
+    queue.recover_expired()
+    assert statuses(action) == [Status.QUEUED, Status.PROCESSING, "Stop requested", Status.STOPPED]
 
 
 # --- The history of the queue's own changes ---------------------------------------------
@@ -240,8 +267,7 @@ def test_the_history_of_a_finished_action_has_its_real_times():
     claim()
     assert queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
     action.refresh_from_db()
-    steps = list(ActionTransition.objects.filter(action=action).order_by("id"))
-    assert [(s.status, s.at) for s in steps] == [
+    assert [(status, at) for status, at, _ in steps(action)] == [
         (Status.QUEUED, action.queued_at),
         (Status.PROCESSING, action.started_at),
         (Status.FINISHED, action.finished_at),
@@ -254,14 +280,14 @@ def test_a_stop_is_in_the_history_and_the_end_is_stopped():
     queue.request_stop(pk=action.pk, stopped_by="alice", stopped_from="10.0.0.1")
     # Completed before a checkpoint: still Stopped, as the client was told.
     assert queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
-    steps = list(ActionTransition.objects.filter(action=action).order_by("id"))
-    assert [s.status for s in steps] == [
+    shown = steps(action)
+    assert [status for status, _, _ in shown] == [
         Status.QUEUED,
         Status.PROCESSING,
-        ActionTransition.STOP_REQUESTED,
+        "Stop requested",
         Status.STOPPED,
     ]
-    assert steps[2].note == "by alice from 10.0.0.1"
+    assert shown[2][2] == "by alice from 10.0.0.1"
 
 
 def test_an_error_end_keeps_the_error_in_the_history():
@@ -270,16 +296,21 @@ def test_an_error_end_keeps_the_error_in_the_history():
     queue.finish_action(
         pk=action.pk, worker="w1", counts={}, result={}, progress=3, error="disk full"
     )
-    last = ActionTransition.objects.filter(action=action).order_by("id").last()
-    assert last is not None
-    assert (last.status, last.note) == (Status.ERROR, "disk full")
+    status, _, note = steps(action)[-1]
+    assert (status, note) == (Status.ERROR, "disk full")
 
 
 def test_an_unclaimed_action_is_queued_again_in_the_history():
     action = queue.submit_action(fetch_action="NoOp", params={})
     claim()
     assert queue.unclaim_action(pk=action.pk, worker="w1")
-    assert statuses(action) == [Status.QUEUED, Status.PROCESSING, Status.QUEUED]
+    assert [(status, note) for status, _, note in steps(action)] == [
+        (Status.QUEUED, ""),
+        (Status.PROCESSING, "worker w1"),
+        (Status.QUEUED, "given back unstarted by worker w1"),
+    ]
+    claim("w2")
+    assert statuses(action)[-1] == Status.PROCESSING
 
 
 def test_a_finish_by_a_worker_that_lost_the_action_adds_no_history():
@@ -287,6 +318,24 @@ def test_a_finish_by_a_worker_that_lost_the_action_adds_no_history():
     claim()
     assert not queue.finish_action(pk=action.pk, worker="other", counts={}, result={}, progress=1)
     assert statuses(action) == [Status.QUEUED, Status.PROCESSING]
+
+
+def test_a_cancel_ends_the_history_with_who_cancelled():
+    action = queue.submit_action(fetch_action="NoOp", params={})
+    queue.cancel_action(pk=action.pk, cancelled_from="10.0.0.3")
+    assert [(status, note) for status, _, note in steps(action)] == [
+        (Status.QUEUED, ""),
+        (Status.CANCELLED, "by the endpoint from 10.0.0.3"),
+    ]
+
+
+def test_the_claim_and_the_finish_write_no_history_rows():
+    """The hot path stays as fast as before: its steps come from the row."""
+    action = queue.submit_action(fetch_action="NoOp", params={})
+    claim()
+    queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
+    assert not ActionTransition.objects.exists()
+    assert len(steps(action)) == 3
 
 
 def test_a_claim_of_many_records_each_of_them():
