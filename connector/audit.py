@@ -113,7 +113,7 @@ def record_refused(
         detail=detail,
     ).save()
     logger.info(
-        "Audit: %s refused to %r via %s from %s: %s", verb, who.user, who.via, who.client, reason
+        "Audit: %s by %r via %s from %s refused: %s", verb, who.user, who.via, who.client, reason
     )
 
 
