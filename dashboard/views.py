@@ -22,11 +22,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import audit, queue
+from connector import queue
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
-from connector.models import Action, AuditVerb, AuditVia
-from dashboard import bulk, queries
+from connector.models import Action, AuditVia
+from dashboard import bulk, queries, refused_posts
 from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
@@ -42,43 +42,6 @@ def can_operate(user: Any) -> bool:
     return bool(user.has_perm(OPERATE_PERMISSION))
 
 
-#: The change each button's URL asks for, for the audit of refused POSTs.
-_VERBS = {
-    "cancel": AuditVerb.CANCEL,
-    "cancel-selected": AuditVerb.CANCEL,
-    "cancel-matching": AuditVerb.CANCEL,
-    "stop": AuditVerb.STOP,
-    "retry": AuditVerb.RETRY,
-    "priority": AuditVerb.PRIORITY,
-    "pause": AuditVerb.PAUSE,
-    "submit": AuditVerb.SUBMIT,
-}
-
-
-def _audit_refused_post(request: HttpRequest, reason: str) -> None:
-    """Record a POST refused for want of a right (a forged form); a GET changes nothing."""
-    if request.method != "POST" or request.resolver_match is None:
-        return
-    match = request.resolver_match
-    verb = _VERBS.get(match.url_name or "")
-    if verb is None:
-        return
-    if verb == AuditVerb.PAUSE and request.POST.get("paused") != "1":
-        verb = AuditVerb.RESUME
-    pk = match.kwargs.get("pk")
-    audit.record_refused(
-        verb=verb,
-        who=audit.Who(
-            via=AuditVia.DASHBOARD,
-            user=request.user.get_username(),
-            client=client_address(request),
-        ),
-        reason=reason,
-        action_pk=int(pk) if pk is not None else None,
-        queue=str(match.kwargs.get("name", ""))[:40],
-    )
-
-
 def viewer_required(view: View) -> View:
     """Signed in (else the sign-in page) and allowed to see actions (else 403)."""
 
@@ -92,7 +55,7 @@ def viewer_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
-            _audit_refused_post(request, "no view permission")
+            refused_posts.record(request, "no view permission")
             raise PermissionDenied("You may not view the connector's actions.")
         return view(request, *args, **kwargs)
 
@@ -112,7 +75,7 @@ def operator_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
-            _audit_refused_post(request, "not an operator")
+            refused_posts.record(request, "not an operator")
             raise PermissionDenied("Only operators may change actions and queues.")
         return view(request, *args, **kwargs)
 
@@ -385,7 +348,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
-        _audit_refused_post(request, "not an operator")
+        refused_posts.record(request, "not an operator")
         raise PermissionDenied("Only operators may submit actions.")
     if request.method == "POST":
         form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
@@ -457,7 +420,7 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
-        _audit_refused_post(request, "not an operator")
+        refused_posts.record(request, "not an operator")
         raise PermissionDenied("Only operators may cancel actions.")
     data = request.POST if request.method == "POST" else request.GET
     form = ActionFilterForm(data)
