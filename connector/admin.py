@@ -10,6 +10,7 @@ from connector import schedules
 from connector.models import (
     Action,
     ActionLogLine,
+    AuditEntry,
     DatastoreDocument,
     FetchTask,
     QueueState,
@@ -113,3 +114,21 @@ class QueueStateAdmin(admin.ModelAdmin):
 @admin.register(WorkerProcess)
 class WorkerProcessAdmin(admin.ModelAdmin):
     list_display = ["id", "hostname", "pid", "heartbeat_at", "stopping"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: the queue writes the audit; nobody edits or deletes what it recorded."""
+
+    list_display = ["at", "verb", "outcome", "token", "queue", "user", "client", "via", "detail"]
+    list_filter = ["verb", "outcome", "via"]
+    search_fields = ["token", "user", "client"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -104,6 +104,100 @@ class ActionLogLine(models.Model):
         return f"{self.logged_at:%H:%M:%S} {self.level} {self.message}"
 
 
+class ActionTransition(models.Model):
+    """A step of an action's status history that the action's row forgets.
+
+    A re-queue (recovery of a dead worker's action, or a worker giving back one
+    it never started) clears ``started_at`` and ``worker``; the queue keeps the
+    spell of Processing that ended and the re-queue here. The other steps come
+    from the row itself (see ``connector.history``).
+    """
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="transitions")
+    status = models.CharField(max_length=20)
+    at = models.DateTimeField()
+    note = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        # The action's history is read in the order it was written.
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action_id} {self.status} {self.at:%H:%M:%S}"
+
+
+class AuditVerb(models.TextChoices):
+    SUBMIT = "submit"
+    RETRY = "retry", "retry (duplicate)"
+    CANCEL = "cancel"
+    STOP = "stop"
+    PRIORITY = "priority"
+    PAUSE = "pause"
+    RESUME = "resume"
+    #: A worker's recovery of an action whose worker died.
+    RECOVER = "recover"
+
+
+class AuditVia(models.TextChoices):
+    ENDPOINT = "endpoint"
+    DASHBOARD = "dashboard"
+    SCHEDULE = "schedule"
+    WORKER = "worker"
+
+
+class AuditOutcome(models.TextChoices):
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class AuditEntry(models.Model):
+    """Who asked for a change of an action or a queue, from where, when, and what came of it.
+
+    Written by ``connector.audit`` in the transaction of the change itself (and,
+    for a refusal, in a transaction of its own), never changed afterwards.
+    """
+
+    at = models.DateTimeField()
+    verb = models.CharField(max_length=20, choices=AuditVerb.choices)
+    outcome = models.CharField(max_length=10, choices=AuditOutcome.choices)
+    #: Why a refused request was refused; empty when done.
+    reason = models.CharField(max_length=400, blank=True, default="")
+    #: Kept when the action is deleted (retention): the token still names it.
+    action = models.ForeignKey(
+        Action,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_entries",
+        db_index=False,  # the ("action", "-id") index below serves the lookups
+    )
+    token = models.CharField(max_length=200, blank=True, default="")
+    queue = models.CharField(max_length=40, blank=True, default="")
+    #: The dashboard user's name; empty for the endpoint (clients do not sign in).
+    user = models.CharField(max_length=150, blank=True, default="")
+    #: The client address of the request; empty for the schedule and workers.
+    client = models.CharField(max_length=200, blank=True, default="")
+    via = models.CharField(max_length=10, choices=AuditVia.choices)
+    #: What changed beyond the verb: "priority 0 -> 5", "bulk cancel", "copy of action 7".
+    detail = models.CharField(max_length=400, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        # Newest first by id: ids follow the order entries were written, and a
+        # single-column cursor keeps the audit page's keyset paging simple.
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["action", "-id"], name="audit_action"),
+            models.Index(fields=["verb", "-id"], name="audit_verb"),
+            models.Index(fields=["user", "-id"], name="audit_user"),
+            models.Index(fields=["client", "-id"], name="audit_client"),
+            models.Index(fields=["token", "-id"], name="audit_token"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.verb} {self.outcome} {self.token or self.queue}"
+
+
 class QueueState(models.Model):
     """Per-queue switches shared by every process (Pause and Resume)."""
 

@@ -26,8 +26,18 @@ from django.db import connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from connector import signals, wakeups
-from connector.models import Action, ActionLogLine, QueueState, Status, WorkerProcess
+from connector import audit, signals, wakeups
+from connector.audit import Who
+from connector.models import (
+    Action,
+    ActionLogLine,
+    ActionTransition,
+    AuditVerb,
+    AuditVia,
+    QueueState,
+    Status,
+    WorkerProcess,
+)
 from connector.tokens import new_token
 
 logger = logging.getLogger(__name__)
@@ -105,10 +115,40 @@ def submit_action(
     action_id: str = "",
     submitted_by: str = "",
     submitted_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
     token_host: str = "localhost",
     token_port: int = 8000,
 ) -> Action:
     """Store a new Queued action and wake a worker once it is committed."""
+    return _queue_new(
+        fetch_action=fetch_action,
+        params=params,
+        tasks=tasks,
+        priority=priority,
+        queue=queue,
+        action_id=action_id,
+        who=Who(via=via, user=submitted_by, client=submitted_from),
+        token_host=token_host,
+        token_port=token_port,
+        verb=AuditVerb.SUBMIT,
+        detail="",
+    )
+
+
+def _queue_new(
+    *,
+    fetch_action: str,
+    params: dict[str, str],
+    tasks: Iterable[str],
+    priority: int,
+    queue: str,
+    action_id: str,
+    who: Who,
+    token_host: str,
+    token_port: int,
+    verb: AuditVerb,
+    detail: str,
+) -> Action:
     queue = resolve_queue(queue)
     with transaction.atomic():
         action = Action.objects.create(
@@ -121,30 +161,38 @@ def submit_action(
             priority=priority,
             status=Status.QUEUED,
             queued_at=timezone.now(),
-            submitted_by=submitted_by,
-            submitted_from=submitted_from,
+            submitted_by=who.user,
+            submitted_from=who.client,
         )
+        audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)
     return action
 
 
 def duplicate_action(
-    *, pk: int, submitted_by: str = "", submitted_from: str = "", token_host: str, token_port: int
+    *,
+    pk: int,
+    submitted_by: str = "",
+    submitted_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
+    token_host: str,
+    token_port: int,
 ) -> Action:
     """Queue a new action with the parameters of an existing one."""
     original = Action.objects.get(pk=pk)
-    return submit_action(
+    return _queue_new(
         fetch_action=original.fetch_action,
         params=dict(original.params),
         tasks=[task for task in original.tasks.split(",") if task],
         priority=original.priority,
         queue=original.queue,
         action_id=original.action_id,
-        submitted_by=submitted_by,
-        submitted_from=submitted_from,
+        who=Who(via=via, user=submitted_by, client=submitted_from),
         token_host=token_host,
         token_port=token_port,
+        verb=AuditVerb.RETRY,
+        detail=f"copy of action {original.pk} ({original.token})",
     )
 
 
@@ -155,55 +203,133 @@ def _current_status(pk: int) -> str:
     return Action.objects.filter(pk=pk).values_list("status", flat=True).get()
 
 
-def cancel_action(*, pk: int, cancelled_by: str = "", cancelled_from: str = "") -> None:
+def _refused(*, verb: AuditVerb, who: Who, pk: int, error: QueueError, detail: str = "") -> None:
+    """Record a change the queue's guard refused, in a transaction of its own.
+
+    Called after the change's transaction ended, so that the error raised next
+    cannot roll the record back with it.
+    """
+    with transaction.atomic():
+        audit.record_refused(verb=verb, who=who, action_pk=pk, reason=str(error), detail=detail)
+
+
+def cancel_action(
+    *,
+    pk: int,
+    cancelled_by: str = "",
+    cancelled_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
+    detail: str = "",
+) -> None:
     """A Queued action becomes Cancelled and never runs; any other is refused."""
+    who = Who(via=via, user=cancelled_by, client=cancelled_from)
+    now = timezone.now()
     with transaction.atomic():
         updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(
             status=Status.CANCELLED,
-            finished_at=timezone.now(),
+            finished_at=now,
             cancelled_by=cancelled_by,
             cancelled_from=cancelled_from,
         )
-        if not updated:
-            raise ActionNotQueued(_current_status(pk))
-        _changed(pk)
+        if updated:
+            action = Action.objects.only("token", "queue").get(pk=pk)
+            audit.record_done(verb=AuditVerb.CANCEL, who=who, action=action, detail=detail, at=now)
+            _changed(pk)
+        else:
+            refusal = ActionNotQueued(_current_status(pk))
+    if not updated:
+        _refused(verb=AuditVerb.CANCEL, who=who, pk=pk, error=refusal, detail=detail)
+        raise refusal
 
 
-def request_stop(*, pk: int, stopped_by: str = "", stopped_from: str = "") -> None:
+def request_stop(
+    *,
+    pk: int,
+    stopped_by: str = "",
+    stopped_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
+) -> None:
     """Ask the worker of a Processing action to stop it at its next checkpoint.
 
     Once this returns, the action ends Stopped: a worker that completes the
     action before it reaches a checkpoint records it as Stopped too.
     """
+    who = Who(via=via, user=stopped_by, client=stopped_from)
+    now = timezone.now()
     with transaction.atomic():
         updated = Action.objects.filter(pk=pk, status=Status.PROCESSING).update(
             stop_requested=True,
-            stop_requested_at=timezone.now(),
+            stop_requested_at=now,
             stopped_by=stopped_by,
             stopped_from=stopped_from,
         )
-        if not updated:
-            raise ActionNotRunning(_current_status(pk))
-        worker = Action.objects.filter(pk=pk).values_list("worker", flat=True).get()
-        transaction.on_commit(lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk))
-        _changed(pk)
+        if updated:
+            action = Action.objects.only("token", "queue", "worker").get(pk=pk)
+            worker = action.worker
+            audit.record_done(verb=AuditVerb.STOP, who=who, action=action, at=now)
+            transaction.on_commit(lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk))
+            _changed(pk)
+        else:
+            refusal = ActionNotRunning(_current_status(pk))
+    if not updated:
+        _refused(verb=AuditVerb.STOP, who=who, pk=pk, error=refusal)
+        raise refusal
 
 
-def change_priority(*, pk: int, priority: int) -> None:
+def change_priority(
+    *,
+    pk: int,
+    priority: int,
+    changed_by: str = "",
+    changed_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
+) -> None:
     """Only a Queued action can change its place in the queue."""
+    who = Who(via=via, user=changed_by, client=changed_from)
     with transaction.atomic():
-        if not Action.objects.filter(pk=pk, status=Status.QUEUED).update(priority=priority):
-            raise ActionNotQueued(_current_status(pk))
-        _changed(pk)
+        # Locked (PostgreSQL; SQLite's write transaction does the same) so the
+        # old priority recorded is the one this update replaces.
+        before = Action.objects.select_for_update().only("token", "queue", "priority").get(pk=pk)
+        updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(priority=priority)
+        if updated:
+            detail = f"priority {before.priority} -> {priority}"
+            audit.record_done(verb=AuditVerb.PRIORITY, who=who, action=before, detail=detail)
+            _changed(pk)
+        else:
+            refusal = ActionNotQueued(_current_status(pk))
+    if not updated:
+        _refused(
+            verb=AuditVerb.PRIORITY, who=who, pk=pk, error=refusal, detail=f"priority {priority}"
+        )
+        raise refusal
 
 
-def set_paused(*, queue: str, paused: bool, changed_by: str = "") -> None:
+def set_paused(
+    *,
+    queue: str,
+    paused: bool,
+    changed_by: str = "",
+    changed_from: str = "",
+    via: AuditVia = AuditVia.ENDPOINT,
+) -> None:
     """Pause stops claims of the queue (running actions go on); Resume allows them."""
     queue = resolve_queue(queue)
+    who = Who(via=via, user=changed_by, client=changed_from)
+    now = timezone.now()
     with transaction.atomic():
+        was_paused = is_paused(queue)
         QueueState.objects.update_or_create(
             name=queue,
-            defaults={"paused": paused, "changed_at": timezone.now(), "changed_by": changed_by},
+            defaults={"paused": paused, "changed_at": now, "changed_by": changed_by},
+        )
+        audit.record_done(
+            verb=AuditVerb.PAUSE if paused else AuditVerb.RESUME,
+            who=who,
+            queue=queue,
+            detail=("already paused" if paused else "was not paused")
+            if was_paused == paused
+            else "",
+            at=now,
         )
         if not paused:
             transaction.on_commit(lambda: wakeups.wake_queue(queue))
@@ -371,8 +497,10 @@ def release_actions(*, worker: str, pks: Iterable[int]) -> None:
 
 def unclaim_action(*, pk: int, worker: str) -> bool:
     """Give back an action this worker claimed but never started: Queued again, as before."""
+    held = Action.objects.filter(pk=pk, worker=worker, status=Status.PROCESSING)
     with transaction.atomic():
-        returned = Action.objects.filter(pk=pk, worker=worker, status=Status.PROCESSING).update(
+        started_at = held.values_list("started_at", flat=True).first()
+        returned = held.update(
             status=Status.QUEUED,
             worker="",
             started_at=None,
@@ -380,6 +508,15 @@ def unclaim_action(*, pk: int, worker: str) -> bool:
             attempts=F("attempts") - 1,
         )
         if returned:
+            ActionTransition.objects.bulk_create(
+                audit.requeue_steps(
+                    pk=pk,
+                    started_at=started_at,
+                    worker=worker,
+                    at=timezone.now(),
+                    note=f"given back unstarted by worker {worker}",
+                )
+            )
             queue = Action.objects.filter(pk=pk).values_list("queue", flat=True).get()
             transaction.on_commit(partial(wakeups.wake_queue, queue))
             _changed(pk)
@@ -398,6 +535,8 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     now = now or timezone.now()
     expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
     candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
+    # The row forgets a re-queued action's start; its history keeps it.
+    started = dict(expired.values_list("pk", "started_at"))
     if not candidates:
         return Recovered([], [], [])
     stopped = [pk for pk, _, _, stop in candidates if stop]
@@ -443,10 +582,37 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             "stopped": "marked Stopped (a Stop was pending)",
             "failed": "marked Error (no attempts left)",
         }
+        recovered = [pk for pks in done.values() for pk in pks]
+        names = {
+            pk: (token, name)
+            for pk, token, name in Action.objects.filter(pk__in=recovered).values_list(
+                "pk", "token", "queue"
+            )
+        }
+        transitions: list[ActionTransition] = []
+        entries = []
         for kind, pks in done.items():
             for pk in pks:
                 message = f"Worker {workers[pk]} stopped responding; action {notes[kind]}"
                 add_log_lines(pk=pk, lines=[(now, "WARNING", message)])
+                if kind == "requeued":
+                    transitions += audit.requeue_steps(
+                        pk=pk, started_at=started.get(pk), worker=workers[pk], at=now, note=message
+                    )
+                token, name = names[pk]
+                entries.append(
+                    audit.done_entry(
+                        verb=AuditVerb.RECOVER,
+                        who=Who(via=AuditVia.WORKER),
+                        action_pk=pk,
+                        token=token,
+                        queue=name,
+                        detail=message,
+                        at=now,
+                    )
+                )
+        ActionTransition.objects.bulk_create(transitions)
+        audit.record_many_done(entries)
         _changed(*(pk for pks in done.values() for pk in pks))
         if done["requeued"]:
             queues = set(

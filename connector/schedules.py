@@ -30,6 +30,7 @@ from connector.models import (
     SCHEDULE_DATE_TIME,
     SCHEDULE_TIME_OF_DAY,
     Action,
+    AuditVia,
     FetchTask,
     Status,
 )
@@ -177,6 +178,7 @@ def _run(
             params={"TaskSections": name},
             tasks=[name],
             submitted_by=SUBMITTED_BY,
+            via=AuditVia.SCHEDULE,
         )
     logger.info("Scheduled Synchronize of %s queued as %s", name, action.token)
     return action

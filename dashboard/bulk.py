@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from connector import queue
-from connector.models import Action
+from connector.models import Action, AuditVia
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,13 @@ def cancel_many(pks: Iterable[int], *, cancelled_by: str, cancelled_from: str) -
     result = BulkResult()
     for pk in pks:
         try:
-            queue.cancel_action(pk=pk, cancelled_by=cancelled_by, cancelled_from=cancelled_from)
+            queue.cancel_action(
+                pk=pk,
+                cancelled_by=cancelled_by,
+                cancelled_from=cancelled_from,
+                via=AuditVia.DASHBOARD,
+                detail="bulk cancel",
+            )
         except (queue.QueueError, Action.DoesNotExist):
             result.refused.append(pk)
         else:

@@ -14,7 +14,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from connector import queue
-from connector.models import Action, ActionLogLine, FetchTask, Status, WorkerProcess
+from connector.history import HistoryStep, action_history
+from connector.models import (
+    Action,
+    ActionLogLine,
+    AuditEntry,
+    FetchTask,
+    Status,
+    WorkerProcess,
+)
 from connector.tokens import InvalidToken, canonical_token
 from dashboard.charts import MinuteChart, queue_charts
 
@@ -233,6 +241,10 @@ def status_values() -> list[str]:
 # --- The detail page -----------------------------------------------------------------
 
 
+#: The most audit entries the detail page shows of one action (newest first).
+ACTION_AUDIT_SHOWN = 100
+
+
 @dataclass
 class ActionDetail:
     action: Action
@@ -241,6 +253,12 @@ class ActionDetail:
     identifiers_total: int
     successes: list[str]
     failures: list[dict[str, str]]
+    history: list[HistoryStep] = field(default_factory=list)
+    audit_entries: list[AuditEntry] = field(default_factory=list)
+
+
+def action_audit(pk: int) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(action_id=pk).order_by("-id")[:ACTION_AUDIT_SHOWN])
 
 
 def action_detail(pk: int) -> ActionDetail:
@@ -257,6 +275,8 @@ def action_detail(pk: int) -> ActionDetail:
         identifiers_total=len(identifiers),
         successes=[str(item) for item in _as_list(result.get("success"))],
         failures=[_item(item) for item in _as_list(result.get("failed"))],
+        history=action_history(action, now=timezone.now()),
+        audit_entries=action_audit(pk),
     )
 
 
@@ -305,3 +325,57 @@ def count_queued_matching(filters: ActionFilters, *, upto: Cursor | None = None)
 def queued_matching_pks(filters: ActionFilters, *, upto: Cursor | None) -> list[int]:
     actions = queued_matching(filters, upto=upto).order_by("queued_at", "id")
     return list(actions.values_list("pk", flat=True)[:BULK_LIMIT])
+
+
+# --- The audit page -----------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    verb: str = ""
+    outcome: str = ""
+    user: str = ""
+    via: str = ""
+    client: str = ""
+    token: str = ""
+
+
+@dataclass
+class AuditPage:
+    entries: list[AuditEntry]
+    #: The id after which the next (older) page starts; None on the last page.
+    next_cursor: int | None
+
+
+def filtered_audit(filters: AuditFilters) -> QuerySet[AuditEntry]:
+    """Exact matches: each filter has its own index (see AuditEntry.Meta)."""
+    entries = AuditEntry.objects.all()
+    for name in ("verb", "outcome", "user", "via", "client"):
+        value = getattr(filters, name)
+        if value:
+            entries = entries.filter(**{name: value})
+    if filters.token:
+        # A token may be pasted in any spelling a client uses; a text that is no
+        # token of ours is still looked for as it is (an entry keeps what it was given).
+        try:
+            token = canonical_token(filters.token)
+        except InvalidToken:
+            token = filters.token
+        entries = entries.filter(token=token)
+    return entries
+
+
+def audit_page(
+    filters: AuditFilters, *, after: int | None = None, size: int | None = None
+) -> AuditPage:
+    """One page, newest first by id; ``after`` (an id) keeps pages stable as entries arrive."""
+    size = size or AUDIT_PAGE_SIZE
+    entries = filtered_audit(filters)
+    if after is not None:
+        entries = entries.filter(pk__lt=after)
+    rows = list(entries.order_by("-id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return AuditPage(rows, rows[-1].pk if more else None)

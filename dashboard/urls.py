@@ -18,4 +18,6 @@ urlpatterns = [
     path("actions/<int:pk>/retry/", views.action_retry, name="retry"),
     path("actions/<int:pk>/priority/", views.action_priority, name="priority"),
     path("queues/<str:name>/pause/", views.queue_pause, name="pause"),
+    # The audit log (issue 4).
+    path("audit/", views.audit_log, name="audit"),
 ]

@@ -25,8 +25,9 @@ from django.views.decorators.http import require_GET, require_POST
 from connector import queue
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names
-from connector.models import Action
-from dashboard import bulk, queries
+from connector.models import Action, AuditVia
+from dashboard import bulk, queries, refused_posts
+from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def viewer_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
+            refused_posts.record(request, "no view permission")
             raise PermissionDenied("You may not view the connector's actions.")
         return view(request, *args, **kwargs)
 
@@ -73,6 +75,7 @@ def operator_required(view: View) -> View:
                 request.user.get_username(),
                 client_address(request),
             )
+            refused_posts.record(request, "not an operator")
             raise PermissionDenied("Only operators may change actions and queues.")
         return view(request, *args, **kwargs)
 
@@ -182,6 +185,26 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboard/action_detail.html", context)
 
 
+@require_GET
+@viewer_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Who changed what, from where and when: newest first, filtered, paged by id."""
+    form = AuditFilterForm(request.GET)
+    form.is_valid()
+    page = queries.audit_page(form.filters(), after=form.cursor())
+    params = request.GET.copy()
+    params.pop("after", None)
+    first_query = params.urlencode() if form.cursor() is not None else None
+    next_query = None
+    if page.next_cursor is not None:
+        params["after"] = str(page.next_cursor)
+        next_query = params.urlencode()
+    context = {"form": form, "page": page, "next_query": next_query, "first_query": first_query}
+    if _is_htmx(request):
+        return render(request, "dashboard/audit.html#audit-results", context)
+    return render(request, "dashboard/audit.html", context)
+
+
 # --- Buttons --------------------------------------------------------------------------
 
 
@@ -210,7 +233,10 @@ def action_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.cancel_action(
-            pk=pk, cancelled_by=request.user.get_username(), cancelled_from=client_address(request)
+            pk=pk,
+            cancelled_by=request.user.get_username(),
+            cancelled_from=client_address(request),
+            via=AuditVia.DASHBOARD,
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not cancelled: {refused}.")
@@ -225,7 +251,10 @@ def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     try:
         queue.request_stop(
-            pk=pk, stopped_by=request.user.get_username(), stopped_from=client_address(request)
+            pk=pk,
+            stopped_by=request.user.get_username(),
+            stopped_from=client_address(request),
+            via=AuditVia.DASHBOARD,
         )
     except queue.QueueError as refused:
         return _row_or_back(request, pk, f"Not stopped: {refused}.")
@@ -243,6 +272,7 @@ def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
         submitted_by=request.user.get_username(),
         submitted_from=client_address(request),
+        via=AuditVia.DASHBOARD,
         token_host=host,
         token_port=port,
     )
@@ -259,7 +289,13 @@ def action_priority(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "The priority must be a whole number.")
         return redirect("dashboard:action", pk=pk)
     try:
-        queue.change_priority(pk=pk, priority=form.cleaned_data["priority"])
+        queue.change_priority(
+            pk=pk,
+            priority=form.cleaned_data["priority"],
+            changed_by=request.user.get_username(),
+            changed_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+        )
     except queue.QueueError as refused:
         messages.error(request, f"Priority not changed: {refused}.")
     else:
@@ -277,7 +313,13 @@ def action_priority(request: HttpRequest, pk: int) -> HttpResponse:
 def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     paused = request.POST.get("paused") == "1"
     try:
-        queue.set_paused(queue=name, paused=paused, changed_by=request.user.get_username())
+        queue.set_paused(
+            queue=name,
+            paused=paused,
+            changed_by=request.user.get_username(),
+            changed_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+        )
     except queue.UnknownQueue as unknown:
         raise Http404(str(unknown)) from None
     logger.info(
@@ -309,6 +351,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
+        refused_posts.record(request, "not an operator")
         raise PermissionDenied("Only operators may submit actions.")
     if request.method == "POST":
         form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
@@ -323,6 +366,7 @@ def submit(request: HttpRequest) -> HttpResponse:
                 action_id=done.action_id,
                 submitted_by=request.user.get_username(),
                 submitted_from=client_address(request),
+                via=AuditVia.DASHBOARD,
                 token_host=host,
                 token_port=port,
             )
@@ -379,6 +423,7 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
             request.user.get_username(),
             client_address(request),
         )
+        refused_posts.record(request, "not an operator")
         raise PermissionDenied("Only operators may cancel actions.")
     data = request.POST if request.method == "POST" else request.GET
     form = ActionFilterForm(data)

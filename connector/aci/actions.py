@@ -19,7 +19,7 @@ from connector.aci.render import Element, el
 from connector.aci.request import AciRequest, stored_parameters
 from connector.aci.status import aci_time, whole_seconds
 from connector.fetch.base import UnknownFetchAction, fetch_action_names, get_fetch_action
-from connector.models import Status
+from connector.models import AuditVia, Status
 from connector.params import Params
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def fetch(aci: AciRequest) -> list[Element]:
         action_id=action_id,
         submitted_by="",
         submitted_from=aci.client,
+        via=AuditVia.ENDPOINT,
         token_host=aci.host,
         token_port=aci.port,
     )

@@ -27,7 +27,7 @@ from connector.aci.status import (
     documentcounts,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
-from connector.models import Action, Status
+from connector.models import Action, AuditVia, Status
 from connector.params import InvalidParameter, ParameterError, Params
 from connector.tokens import InvalidToken, canonical_token
 
@@ -179,7 +179,9 @@ def _progress(aci: AciRequest, queue_name: str) -> list[Element]:
 def _cancel(aci: AciRequest, queue_name: str) -> list[Element]:
     action = _action(aci, queue_name)
     try:
-        queue.cancel_action(pk=action.pk, cancelled_by="", cancelled_from=aci.client)
+        queue.cancel_action(
+            pk=action.pk, cancelled_by="", cancelled_from=aci.client, via=AuditVia.ENDPOINT
+        )
     except queue.ActionNotQueued as refused:
         raise AciError("ERRORNOTQUEUED", _not_queued("Cancel", refused.status)) from None
     logger.info("Action %s cancelled from %s", action.token, aci.client)
@@ -198,7 +200,9 @@ def _not_queued(what: str, status: str) -> str:
 def _stop(aci: AciRequest, queue_name: str) -> list[Element]:
     action = _action(aci, queue_name)
     try:
-        queue.request_stop(pk=action.pk, stopped_by="", stopped_from=aci.client)
+        queue.request_stop(
+            pk=action.pk, stopped_by="", stopped_from=aci.client, via=AuditVia.ENDPOINT
+        )
     except queue.ActionNotRunning as refused:
         if refused.status == Status.QUEUED:
             advice = "Use QueueAction=Cancel so that it never runs."
@@ -220,7 +224,9 @@ def _change_priority(aci: AciRequest, queue_name: str) -> list[Element]:
     action = _action(aci, queue_name)
     priority = read_priority(aci.params, None)
     try:
-        queue.change_priority(pk=action.pk, priority=priority)
+        queue.change_priority(
+            pk=action.pk, priority=priority, changed_from=aci.client, via=AuditVia.ENDPOINT
+        )
     except queue.ActionNotQueued as refused:
         raise AciError("ERRORNOTQUEUED", _not_queued("ChangePriority", refused.status)) from None
     logger.info("Priority of action %s set to %s from %s", action.token, priority, aci.client)
@@ -236,7 +242,13 @@ def _resume(aci: AciRequest, queue_name: str) -> list[Element]:
 
 
 def _set_paused(aci: AciRequest, queue_name: str, *, paused: bool) -> list[Element]:
-    queue.set_paused(queue=queue_name, paused=paused, changed_by="")
+    queue.set_paused(
+        queue=queue_name,
+        paused=paused,
+        changed_by="",
+        changed_from=aci.client,
+        via=AuditVia.ENDPOINT,
+    )
     logger.info("Queue %s %s from %s", queue_name, "paused" if paused else "resumed", aci.client)
     return [el("queuename", queue_name), el("paused", paused)]
 
@@ -263,6 +275,7 @@ def _duplicate(aci: AciRequest, queue_name: str) -> list[Element]:
         pk=original.pk,
         submitted_by="",
         submitted_from=aci.client,
+        via=AuditVia.ENDPOINT,
         token_host=aci.host,
         token_port=aci.port,
     )
