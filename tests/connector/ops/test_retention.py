@@ -74,9 +74,7 @@ def test_deletes_go_in_batches_of_the_batch_size_each_its_own_transaction():
         assert retention.delete_old_actions() == 7
     assert left() == {kept.pk}
     action_table = Action._meta.db_table
-    deletes = [
-        q["sql"] for q in queries if q["sql"].startswith(f'DELETE FROM "{action_table}"')
-    ]
+    deletes = [q["sql"] for q in queries if q["sql"].startswith(f'DELETE FROM "{action_table}"')]
     assert len(deletes) == 3  # 3 + 3 + 1
     assert len(old) == 7
 
@@ -146,6 +144,9 @@ def audit_model() -> Iterator[type[models.Model]]:
         class Meta:
             app_label = "connector"
             db_table = "test_retention_audit_note"
+
+        def __str__(self) -> str:
+            return self.text
 
     with connection.schema_editor() as editor:
         editor.create_model(AuditNote)
