@@ -24,6 +24,8 @@ application = ProtocolTypeRouter(
         # Static files straight from the finders, in front of the middleware: the
         # dashboard has a handful of small assets, and a sync-only static
         # middleware would cost every request two extra thread switches.
+        # It serves with DEBUG off and under plain daphne too; a proxy may
+        # serve a collectstatic copy instead (docs/deployment.md).
         "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))

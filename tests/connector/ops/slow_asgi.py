@@ -1,21 +1,27 @@
-"""The connector's ASGI application behind a path that answers slowly (for shutdown tests).
+"""The connector's ASGI application, with /healthz made slow (for shutdown tests).
 
-``/slow`` waits ``SLOW_SECONDS`` and then lets the connector answer ``/healthz``:
-a request that is in flight when the server is told to stop.
+The view is replaced before the URLconf is first imported, so the slow view
+runs where a real one does: a sync Django view in its thread, behind the
+connector's whole ASGI stack, under plain daphne.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+import time
 
-from connector.asgi import application as connector_application
+from django.http import HttpRequest, JsonResponse
+
+from connector.asgi import application  # sets Django up
+from connector.ops import health
 
 SLOW_SECONDS = 3.0
 
 
-async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "http" and scope["path"] == "/slow":
-        await asyncio.sleep(SLOW_SECONDS)
-        scope = {**scope, "path": "/healthz", "raw_path": b"/healthz"}
-    await connector_application(scope, receive, send)
+def slow_healthz(request: HttpRequest) -> JsonResponse:
+    time.sleep(SLOW_SECONDS)
+    return JsonResponse({"status": "slow but ok"})
+
+
+health.healthz = slow_healthz  # type: ignore[assignment]
+
+__all__ = ["application"]
