@@ -27,6 +27,7 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from connector import signals, wakeups
+from connector.logs import action_context
 from connector.models import Action, ActionLogLine, QueueState, Status, WorkerProcess
 from connector.tokens import new_token
 
@@ -398,6 +399,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     now = now or timezone.now()
     expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
     candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
+    tokens = dict(expired.values_list("pk", "token"))
     if not candidates:
         return Recovered([], [], [])
     stopped = [pk for pk, _, _, stop in candidates if stop]
@@ -455,8 +457,12 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             for name in queues:
                 transaction.on_commit(partial(wakeups.wake_queue, name))
     for kind, pks in done.items():
-        if pks:
-            logger.warning("Recovered actions of lost workers, %s: %s", kind, pks)
+        for pk in pks:
+            # One line per action, with its token (connector.logs).
+            with action_context(tokens.get(pk, "")):
+                logger.warning(
+                    "Recovered action %s of lost worker %s: %s", pk, workers[pk], notes[kind]
+                )
     return Recovered(done["requeued"], done["stopped"], done["failed"])
 
 

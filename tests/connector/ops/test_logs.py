@@ -153,3 +153,35 @@ def test_log_format_json_makes_the_worker_write_json_lines_with_tokens(tmp_path)
     failed = [line for line in lines if line["logger"] == "connector.fetch.base"]
     assert any("Traceback" in str(line.get("exception")) for line in failed)
     assert {line.get("token") for line in failed} == {token}
+
+
+@pytest.mark.django_db
+def test_recovery_logs_one_line_per_action_with_its_token():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connector.models import Action, Status
+
+    lost = Action.objects.create(
+        token="TOKEN-OF-LOST",
+        fetch_action="NOOP",
+        status=Status.PROCESSING,
+        queued_at=timezone.now(),
+        started_at=timezone.now(),
+        worker="gone-1",
+        attempts=1,
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ActionContextFilter())
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("connector.queue").addHandler(handler)
+    try:
+        queue.recover_expired()
+    finally:
+        logging.getLogger("connector.queue").removeHandler(handler)
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["token"] == "TOKEN-OF-LOST"
+    assert line["message"] == f"Recovered action {lost.pk} of lost worker gone-1: queued again"
