@@ -65,11 +65,22 @@ def metrics_allowed(address: str) -> bool:
     return any(ip in ipaddress.ip_network(network, strict=False) for network in allowed)
 
 
+#: Headers a proxy adds. Behind a proxy on the same host every client would
+#: seem to come from loopback, so a forwarded request is never trusted by
+#: address: scrapers reach the processes directly (docs/deployment.md).
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def _forwarded(request: HttpRequest) -> bool:
+    return any(header in request.META for header in FORWARDING_HEADERS)
+
+
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     address = client_address(request)
-    if not metrics_allowed(address):
+    wildcard = "*" in settings.CONNECTOR_METRICS_ALLOWED_IPS
+    if not metrics_allowed(address) or (_forwarded(request) and not wildcard):
         logger.warning("Metrics refused to %s (not in CONNECTOR_METRICS_ALLOWED_IPS)", address)
         return HttpResponse(
             "Metrics are not served to this address.\n", status=403, content_type="text/plain"

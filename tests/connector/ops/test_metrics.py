@@ -186,3 +186,16 @@ def test_metrics_need_no_session(client):
 def test_metrics_allowed_matches_addresses_and_networks(allowed, address, expected):
     with override_settings(CONNECTOR_METRICS_ALLOWED_IPS=allowed):
         assert metrics_allowed(address) is expected
+
+
+@pytest.mark.parametrize("header", ["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP"])
+def test_metrics_are_refused_through_a_proxy_even_from_loopback(client, header):
+    """A proxy on the same host makes every client look like 127.0.0.1."""
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", **{header: "203.0.113.9"})
+    assert response.status_code == 403
+
+
+@override_settings(CONNECTOR_METRICS_ALLOWED_IPS=["*"])
+def test_metrics_open_to_anyone_are_served_through_a_proxy_too(client):
+    response = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert response.status_code == 200
