@@ -285,6 +285,15 @@ if os.environ.get("SECRET_KEY") is not None and len(SECRET_KEY.strip()) < 32:
     )
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name at least one host")
+#: Origins (scheme://host[:port]) that may post forms, as the browser sends them:
+#: behind a proxy that ends HTTPS, https://connector.example.com.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")) or _origin.count("/") != 2:
+        raise ImproperlyConfigured(
+            "CSRF_TRUSTED_ORIGINS must list origins such as https://connector.example.com,"
+            f" not {_origin!r}"
+        )
 try:
     zoneinfo.ZoneInfo(TIME_ZONE)
 except (zoneinfo.ZoneInfoNotFoundError, ValueError):
