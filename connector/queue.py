@@ -399,9 +399,9 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     now = now or timezone.now()
     expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
     candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
-    tokens = dict(expired.values_list("pk", "token"))
     if not candidates:
         return Recovered([], [], [])
+    tokens = dict(expired.values_list("pk", "token"))
     stopped = [pk for pk, _, _, stop in candidates if stop]
     retry = [
         pk for pk, _, n, stop in candidates if not stop and n < settings.CONNECTOR_MAX_ATTEMPTS
