@@ -176,7 +176,9 @@ def main() -> None:
             else:
                 os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
             figures = measure(args)
-    print(f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     for key, value in figures.items():
         print(f"{key:>20}: {value:,.1f}" if isinstance(value, float) else f"{key:>20}: {value}")
 

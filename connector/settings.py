@@ -334,4 +334,11 @@ CONNECTOR_RETENTION_INTERVAL_SECONDS = env_number(
     "CONNECTOR_RETENTION_INTERVAL_SECONDS", 3600, minimum=1
 )
 #: Actions deleted per transaction: each batch holds its locks only briefly.
-CONNECTOR_RETENTION_BATCH_SIZE = int(env_number("CONNECTOR_RETENTION_BATCH_SIZE", 1000, minimum=1))
+#: SQLite has one writer at a time, so its batches are smaller (bench/README.md).
+CONNECTOR_RETENTION_BATCH_SIZE = int(
+    env_number(
+        "CONNECTOR_RETENTION_BATCH_SIZE",
+        200 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 1000,
+        minimum=1,
+    )
+)
