@@ -142,7 +142,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "database": f"{connection.vendor} {connection.Database.sqlite_version}"
         if connection.vendor == "sqlite"
-        else f"{connection.vendor} {connection.cursor().connection.info.server_version}",
+        else f"{connection.vendor} {connection.pg_version}",
         "actions": args.actions,
         "fill_seconds": fill_seconds,
         "scrape_median_ms": statistics.median(scrapes) * 1000,
