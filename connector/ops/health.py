@@ -39,15 +39,23 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": database_problem(), "channel_layer": channel_layer_problem()}
     failed = {name: problem for name, problem in checks.items() if problem}
     if failed:
+        # The details (host names, addresses) go to the log, not to whoever asks.
         logger.warning("Not ready: %s", "; ".join(f"{k}: {v}" for k, v in failed.items()))
         return JsonResponse(
             {
                 "status": "unavailable",
-                "checks": {name: problem or "ok" for name, problem in checks.items()},
+                "checks": {name: _public(problem) for name, problem in checks.items()},
             },
             status=503,
         )
     return JsonResponse({"status": "ok", "checks": dict.fromkeys(checks, "ok")})
+
+
+def _public(problem: str) -> str:
+    """What the answer says of a check: ok, or the kind of failure without its details."""
+    if not problem:
+        return "ok"
+    return "failed: " + problem.split(":", 1)[0]
 
 
 def database_problem() -> str:
