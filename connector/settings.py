@@ -326,6 +326,10 @@ for _network in CONNECTOR_METRICS_ALLOWED_IPS:
 CONNECTOR_METRICS_WINDOW_SECONDS = env_number("CONNECTOR_METRICS_WINDOW_SECONDS", 3600, minimum=1)
 CONNECTOR_METRICS_MAX_ROWS = int(env_number("CONNECTOR_METRICS_MAX_ROWS", 10000, minimum=1))
 
+#: On SIGTERM, how long a web request in flight gets to send its answer
+#: (connector.ops.drain); 0: cancelled at once, as daphne alone does.
+CONNECTOR_HTTP_DRAIN_SECONDS = env_number("CONNECTOR_HTTP_DRAIN_SECONDS", 10)
+
 #: Final actions (Finished, Error, Cancelled, Stopped) older than this many days
 #: are deleted with their logs by the workers; 0 keeps them for ever.
 CONNECTOR_RETENTION_DAYS = env_number("CONNECTOR_RETENTION_DAYS", 30)
