@@ -12,5 +12,7 @@ class ConnectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from connector.ops import checks  # noqa: F401 - registers the system checks
+
         for module in settings.CONNECTOR_FETCH_ACTION_MODULES:
             import_module(module)

@@ -16,6 +16,7 @@ from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  #
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from connector.ops.drain import FinishRequestsOnShutdown  # noqa: E402
 from connector.worker.consumer import FetchConsumer  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,7 +25,10 @@ application = ProtocolTypeRouter(
         # Static files straight from the finders, in front of the middleware: the
         # dashboard has a handful of small assets, and a sync-only static
         # middleware would cost every request two extra thread switches.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        # It serves with DEBUG off and under plain daphne too; a proxy may
+        # serve a collectstatic copy instead (docs/deployment.md).
+        # On SIGTERM, requests in flight get time to answer (connector.ops.drain).
+        "http": FinishRequestsOnShutdown(ASGIStaticFilesHandler(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from connector import audit, signals, wakeups
 from connector.audit import Who
+from connector.logs import action_context
 from connector.models import (
     Action,
     ActionLogLine,
@@ -534,11 +535,19 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
     """Apply the recovery policy to Processing actions whose lease has run out."""
     now = now or timezone.now()
     expired = Action.objects.filter(status=Status.PROCESSING, lease_expires_at__lt=now)
-    candidates = list(expired.values_list("pk", "worker", "attempts", "stop_requested"))
-    # The row forgets a re-queued action's start; its history keeps it.
-    started = dict(expired.values_list("pk", "started_at"))
-    if not candidates:
+    # Every heartbeat calls this: one query, and nothing more when nothing expired.
+    rows = list(
+        expired.values_list(
+            "pk", "worker", "attempts", "stop_requested", "started_at", "token", "queue"
+        )
+    )
+    if not rows:
         return Recovered([], [], [])
+    candidates = [(pk, worker, attempts, stop) for pk, worker, attempts, stop, *_ in rows]
+    # The row forgets a re-queued action's start; its history keeps it.
+    started = {row[0]: row[4] for row in rows}
+    tokens = {row[0]: row[5] for row in rows}
+    names = {row[0]: (row[5], row[6]) for row in rows}
     stopped = [pk for pk, _, _, stop in candidates if stop]
     retry = [
         pk for pk, _, n, stop in candidates if not stop and n < settings.CONNECTOR_MAX_ATTEMPTS
@@ -582,13 +591,6 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             "stopped": "marked Stopped (a Stop was pending)",
             "failed": "marked Error (no attempts left)",
         }
-        recovered = [pk for pks in done.values() for pk in pks]
-        names = {
-            pk: (token, name)
-            for pk, token, name in Action.objects.filter(pk__in=recovered).values_list(
-                "pk", "token", "queue"
-            )
-        }
         transitions: list[ActionTransition] = []
         entries = []
         for kind, pks in done.items():
@@ -621,8 +623,12 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             for name in queues:
                 transaction.on_commit(partial(wakeups.wake_queue, name))
     for kind, pks in done.items():
-        if pks:
-            logger.warning("Recovered actions of lost workers, %s: %s", kind, pks)
+        for pk in pks:
+            # One line per action, with its token (connector.logs).
+            with action_context(tokens.get(pk, "")):
+                logger.warning(
+                    "Recovered action %s of lost worker %s: %s", pk, workers[pk], notes[kind]
+                )
     return Recovered(done["requeued"], done["stopped"], done["failed"])
 
 

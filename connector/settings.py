@@ -8,8 +8,10 @@ and Redis. Every variable is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +52,33 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_url(name: str, *, schemes: set[str]) -> str:
+    """A URL variable ('' if unset) whose scheme must be one of ``schemes``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or not rest or scheme.lower() not in schemes:
+        raise ImproperlyConfigured(
+            f"{name} must be a URL starting with {' or '.join(sorted(s + '://' for s in schemes))}"
+            # The scheme only: the rest may hold a password.
+            f", not {(scheme + '://...') if sep else raw!r}"
+        )
+    return raw
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """A variable that must be one of ``choices`` (compared in lower case)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(sorted(choices))}, not {raw!r}"
+        )
+    return raw.lower()
 
 
 def _secret_key() -> str:
@@ -117,7 +146,9 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'connector.sqlite3'}",
+        # Only the two databases the queue is written for (see connector.queue).
+        env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"})
+        or f"sqlite:///{VAR_DIR / 'connector.sqlite3'}",
         # Under ASGI each request runs in a thread of its own, so a kept
         # connection would be kept by nobody: open one per request.
         conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 0)),
@@ -144,7 +175,7 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if REDIS_URL := os.environ.get("REDIS_URL"):
+if REDIS_URL := env_url("REDIS_URL", schemes={"redis", "rediss", "unix"}):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -178,12 +209,30 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env_number("CONNECTOR_MAX_REQUEST_BYTES", 16 * 1024 * 1024))
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
+#: plain: lines for people; json: one JSON object a line for log collectors.
+#: Both carry the token of the action a line is about (connector.logs).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"action": {"()": "connector.logs.ActionContextFilter"}},
+    "formatters": {
+        "plain": {"()": "connector.logs.PlainFormatter"},
+        "json": {"()": "connector.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["action"],
+        }
+    },
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice(
+            "LOG_LEVEL", "INFO", {"debug", "info", "warning", "error", "critical"}
+        ).upper(),
+    },
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels": {"level": "WARNING"}},
 }
 
@@ -267,3 +316,76 @@ if REDIS_URL:
             "KEY_PREFIX": "connector",
         }
     }
+
+# --- Operations: start-up checks, metrics, retention ---------------------------
+# (issue 5; every variable is in docs/configuration.md, the deployment in
+# docs/deployment.md). A bad value stops the start with one line naming it.
+
+if os.environ.get("SECRET_KEY") is not None and len(SECRET_KEY.strip()) < 32:
+    # A short key makes sessions and CSRF tokens guessable.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 32 characters; leave it unset to have one generated"
+    )
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name at least one host")
+#: Origins (scheme://host[:port]) that may post forms, as the browser sends them:
+#: behind a proxy that ends HTTPS, https://connector.example.com.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")) or _origin.count("/") != 2:
+        raise ImproperlyConfigured(
+            "CSRF_TRUSTED_ORIGINS must list origins such as https://connector.example.com,"
+            f" not {_origin!r}"
+        )
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as UTC or Europe/Paris, not {TIME_ZONE!r}"
+    ) from None
+if CONNECTOR_HEARTBEAT_SECONDS >= CONNECTOR_LEASE_SECONDS:
+    # Leases would run out between heartbeats: running actions would be
+    # recovered (run twice) while their worker is alive.
+    raise ImproperlyConfigured(
+        f"CONNECTOR_HEARTBEAT_SECONDS ({CONNECTOR_HEARTBEAT_SECONDS:g}) must be less than"
+        f" CONNECTOR_LEASE_SECONDS ({CONNECTOR_LEASE_SECONDS:g})"
+    )
+
+#: Who may read /metrics: addresses or networks (CIDR), or * for anyone.
+#: Loopback by default: a Prometheus on the same host, or one reached through
+#: a proxy rule of your own. /healthz and /readyz are open to all.
+CONNECTOR_METRICS_ALLOWED_IPS = env_list("CONNECTOR_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+for _network in CONNECTOR_METRICS_ALLOWED_IPS:
+    if _network != "*":
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                "CONNECTOR_METRICS_ALLOWED_IPS must list IP addresses or networks"
+                f" (e.g. 10.0.0.0/8) or *, not {_network!r}"
+            ) from None
+#: The run, wait and stop-latency histograms of /metrics describe the actions
+#: queued this long ago at most (and at most CONNECTOR_METRICS_MAX_ROWS of them).
+CONNECTOR_METRICS_WINDOW_SECONDS = env_number("CONNECTOR_METRICS_WINDOW_SECONDS", 3600, minimum=1)
+CONNECTOR_METRICS_MAX_ROWS = int(env_number("CONNECTOR_METRICS_MAX_ROWS", 10000, minimum=1))
+
+#: On SIGTERM, how long a web request in flight gets to send its answer
+#: (connector.ops.drain); 0: cancelled at once, as daphne alone does.
+CONNECTOR_HTTP_DRAIN_SECONDS = env_number("CONNECTOR_HTTP_DRAIN_SECONDS", 10)
+
+#: Final actions (Finished, Error, Cancelled, Stopped) older than this many days
+#: are deleted with their logs by the workers; 0 keeps them for ever.
+CONNECTOR_RETENTION_DAYS = env_number("CONNECTOR_RETENTION_DAYS", 30)
+#: How often each worker looks for actions to delete.
+CONNECTOR_RETENTION_INTERVAL_SECONDS = env_number(
+    "CONNECTOR_RETENTION_INTERVAL_SECONDS", 3600, minimum=1
+)
+#: Actions deleted per transaction: each batch holds its locks only briefly.
+#: SQLite has one writer at a time, so its batches are smaller (bench/README.md).
+CONNECTOR_RETENTION_BATCH_SIZE = int(
+    env_number(
+        "CONNECTOR_RETENTION_BATCH_SIZE",
+        200 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 1000,
+        minimum=1,
+    )
+)

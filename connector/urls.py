@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from connector.aci import views as aci
+from connector.ops import health, metrics
 from dashboard.signin import SignInView
 
 urlpatterns = [
@@ -12,6 +13,10 @@ urlpatterns = [
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("dashboard/", include("dashboard.urls")),
+    # Operations (docs/deployment.md): probes and Prometheus metrics.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     # The ACI endpoint: /action=X&..., /a=X&... (any case), and / with parameters.
     # (An inline (?i) flag would make Django's URL reversing fail.)
     re_path(r"^[Aa](?:[Cc][Tt][Ii][Oo][Nn])?=", aci.endpoint, name="aci-path"),

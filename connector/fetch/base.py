@@ -119,7 +119,8 @@ class ActionLog:
     def _add(self, level: str, message: str, *args: object) -> None:
         text = message % args if args else message
         self._lines.append((timezone.now(), level, text))
-        logger.log(logging.getLevelName(level), "[%s] %s", self._token, text)
+        # The token as a field of the record (connector.logs), not in the text.
+        logger.log(logging.getLevelName(level), "%s", text, extra={"token": self._token})
         if len(self._lines) >= LOG_FLUSH_LINES:
             self.flush()
 

@@ -12,6 +12,12 @@ One engine per worker process. Its threads:
   updates ``WorkerProcess``, recovers actions of lost workers (any worker
   may recover anyone's) and queues the scheduled Synchronizes that are due
   (``connector.schedules``; any worker may queue them, each run once).
+- retention: every ``CONNECTOR_RETENTION_INTERVAL_SECONDS`` deletes old final
+  actions in short batches (``connector.retention``). A thread of its own: a
+  large first clean-up must not hold up the heartbeat, or the leases it
+  renews would run out.
+
+Every line logged while an action runs carries its token (``connector.logs``).
 
 Only the queue module changes an action's status; the engine decides when to
 ask it. The engine never runs in the event loop: the consumer only calls the
@@ -33,8 +39,9 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from connector import queue, schedules
+from connector import queue, retention, schedules
 from connector.fetch.base import execute
+from connector.logs import action_context
 from connector.models import Action, WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -108,6 +115,8 @@ class WorkerEngine:
         self._heartbeat_stop = threading.Event()
         self._slots: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
+        self._retention_thread: threading.Thread | None = None
+        self.retention_seconds = float(settings.CONNECTOR_RETENTION_INTERVAL_SECONDS)
         self._started = False
         self._shut_down = False
         #: Set once the process is registered and lost work recovered; slots
@@ -138,7 +147,8 @@ class WorkerEngine:
                 self._early_stops[pk] = time.monotonic()
                 return False
         running.stop_event.set()
-        logger.info("Stop of action %s passed to its thread", pk)
+        with action_context(running.action.token):
+            logger.info("Stop of action %s passed to its thread", pk)
         return True
 
     def running_counts(self) -> dict[str, int]:
@@ -173,7 +183,10 @@ class WorkerEngine:
             for name, size in self.queues.items()
             for n in range(size)
         ]
-        for thread in [self._heartbeat_thread, *self._slots]:
+        self._retention_thread = threading.Thread(
+            target=self._retention_loop, name="fetch-retention", daemon=True
+        )
+        for thread in [self._heartbeat_thread, self._retention_thread, *self._slots]:
             thread.start()
         logger.info(
             "Worker %s started: %s, polling every %s s, heartbeat every %s s",
@@ -223,6 +236,9 @@ class WorkerEngine:
         self._heartbeat_stop.set()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join()
+        if self._retention_thread is not None:
+            # It stops between two batches; a batch is one short transaction.
+            self._retention_thread.join(INTERRUPT_WAIT_SECONDS)
         if interrupted:
             try:
                 queue.release_actions(worker=self.id, pks=interrupted)
@@ -331,6 +347,10 @@ class WorkerEngine:
         return running
 
     def _execute(self, running: _Running) -> None:
+        with action_context(running.action.token):
+            self._execute_in_context(running)
+
+    def _execute_in_context(self, running: _Running) -> None:
         try:
             execute(
                 running.action,
@@ -368,6 +388,30 @@ class WorkerEngine:
                     close_old_connections()
         finally:
             connections.close_all()
+
+    def _retention_loop(self) -> None:
+        """Delete old final actions once started up, then every retention interval."""
+        try:
+            if not self._wait_for_ready():
+                return
+            while True:
+                try:
+                    retention.delete_old_actions(stop=self._heartbeat_stop)
+                except Exception:
+                    logger.exception("Worker %s could not delete old actions", self.id)
+                # Not needed again for an interval: don't keep a connection idle.
+                connections.close_all()
+                if self._heartbeat_stop.wait(self.retention_seconds):
+                    return
+        finally:
+            connections.close_all()
+
+    def _wait_for_ready(self) -> bool:
+        """Wait until started up; False if the engine stops first."""
+        while not self.ready.wait(self.poll_seconds):
+            if self._heartbeat_stop.is_set():
+                return False
+        return not self._heartbeat_stop.is_set()
 
     def _start_up(self) -> None:
         """Record the process and recover lost work, then let the slots claim."""
