@@ -5,10 +5,11 @@ process, SQLite in WAL mode, the in-memory channel layer) on a free port with a
 fresh var folder, and then:
 
 1. ``--clients`` client threads (50) for ``--seconds`` (60), each on its own
-   keep-alive connection, in a loop: submit (``Fetch``: ``NoOp``, one in ten a
-   0.2 s ``Sleep``), poll one of its tokens (``QueueInfo GetStatus``) or cancel
-   one of its recent tokens (``QueueInfo Cancel``; "not queued" is a correct
-   answer for an action that already ran). A signed-in websocket client stays
+   keep-alive connection, in a loop: submit (35 %; ``Fetch``: ``NoOp`` at
+   priority 1, one in ten a 2 s ``Sleep`` at priority 0), poll one of its
+   tokens (50 %; ``QueueInfo GetStatus``) or cancel one of its last sleeps
+   (15 %; ``QueueInfo Cancel``; "not queued" is a correct answer for an action
+   that already runs or ran). A signed-in websocket client stays
    connected to ``/ws/dashboard/`` all the time and counts what it receives.
 2. The same clients for the same time against a bare Django view on the same
    server (same daphne, same middleware; ``bench.load_site``), for the
@@ -173,6 +174,7 @@ class Results:
         self.errors: dict[str, int] = defaultdict(int)
         self.error_samples: list[str] = []
         self.tokens: list[str] = []
+        self.cancelled = 0
 
     def record(self, kind: str, seconds: float) -> None:
         with self.lock:
@@ -196,13 +198,16 @@ def aci_client(port: int, until: float, results: Results, seed: int) -> None:
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     mine: list[str] = []
+    sleeps: list[str] = []
     while time.monotonic() < until:
         roll = rng.random()
         if roll < 0.35 or not mine:
             kind = "submit"
-            params = {"action": "Fetch", "FetchAction": "NoOp"}
+            # No-ops first; the 2 s sleeps fill the worker's threads, so some
+            # actions wait in the queue and some Cancels find one to cancel.
+            params = {"action": "Fetch", "FetchAction": "NoOp", "Priority": "1"}
             if rng.random() < 0.1:
-                params.update(FetchAction="Sleep", Seconds="0.2", Steps="2")
+                params.update(FetchAction="Sleep", Seconds="2", Steps="20", Priority="0")
         elif roll < 0.85:
             kind = "getstatus"
             params = {"action": "QueueInfo", "QueueName": "fetch", "QueueAction": "GetStatus"}
@@ -210,7 +215,7 @@ def aci_client(port: int, until: float, results: Results, seed: int) -> None:
         else:
             kind = "cancel"
             params = {"action": "QueueInfo", "QueueName": "fetch", "QueueAction": "Cancel"}
-            params["Token"] = rng.choice(mine[-20:])
+            params["Token"] = rng.choice(sleeps[-3:] or mine[-3:])
         started = time.perf_counter()
         try:
             status, body = _aci(conn, params)
@@ -233,9 +238,14 @@ def aci_client(port: int, until: float, results: Results, seed: int) -> None:
             if code not in EXPECTED_ERRORS.get(kind, set()):
                 results.error(kind, json.dumps(answer))
             continue
+        if kind == "cancel":
+            with results.lock:
+                results.cancelled += 1
         if kind == "submit":
             token = answer["responsedata"]["token"]
             mine.append(token)
+            if params["FetchAction"] == "Sleep":
+                sleeps.append(token)
             with results.lock:
                 results.tokens.append(token)
     conn.close()
@@ -294,6 +304,8 @@ def report(title: str, results: Results, elapsed: float) -> float:
         )
     errors = sum(results.errors.values())
     print(f"  errors: {errors}")
+    if "cancel" in results.latencies:
+        print(f"  cancels that found their action queued: {results.cancelled}")
     for sample in results.error_samples:
         print(f"    {sample}")
     return rate

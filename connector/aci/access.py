@@ -32,7 +32,6 @@ so even where a role without a key would have let it in.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -183,18 +182,18 @@ def parse_roles(raw: Any, *, setting: str = "CONNECTOR_ACI_ROLES") -> tuple[Role
     return tuple(roles)
 
 
-_ROLES_CACHE: dict[str, tuple[Role, ...]] = {}
+_parsed: tuple[object, tuple[Role, ...]] = (None, ())
 
 
 def configured_roles() -> tuple[Role, ...]:
     from django.conf import settings
 
+    global _parsed
     raw = settings.CONNECTOR_ACI_ROLES
-    # Parsed once per distinct setting value (tests override it).
-    key = json.dumps(raw, sort_keys=True)
-    if key not in _ROLES_CACHE:
-        _ROLES_CACHE[key] = parse_roles(raw)
-    return _ROLES_CACHE[key]
+    # Parsed again only when the setting is another object (tests override it).
+    if _parsed[0] is not raw:
+        _parsed = (raw, parse_roles(raw))
+    return _parsed[1]
 
 
 # --- The decision ----------------------------------------------------------------
