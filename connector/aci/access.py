@@ -92,10 +92,6 @@ class Call:
     action_class: str
 
     @property
-    def changes(self) -> bool:
-        return self.action_class == CHANGE
-
-    @property
     def submits(self) -> bool:
         """Whether the call queues a new action (Fetch, Duplicate)."""
         return self.action == "fetch" or (
@@ -115,7 +111,10 @@ class Call:
 
 
 def classify(action: str, queue_action: str = "") -> Call:
-    action = action.strip().lower()
+    # The same folding as the dispatcher (upper case) and QueueInfo (lower case):
+    # "QueueInfo" spelled with a dotless i is QUEUEINFO to the dispatcher, so it
+    # must be QueueInfo here too, not an unknown (status) action.
+    action = action.strip().upper().lower()
     queue_action = queue_action.strip().lower() if action == "queueinfo" else ""
     if action == "fetch":
         action_class = CHANGE

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector import settings as connector_settings
 from connector.aci import access, queueinfo
@@ -144,6 +146,16 @@ def test_a_status_client_may_not_change_anything(aci, roles, action, params):
     token = aci.submit()
     before = aci.snapshot()
     not_authorized(aci, call(aci, action, "198.51.100.20", **_with_token(params, token)))
+    assert aci.snapshot() == before
+
+
+@pytest.mark.parametrize("spelling", ["QUEUEINFO", "queueinfo", "Queue\u0131nfo"])
+def test_an_action_is_classified_as_the_dispatcher_reads_it(aci, roles, spelling):
+    # The dispatcher upper-cases: a dotless i is an I to it, so it must be one here too.
+    roles(admin=ADMIN, status={"actions": ["status"], "clients": ["198.51.100.0/24"]})
+    before = aci.snapshot()
+    root = call(aci, spelling, "198.51.100.20", QueueName="fetch", QueueAction="Pause")
+    not_authorized(aci, root)
     assert aci.snapshot() == before
 
 
@@ -366,3 +378,35 @@ def test_only_the_read_only_queue_actions_are_status():
         if access.classify("QueueInfo", name).action_class == access.STATUS
     }  # fmt: skip
     assert status == {"getstatus", "progress", "queuestatus", "getactionparameters"}
+
+
+# Letters and the characters that upper- or lower-case to them.
+_LOOKALIKES = {"i": "iI\u0131\u0130", "s": "sS\u017f", "k": "kK\u212a"}
+
+
+@st.composite
+def spellings(draw: st.DrawFn, names: list[str]) -> str:
+    name = draw(st.sampled_from(names))
+    letters = [draw(st.sampled_from(_LOOKALIKES.get(c, c + c.upper()))) for c in name]
+    return draw(st.sampled_from(["", " "])) + "".join(letters) + draw(st.sampled_from(["", "\t"]))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    action=spellings(["fetch", "queueinfo", "view", "getstatus", "getversion"])
+    | st.text(max_size=10),
+    queue_action=spellings(list(access.KNOWN_QUEUE_ACTIONS)) | st.text(max_size=10),
+)
+def test_classification_follows_how_the_dispatcher_and_queueinfo_read_names(action, queue_action):
+    call = access.classify(action, queue_action)
+    routed = action.strip().upper()  # connector.aci.dispatch
+    handler = queue_action.strip().lower()  # connector.aci.queueinfo
+    if routed == "FETCH":
+        assert call.action_class == access.CHANGE
+    elif routed == "QUEUEINFO":
+        read_only = handler in access.READ_ONLY_QUEUE_ACTIONS
+        assert call.action_class == (access.STATUS if read_only else access.CHANGE)
+    elif routed == "VIEW":
+        assert call.action_class == access.VIEW
+    else:
+        assert call.action_class == access.STATUS
