@@ -8,7 +8,6 @@ and Redis. Every variable is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
@@ -228,6 +227,8 @@ CONNECTOR_FETCH_ACTION_MODULES = [
 
 # --- Access and limits of the ACI endpoint (issue 6) ---------------------------
 # docs/configuration.md "Access and limits"; connector/aci/access.py, limits.py.
+import json  # noqa: E402
+
 from connector.aci.access import parse_roles  # noqa: E402
 from connector.addresses import parse_networks  # noqa: E402
 
