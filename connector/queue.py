@@ -66,6 +66,15 @@ class ActionNotRunning(QueueError):
         self.status = status
 
 
+class QueueFull(QueueError):
+    """The queue holds CONNECTOR_MAX_QUEUED_ACTIONS queued actions already (issue 6)."""
+
+    def __init__(self, queue: str, limit: int) -> None:
+        super().__init__(f"The {queue} queue already holds {limit} queued actions")
+        self.queue = queue
+        self.limit = limit
+
+
 def queue_names() -> list[str]:
     return list(settings.CONNECTOR_QUEUES)
 
@@ -150,8 +159,11 @@ def _queue_new(
     verb: AuditVerb,
     detail: str,
 ) -> Action:
+    """The one place a new action is stored (submit and retry); QueueFull when the
+    queue already holds its limit of queued actions."""
     queue = resolve_queue(queue)
     with transaction.atomic():
+        _check_room(queue)
         action = Action.objects.create(
             token=new_token(host=token_host, port=token_port, queue=queue),
             queue=queue,
@@ -169,6 +181,19 @@ def _queue_new(
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)
     return action
+
+
+def _check_room(queue: str) -> None:
+    """QueueFull when ``queue`` holds CONNECTOR_MAX_QUEUED_ACTIONS queued actions (0: no limit).
+
+    Counted on the claim index (queue, status, ...). On SQLite the IMMEDIATE
+    transaction makes count and insert one step; on PostgreSQL concurrent
+    submissions can each see room for one more, so the queue may exceed the
+    limit by at most the number of submissions in flight at that moment.
+    """
+    limit = settings.CONNECTOR_MAX_QUEUED_ACTIONS
+    if limit and Action.objects.filter(queue=queue, status=Status.QUEUED).count() >= limit:
+        raise QueueFull(queue, limit)
 
 
 def duplicate_action(

@@ -185,6 +185,20 @@ if REDIS_URL := env_url("REDIS_URL", schemes={"redis", "rediss", "unix"}):
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache holds the sign-in throttle's and the ACI rate limit's counters: per
+# process by default, shared by every process through Redis when REDIS_URL is
+# set (redis-py comes with channels-redis).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "connector",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -207,7 +221,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # Request bodies: large enough for InsertXML with content; the ACI endpoint
 # answers larger ones with an ACI error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env_number("CONNECTOR_MAX_REQUEST_BYTES", 16 * 1024 * 1024))
-DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FIELDS = int(env_number("CONNECTOR_MAX_PARAMETERS", 1000, minimum=1))
 
 #: plain: lines for people; json: one JSON object a line for log collectors.
 #: Both carry the token of the action a line is about (connector.logs).
@@ -307,15 +321,54 @@ MIDDLEWARE.insert(
 #: client address within the window, then refused until the window ends.
 CONNECTOR_LOGIN_FAILURES = int(env_number("CONNECTOR_LOGIN_FAILURES", 5, minimum=1))
 CONNECTOR_LOGIN_WINDOW_SECONDS = env_number("CONNECTOR_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1)
-if REDIS_URL:
-    # Shared by every web process, so the throttle counts their failures together.
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "connector",
+
+# --- Access and limits of the ACI endpoint (issue 6) ---------------------------
+# docs/configuration.md "Access and limits"; connector/aci/access.py, limits.py.
+import json  # noqa: E402
+
+from connector.aci.access import parse_roles  # noqa: E402
+from connector.addresses import parse_networks  # noqa: E402
+
+#: Proxies whose X-Forwarded-For is believed (IPs, CIDR ranges); none by default.
+CONNECTOR_TRUSTED_PROXIES = env_list("CONNECTOR_TRUSTED_PROXIES", [])
+parse_networks(CONNECTOR_TRUSTED_PROXIES, setting="CONNECTOR_TRUSTED_PROXIES")
+
+_LOOPBACK = ["127.0.0.1", "::1"]
+
+
+def _aci_roles() -> dict[str, dict[str, object]]:
+    """CONNECTOR_ACI_ROLES (JSON), else an admin role and a status role from simpler variables."""
+    if raw := os.environ.get("CONNECTOR_ACI_ROLES", "").strip():
+        try:
+            roles = json.loads(raw)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"CONNECTOR_ACI_ROLES is not valid JSON: {error}") from None
+    else:
+        roles = {
+            "admin": {
+                "actions": ["change", "status", "view"],
+                "clients": env_list("CONNECTOR_ACI_ADMIN_CLIENTS", _LOOPBACK),
+                "api_key": os.environ.get("CONNECTOR_ACI_ADMIN_API_KEY", ""),
+            },
+            "status": {
+                "actions": ["status"],
+                "clients": env_list("CONNECTOR_ACI_STATUS_CLIENTS", _LOOPBACK),
+            },
         }
-    }
+    parse_roles(roles)  # ImproperlyConfigured at start rather than at the first request
+    return dict(roles)
+
+
+#: Roles of the ACI endpoint: name -> {"actions": [...], "clients": [...], "api_key": "..."}.
+CONNECTOR_ACI_ROLES = _aci_roles()
+#: Items in one Identifiers or ParentIdentifiers list.
+CONNECTOR_MAX_IDENTIFIERS = int(env_number("CONNECTOR_MAX_IDENTIFIERS", 10_000, minimum=1))
+#: Queued actions one queue may hold (0: no limit).
+CONNECTOR_MAX_QUEUED_ACTIONS = int(env_number("CONNECTOR_MAX_QUEUED_ACTIONS", 10_000))
+#: Submissions (Fetch, Duplicate) one client may send per window (0: no limit).
+CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW = int(env_number("CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW", 600))
+CONNECTOR_ACI_RATE_WINDOW_SECONDS = env_number("CONNECTOR_ACI_RATE_WINDOW_SECONDS", 60, minimum=1)
+
 
 # --- Operations: start-up checks, metrics, retention ---------------------------
 # (issue 5; every variable is in docs/configuration.md, the deployment in

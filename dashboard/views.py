@@ -268,14 +268,18 @@ def action_stop(request: HttpRequest, pk: int) -> HttpResponse:
 def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
     _existing(pk)
     host, port = server_address(request)
-    action = queue.duplicate_action(
-        pk=pk,
-        submitted_by=request.user.get_username(),
-        submitted_from=client_address(request),
-        via=AuditVia.DASHBOARD,
-        token_host=host,
-        token_port=port,
-    )
+    try:
+        action = queue.duplicate_action(
+            pk=pk,
+            submitted_by=request.user.get_username(),
+            submitted_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+            token_host=host,
+            token_port=port,
+        )
+    except queue.QueueFull as full:
+        messages.error(request, f"Not queued again: {full}; wait for some to run.")
+        return redirect("dashboard:action", pk=pk)
     logger.info("Action %s retried as %s by %s", pk, action.pk, request.user.get_username())
     messages.success(request, f"Queued again as a new action (a copy of action {pk}).")
     return redirect("dashboard:action", pk=action.pk)
@@ -358,26 +362,31 @@ def submit(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             host, port = server_address(request)
             done = form.submission
-            action = queue.submit_action(
-                fetch_action=done.fetch_action,
-                params=done.params,
-                tasks=done.tasks,
-                priority=done.priority,
-                action_id=done.action_id,
-                submitted_by=request.user.get_username(),
-                submitted_from=client_address(request),
-                via=AuditVia.DASHBOARD,
-                token_host=host,
-                token_port=port,
-            )
-            logger.info(
-                "%s submitted from the dashboard as %s by %s",
-                action.fetch_action,
-                action.token,
-                request.user.get_username(),
-            )
-            messages.success(request, f"{action.fetch_action} queued.")
-            return redirect("dashboard:action", pk=action.pk)
+            try:
+                action = queue.submit_action(
+                    fetch_action=done.fetch_action,
+                    params=done.params,
+                    tasks=done.tasks,
+                    priority=done.priority,
+                    action_id=done.action_id,
+                    submitted_by=request.user.get_username(),
+                    submitted_from=client_address(request),
+                    via=AuditVia.DASHBOARD,
+                    token_host=host,
+                    token_port=port,
+                )
+            except queue.QueueFull as full:
+                # Issue 6's queue limit: the form stays filled in for a later try.
+                form.add_error(None, f"Not queued: {full}; wait for some to run.")
+            else:
+                logger.info(
+                    "%s submitted from the dashboard as %s by %s",
+                    action.fetch_action,
+                    action.token,
+                    request.user.get_username(),
+                )
+                messages.success(request, f"{action.fetch_action} queued.")
+                return redirect("dashboard:action", pk=action.pk)
     elif request.method == "GET":
         form = SubmitForm(
             fetch_action=request.GET.get("FetchAction", "") or _default_fetch_action()

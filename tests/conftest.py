@@ -21,6 +21,22 @@ def make_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Each test starts with no ACI submissions counted (issue 6's rate limit).
+
+    Only a per-process cache is cleared: clearing a Redis cache would empty a
+    database other users of the server share.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    for cache in caches.all():
+        if isinstance(cache, LocMemCache):
+            cache.clear()
+    yield
+
+
 @pytest.fixture
 def docs_tree(tmp_path: Path) -> Path:
     return make_tree(

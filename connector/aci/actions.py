@@ -14,6 +14,7 @@ from django.utils import timezone
 from connector import queue
 from connector.aci import product
 from connector.aci.errors import AciError
+from connector.aci.limits import check_identifier_count
 from connector.aci.queries import live_workers
 from connector.aci.render import Element, el
 from connector.aci.request import AciRequest, stored_parameters
@@ -33,6 +34,15 @@ ACTION_ID_MAX_LENGTH = 400
 
 def available_fetch_actions() -> str:
     return ", ".join(fetch_action_names()) or "none"
+
+
+def queue_full_error(full: queue.QueueFull) -> AciError:
+    return AciError(
+        "ERRORQUEUEFULL",
+        f"The {full.queue} queue already holds {full.limit} queued actions, the most it may; "
+        "nothing was queued. Wait for some to run (QueueInfo QueueStatus shows how many are "
+        "queued) and submit again.",
+    )
 
 
 def read_priority(params: Params, default: int | None) -> int:
@@ -63,19 +73,23 @@ def fetch(aci: AciRequest) -> list[Element]:
     # FetchAction, ActionID and Priority have their own columns; keeping them in the
     # parameters too would leave a stale copy after ChangePriority.
     stored = stored_parameters(params, "FetchAction", "ActionID", "Priority")
+    check_identifier_count(params)
     tasks = fetch_action.validate(Params(stored))
-    action = queue.submit_action(
-        fetch_action=fetch_action.name,
-        params=stored,
-        tasks=tasks,
-        priority=priority,
-        action_id=action_id,
-        submitted_by="",
-        submitted_from=aci.client,
-        via=AuditVia.ENDPOINT,
-        token_host=aci.host,
-        token_port=aci.port,
-    )
+    try:
+        action = queue.submit_action(
+            fetch_action=fetch_action.name,
+            params=stored,
+            tasks=tasks,
+            priority=priority,
+            action_id=action_id,
+            submitted_by="",
+            submitted_from=aci.client,
+            via=AuditVia.ENDPOINT,
+            token_host=aci.host,
+            token_port=aci.port,
+        )
+    except queue.QueueFull as full:
+        raise queue_full_error(full) from None
     logger.info(
         "Fetch %s queued as %s from %s (ActionID %r)",
         action.fetch_action,

@@ -115,6 +115,27 @@ _KINDS = (
         "Document too large",
         "The document is too large for an ACI answer; leave out NoACI=false.",
     ),
+    # Access and limits (issue 6).
+    ErrorKind(
+        "ERRORNOTAUTHORIZED",
+        116,
+        "Not authorized",
+        "This client may not run this action; ask the connector's administrator for a role "
+        "that allows it.",
+    ),
+    ErrorKind(
+        "ERRORQUEUEFULL",
+        117,
+        "Queue is full",
+        "The queue holds as many queued actions as it may; wait for some to run and submit again.",
+    ),
+    ErrorKind(
+        "ERRORTOOMANYREQUESTS",
+        118,
+        "Too many requests",
+        "This client submitted more actions than this connector accepts in a short time; "
+        "wait and submit again.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorKind] = {kind.code: kind for kind in _KINDS}

@@ -14,7 +14,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from connector import queue
-from connector.aci.actions import available_fetch_actions, read_priority
+from connector.aci.actions import available_fetch_actions, queue_full_error, read_priority
 from connector.aci.errors import AciError, from_parameter_error
 from connector.aci.queries import SORT_FIELDS, ActionFilter, find_action, list_actions, live_workers
 from connector.aci.render import Element, el
@@ -271,14 +271,17 @@ def _duplicate(aci: AciRequest, queue_name: str) -> list[Element]:
             refused.code,
             f"The action's parameters are no longer valid: {error} Submit a new action instead.",
         ) from None
-    action = queue.duplicate_action(
-        pk=original.pk,
-        submitted_by="",
-        submitted_from=aci.client,
-        via=AuditVia.ENDPOINT,
-        token_host=aci.host,
-        token_port=aci.port,
-    )
+    try:
+        action = queue.duplicate_action(
+            pk=original.pk,
+            submitted_by="",
+            submitted_from=aci.client,
+            via=AuditVia.ENDPOINT,
+            token_host=aci.host,
+            token_port=aci.port,
+        )
+    except queue.QueueFull as full:
+        raise queue_full_error(full) from None
     logger.info("Action %s duplicated as %s from %s", original.token, action.token, aci.client)
     return [el("token", action.token)]
 

@@ -32,7 +32,8 @@ CONTENT_TYPES = {
 # so a cleaned string always encodes as UTF-8.
 _FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NAME_START = re.compile(r"[A-Za-z_]")
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-:]")
+# No ':' : a prefixed attribute name would need a namespace declaration.
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 #: Elements that can repeat: simplejson makes them lists even when there is one.
 #: ``action`` counts only below ``autnresponse`` (the top one names the action).
@@ -84,6 +85,17 @@ def attribute_name(name: str) -> str:
     return cleaned
 
 
+def _clean_attrs(element: Element) -> list[tuple[str, str]]:
+    """Valid, distinct attribute names with cleaned values; of two names that clean
+    to the same one the first wins (a repeated attribute is not well-formed XML)."""
+    seen: dict[str, str] = {}
+    for raw_name, value in element.attrs.items():
+        name = attribute_name(raw_name)
+        if name and name not in seen:
+            seen[name] = clean(value)
+    return list(seen.items())
+
+
 def envelope(action: str, *, success: bool, data: Iterable[Element]) -> Element:
     return el(
         "autnresponse",
@@ -125,18 +137,15 @@ _ATTR_ESCAPES = str.maketrans(
 
 
 def _xml_document(root: Element) -> bytes:
-    root = Element(root.tag, root.text, {"xmlns:autn": ACI_NAMESPACE, **root.attrs}, root.children)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
-    _xml_element(root, 0, lines)
+    _xml_element(root, 0, lines, declare=f' xmlns:autn="{ACI_NAMESPACE}"')
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _xml_element(element: Element, depth: int, lines: list[str]) -> None:
+def _xml_element(element: Element, depth: int, lines: list[str], declare: str = "") -> None:
     indent = "  " * depth
-    attrs = "".join(
-        f' {name}="{clean(value).translate(_ATTR_ESCAPES)}"'
-        for name, value in ((attribute_name(n), v) for n, v in element.attrs.items())
-        if name
+    attrs = declare + "".join(
+        f' {name}="{value.translate(_ATTR_ESCAPES)}"' for name, value in _clean_attrs(element)
     )
     text = clean(element.text).translate(_TEXT_ESCAPES) if element.text else ""
     if element.children:
@@ -158,11 +167,7 @@ def _dump(data: object) -> bytes:
 
 
 def _attributes(element: Element) -> dict[str, Any]:
-    return {
-        "@" + name: clean(value)
-        for name, value in ((attribute_name(n), v) for n, v in element.attrs.items())
-        if name
-    }
+    return {"@" + name: value for name, value in _clean_attrs(element)}
 
 
 def _grouped(children: list[Element], key: Any) -> dict[str, list[Element]]:

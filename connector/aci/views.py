@@ -15,8 +15,10 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from connector.aci.access import API_KEY_HEADER, authorize, classify
 from connector.aci.dispatch import dispatch
 from connector.aci.errors import AciError, error_id, from_parameter_error, raw_error_id
+from connector.aci.limits import take_submission
 from connector.aci.render import XML, Element, el, envelope, render
 from connector.aci.request import AciRequest, parse
 from connector.aci.status import error_time
@@ -43,6 +45,10 @@ def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpRespo
         aci = parse(request)
         if aci.problem is not None:
             raise aci.problem
+        call = classify(aci.action, aci.params.get("QueueAction", ""))
+        authorize(call, client=aci.client, api_key=request.headers.get(API_KEY_HEADER))
+        if call.submits:
+            take_submission(aci.client)
         if aci.action.upper() == "VIEW" and _wants_raw_document(aci):
             try:
                 return view_raw(aci, request.headers.get("Range", ""))

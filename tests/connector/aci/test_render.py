@@ -129,3 +129,19 @@ def test_attribute_names_that_are_not_xml_names_are_cleaned():
     root = envelope("X", success=True, data=[el("v", "1", attrs={"1st key!": "a", "&": "b"})])
     parsed = ElementTree.fromstring(render(root, "xml")[0])
     assert parsed.find("responsedata/v").attrib == {"_1stkey": "a"}
+
+
+def test_attribute_names_that_clean_to_the_same_name_keep_the_first():
+    # Found by the property tests: two names cleaning to "a" made a repeated attribute.
+    root = envelope("X", success=True, data=[el("v", "1", attrs={"a!": "first", "a": "second"})])
+    parsed = ElementTree.fromstring(render(root, "xml")[0])
+    assert parsed.find("responsedata/v").attrib == {"a": "first"}
+    simple = json.loads(render(root, "simplejson")[0])["autnresponse"]["responsedata"]["v"]
+    assert simple == {"@a": "first", "$": "1"}
+
+
+def test_attribute_names_lose_namespace_prefixes():
+    # An undeclared prefix ("x:y") is not well-formed XML.
+    root = envelope("X", success=True, data=[el("v", "1", attrs={"x:y": "z"})])
+    parsed = ElementTree.fromstring(render(root, "xml")[0])
+    assert parsed.find("responsedata/v").attrib == {"xy": "z"}

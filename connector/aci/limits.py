@@ -1,0 +1,86 @@
+"""Limits of the ACI endpoint that are not about one parameter's bytes.
+
+- Identifiers per action: ``Identifiers`` and ``ParentIdentifiers`` lists
+  hold at most ``CONNECTOR_MAX_IDENTIFIERS`` items, checked before a fetch
+  action looks at any of them (``InsertXML`` and ``IdentifiersXML`` are bounded
+  by ``CONNECTOR_MAX_PARAMETER_LENGTH``).
+- Submissions per client: at most ``CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW``
+  Fetch and Duplicate requests per client address in each window of
+  ``CONNECTOR_ACI_RATE_WINDOW_SECONDS``. The counters live in Django's default
+  cache, so every process sharing that cache (Redis, with ``REDIS_URL``)
+  shares them. Fixed windows: one atomic increment per submission and a key
+  that expires by itself; a client can burst twice the limit across a window
+  boundary, which is acceptable for a guard against floods.
+
+The queued-actions limit is the queue's own rule (``queue.QueueFull``), checked
+in the transaction that inserts the action.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+from connector.aci.errors import AciError
+from connector.params import Params
+
+logger = logging.getLogger(__name__)
+
+#: The comma-separated identifier lists of the fetch actions.
+IDENTIFIER_LISTS = ("Identifiers", "ParentIdentifiers")
+
+
+def check_identifier_count(params: Params) -> None:
+    limit = settings.CONNECTOR_MAX_IDENTIFIERS
+    for name in IDENTIFIER_LISTS:
+        count = len(params.csv(name))
+        if count > limit:
+            raise AciError(
+                "ERRORREQUESTTOOLARGE",
+                f"The {name} parameter lists {count} identifiers; this connector takes at most "
+                f"{limit} in one action. Split them over several actions.",
+            )
+
+
+def take_submission(client: str, *, now: float | None = None) -> None:
+    """Count one submission of ``client``; AciError when it is over the limit."""
+    limit = settings.CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW
+    if limit <= 0:
+        return
+    window = settings.CONNECTOR_ACI_RATE_WINDOW_SECONDS
+    now = time.time() if now is None else now
+    slot = math.floor(now / window)
+    key = f"connector:aci-submissions:{client}:{slot}"
+    expiry = math.ceil(window) + 1
+    try:
+        # add() only creates the key (with its expiry); incr() is atomic in
+        # every backend, so racing processes each get their own count.
+        cache.add(key, 0, timeout=expiry)
+        try:
+            count = cache.incr(key)
+        except ValueError:
+            # The key expired between the two calls: this is the window's first.
+            cache.add(key, 1, timeout=expiry)
+            count = 1
+    except Exception:
+        # A rate limit guards availability; when its cache is down, refusing
+        # every submission would cost exactly that.
+        logger.exception("The submission counter is unavailable; not limiting %s", client)
+        return
+    if count > limit:
+        retry = max(1, math.ceil((slot + 1) * window - now))
+        logger.warning(
+            "ACI submission from %s refused: %s submissions in the current %s s window",
+            client,
+            count,
+            window,
+        )
+        raise AciError(
+            "ERRORTOOMANYREQUESTS",
+            f"This client sent more than {limit} submissions (Fetch, Duplicate) in "
+            f"{window:g} seconds, the most this connector accepts. Try again in {retry} seconds.",
+        )
