@@ -27,6 +27,14 @@ pytestmark = pytest.mark.django_db
 CLIENT = "10.20.30.40"
 
 
+@pytest.fixture(autouse=True)
+def client_may_change(settings):
+    """CLIENT holds a role that may change things (the default allows loopback only)."""
+    settings.CONNECTOR_ACI_ROLES = {
+        "operator": {"actions": ["change", "status", "view"], "clients": [CLIENT]}
+    }
+
+
 def aci_call(client: Any, **params: str) -> str:
     """Call the endpoint from CLIENT; the XML answer as text."""
     response = client.get("/", {"ResponseFormat": "simplejson", **params}, REMOTE_ADDR=CLIENT)
