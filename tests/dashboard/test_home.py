@@ -4,12 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from dashboard_helpers import PASSWORD, make_user, start, submit
+from dashboard_helpers import PASSWORD, finish, make_user, start, submit
 from django.urls import reverse
 from django.utils import timezone
 
 from connector import queue
-from connector.models import WorkerProcess
+from connector.models import Action, WorkerProcess
+from dashboard.queries import queue_overview
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +139,24 @@ def test_sign_in_page_opens_no_socket(client):
     html = client.get(reverse("login")).content.decode()
     assert "Sign in" in html
     assert "ws-connect" not in html
+
+
+def test_overview_counts_final_actions_of_the_last_day_and_links_to_exactly_them(viewer_client):
+    recent, old, waiting = submit(), submit(), submit()
+    for action in (recent, old):
+        start(action)
+        finish(action)
+    # Queued two days ago: Finished, but outside the overview's window.
+    Action.objects.filter(pk=old.pk).update(queued_at=timezone.now() - timedelta(days=2))
+    Action.objects.filter(pk=waiting.pk).update(queued_at=timezone.now() - timedelta(days=3))
+
+    card = queue_overview()[0]
+    assert card.counts["Finished"] == 1  # the old one is not counted
+    assert card.counts["Queued"] == 1  # waiting ones count however old
+
+    html = viewer_client.get(reverse("dashboard:home")).content.decode()
+    link = re.search(r'href="([^"]*status=Finished[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert "queued_from=" in link
+    listed = viewer_client.get(link).content.decode()
+    assert f'id="action-{recent.pk}"' in listed
+    assert f'id="action-{old.pk}"' not in listed
