@@ -258,13 +258,15 @@ def test_an_unreadable_file_is_an_error_and_the_others_are_ingested(
 def test_a_file_deleted_between_listing_and_reading_is_an_error(
     task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = synchronize.TaskSynchronizer._ingest
+    real = FileSystemRepository.read_chunks
 
-    def ingest_after_delete(self, changes, deleted):  # type: ignore[no-untyped-def]
-        (docs_tree / "readme.txt").unlink()
-        return real(self, changes, deleted)
+    def read_after_delete(self, identifier, **kwargs):  # type: ignore[no-untyped-def]
+        # Listed already: the run is about to read it.
+        if identifier == doc_id("readme.txt"):
+            (docs_tree / "readme.txt").unlink()
+        return real(self, identifier, **kwargs)
 
-    monkeypatch.setattr(synchronize.TaskSynchronizer, "_ingest", ingest_after_delete)
+    monkeypatch.setattr(FileSystemRepository, "read_chunks", read_after_delete)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
