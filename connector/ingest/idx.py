@@ -49,7 +49,7 @@ def field_name(name: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return _BREAKS.sub(" ", text)
+    return _BREAKS.sub(" ", text) if _BREAKS.search(text) else text
 
 
 def _quote(value: str) -> str:

@@ -259,6 +259,8 @@ class FileSystemRepository(Repository):
         self._file_exclude = (
             re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
         )
+        #: The default, FileMatch=* and no exclusions: every name is a document's.
+        self._every_name = "*" in patterns and not excludes
 
     # --- Identifiers ----------------------------------------------------------
 
@@ -481,6 +483,8 @@ class FileSystemRepository(Repository):
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
+        if self._every_name:
+            return True
         folded = name.casefold()
         if self._file_exclude is not None and self._file_exclude.match(folded):
             return False
