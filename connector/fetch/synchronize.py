@@ -5,12 +5,13 @@ Parameters:
 - ``TaskSections`` (required; ``ConfigSection`` is accepted too): the fetch tasks.
 - ``Identifiers``: documents of those tasks to ingest again even if unchanged.
 
-Per task: enumerate the repository (stage ``enumerating``), compare with the
-task's datastore (``DatastoreDocument``) by size and modification time, then
-ingest the changes (stage ``ingesting``) as IDX batches in the task's ingest
-folder and, when the task has one, POST each batch to its ingest URL. When
-only the time changed, the content's sha256 decides, so a file touched but not
-changed is not sent again.
+Per task: list the repository folder by folder (stage ``enumerating``) and
+compare each chunk of documents with the task's datastore (``DatastoreDocument``)
+by size and modification time, then ingest that chunk's changes (stage
+``ingesting``) as IDX batches in the task's ingest folder and, when the task has
+one, POST each batch to its ingest URL; documents gone are found last, from the
+rows no listed document matched. When only the time changed, the content's
+sha256 decides, so a file touched but not changed is not sent again.
 
 The datastore is written only for the documents of a committed batch, in the
 same step as the commit. A Stop (checked at every document and every MiB read)

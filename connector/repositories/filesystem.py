@@ -259,6 +259,8 @@ class FileSystemRepository(Repository):
         self._file_exclude = (
             re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
         )
+        #: The folder of the last document read, kept open: see _document_folder.
+        self._folder: tuple[tuple[int, tuple[str, ...]], int] | None = None
         #: The default, FileMatch=* and no exclusions: every name is a document's.
         self._every_name = "*" in patterns and not excludes
 
@@ -414,7 +416,7 @@ class FileSystemRepository(Repository):
         if not parts:
             return None
         try:
-            folder = _open_folder_below(self._root_real(location.root), parts[:-1], create=False)
+            folder = self._document_folder(location.root, parts[:-1])
         except (OSError, ItemNotFound, WriteRefused):
             return None
         try:
@@ -424,8 +426,6 @@ class FileSystemRepository(Repository):
             fd = os.open(parts[-1], _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=folder)
         except OSError:
             return None
-        finally:
-            os.close(folder)
         try:
             st = os.fstat(fd)
             if stat_module.S_ISREG(st.st_mode):
@@ -435,6 +435,32 @@ class FileSystemRepository(Repository):
             pass
         os.close(fd)
         return None
+
+    def _document_folder(self, root: int, parts: tuple[str, ...]) -> int:
+        """A descriptor of folder ``parts`` of root ``root``, opened without following links.
+
+        Documents are read folder by folder (Synchronize), so the last folder
+        stays open for the next document instead of walking from the root
+        again. It was reached without following a link, so it is a folder that
+        was inside the root; a link put in its place later is never followed.
+        """
+        key = (root, parts)
+        if self._folder is not None and self._folder[0] == key:
+            return self._folder[1]
+        fd = _open_folder_below(self._root_real(root), parts, create=False)
+        self.close()
+        self._folder = (key, fd)
+        return fd
+
+    def close(self) -> None:
+        """Close the folder kept open for reading; the repository stays usable."""
+        if self._folder is not None:
+            _, fd = self._folder
+            self._folder = None
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _resolve(self, location: Location) -> tuple[str, os.stat_result]:
         """The path of a located item and its lstat, once it is known to be part of the task."""
