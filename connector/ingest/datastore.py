@@ -38,14 +38,28 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
+def _modified_column() -> str:
+    """``modified`` in a lookup's select list.
+
+    On SQLite it is selected as text: through the column's declared type,
+    sqlite3 would run the converter Django registers for it, a regular
+    expression per value, which was a large part of a no-change run.
+    """
+    if connection.vendor == "sqlite":
+        return f"CAST({_column('modified')} AS TEXT)"
+    return _column("modified")
+
+
 def _as_datetime(value: datetime | str) -> datetime:
     """A ``DateTimeField`` value as the driver returned it, made aware.
 
-    psycopg returns aware datetimes; sqlite3 returns the text Django stored,
-    naive UTC (``USE_TZ``), which ``fromisoformat`` reads back exactly.
+    psycopg returns aware datetimes. SQLite returns the text Django stored,
+    always naive UTC (``USE_TZ``), read back exactly by ``fromisoformat``
+    with the offset appended (cheaper than ``replace(tzinfo=...)`` afterwards).
     """
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -124,7 +138,7 @@ def lookup(task: FetchTask, identifiers: Sequence[str]) -> dict[str, Known]:
     # Only quoted column names and placeholders go into the text; values are parameters.
     sql = (
         f"SELECT {_column('identifier')}, {_column('id')}, {_column('size')},"  # noqa: S608
-        f" {_column('modified')}, {_column('content_hash')},"
+        f" {_modified_column()}, {_column('content_hash')},"
         f" CASE WHEN {_column('last_ingested_at')} > %s THEN 1 ELSE 0 END"
         f" FROM {connection.ops.quote_name(_TABLE)}"
         f" WHERE {_column('task')} = %s"
