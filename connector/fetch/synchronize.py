@@ -258,6 +258,7 @@ class TaskSynchronizer:
                 self.batch.abort()
                 self.batch = None
             self._record_touched()
+            self.repository.close()
         counts = self.ctx.counts[self.name]
         self.ctx.log.info(
             "Synchronized fetch task %s: %s",

@@ -250,6 +250,8 @@ class FileSystemRepository(Repository):
 
     def __init__(self, task: FetchTask) -> None:
         super().__init__(task)
+        #: The folder of the last document read, kept open: see _document_folder.
+        self._folder: tuple[tuple[int, tuple[str, ...]], int] | None = None
         self.recursive = bool(task.directory_recursive)
         self._root_paths = [os.path.abspath(os.fspath(p)) for p in task.directory_paths or []]
         self._root_reals: dict[int, str] = {}
@@ -259,8 +261,6 @@ class FileSystemRepository(Repository):
         self._file_exclude = (
             re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
         )
-        #: The folder of the last document read, kept open: see _document_folder.
-        self._folder: tuple[tuple[int, tuple[str, ...]], int] | None = None
         #: The default, FileMatch=* and no exclusions: every name is a document's.
         self._every_name = "*" in patterns and not excludes
 
@@ -453,7 +453,7 @@ class FileSystemRepository(Repository):
         return fd
 
     def close(self) -> None:
-        """Close the folder kept open for reading; the repository stays usable."""
+        # The folder kept open for reading; the repository stays usable.
         if self._folder is not None:
             _, fd = self._folder
             self._folder = None

@@ -457,3 +457,16 @@ def test_a_document_read_is_closed_even_if_never_iterated(repo: FileSystemReposi
     for _ in range(50):
         repo.read_chunks(crafted("readme.txt"))
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_close_releases_the_folder_kept_open_and_reading_goes_on(
+    repo: FileSystemRepository,
+) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    assert b"".join(repo.read_chunks(crafted("reports/2026/q3.txt"))) == b"Q3 figures."
+    assert b"".join(repo.read_chunks(crafted("reports/2026/q4.txt"))) == b"Q4 figures."
+    assert len(set(os.listdir("/proc/self/fd")) - before) == 1  # the folder, once
+    repo.close()
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+    assert b"".join(repo.read_chunks(crafted("readme.txt"))) == b"Read me."
+    repo.close()
