@@ -371,6 +371,7 @@ class TaskSynchronizer:
             self.pending.append(Pending("deleted", row.identifier, pk=row.pk))
             if batch.documents >= BATCH_DOCUMENTS:
                 self._commit()
+                self.progress(INGESTING)
         self._commit()
         DatastoreDocument.objects.filter(pk__in=never_sent).delete()
 
