@@ -4,9 +4,10 @@ Synchronize compares every listed document with its ``DatastoreDocument`` row.
 Through the ORM, making and converting a model row per document was most of
 a no-change run's time (``bench/README.md``, "Synchronize"), so here rows are
 looked up a chunk of identifiers per query and written with one
-``executemany`` per committed batch. Values go through Django's own adapters
-(``connection.ops``, the field's ``get_db_prep_save``), so the rows are the
-same as the ORM writes and reads everywhere else.
+``executemany`` per committed batch. Values written go through Django's own
+adapters (``connection.ops``, the field's ``get_db_prep_save``), so the rows
+are the same as the ORM writes everywhere else; the few values read back are
+converted here (``_as_datetime``), tested to match what the ORM reads.
 
 Nothing here holds more than one chunk of rows: ``SeenRows`` remembers which
 rows a run matched with one bit per row.
