@@ -5,12 +5,13 @@ Parameters:
 - ``TaskSections`` (required; ``ConfigSection`` is accepted too): the fetch tasks.
 - ``Identifiers``: documents of those tasks to ingest again even if unchanged.
 
-Per task: enumerate the repository (stage ``enumerating``), compare with the
-task's datastore (``DatastoreDocument``) by size and modification time, then
-ingest the changes (stage ``ingesting``) as IDX batches in the task's ingest
-folder and, when the task has one, POST each batch to its ingest URL. When
-only the time changed, the content's sha256 decides, so a file touched but not
-changed is not sent again.
+Per task: list the repository folder by folder (stage ``enumerating``) and
+compare each chunk of documents with the task's datastore (``DatastoreDocument``)
+by size and modification time, then ingest that chunk's changes (stage
+``ingesting``) as IDX batches in the task's ingest folder and, when the task has
+one, POST each batch to its ingest URL; documents gone are found last, from the
+rows no listed document matched. When only the time changed, the content's
+sha256 decides, so a file touched but not changed is not sent again.
 
 The datastore is written only for the documents of a committed batch, in the
 same step as the commit. A Stop (checked at every document and every MiB read)
@@ -20,10 +21,9 @@ exactly what the ingest target has, and the next run resumes from there.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +40,7 @@ from connector.fetch.base import (
     register,
     task_parameter,
 )
-from connector.fetch.documents import NEVER
+from connector.ingest import datastore
 from connector.ingest.idx import IdxDocument, format_delete_list, format_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.spool import BatchFile, Kind, Spool
@@ -60,13 +60,17 @@ from connector.repositories import (
 
 logger = logging.getLogger(__name__)
 
-#: Documents per batch file; a batch also ends once it holds BATCH_BYTES.
-BATCH_DOCUMENTS = 100
+#: Documents per batch file; a batch also ends once it holds BATCH_BYTES. Each
+#: batch costs two fsyncs, which at 100 documents were a large part of a first
+#: run over small files (bench/README.md); a Stop drops at most one batch.
+BATCH_DOCUMENTS = 1000
 BATCH_BYTES = 64 * 1024 * 1024
 #: Larger documents are sent by reference even when they are text.
 TEXT_LIMIT = 8 * 1024 * 1024
 #: Bytes read between two Stop checks.
 READ_CHUNK = 1024 * 1024
+#: Touched documents (same content, new time) whose time is recorded at once.
+TOUCHED_BATCH = 500
 
 COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors")
 ENUMERATING = "enumerating"
@@ -152,22 +156,6 @@ class Synchronize(FetchAction):
 
 
 @dataclass
-class Known:
-    """A datastore row, as much of it as the comparison needs."""
-
-    pk: int
-    identifier: str
-    path: str
-    size: int
-    modified: datetime
-    content_hash: str
-    metadata: dict[str, object]
-    #: False for a row another action made (Hold, Update, Insert) before the
-    #: document was first sent.
-    ingested: bool
-
-
-@dataclass
 class Snapshot:
     """A document as read for ingestion."""
 
@@ -183,13 +171,21 @@ class Pending:
 
     change: Literal["added", "updated", "deleted"]
     identifier: str
-    item: Item | None = None
-    snapshot: Snapshot | None = None
-    known: Known | None = None
+    #: What to record for an added or updated document; None for a delete.
+    recorded: datastore.Recorded | None = None
+    #: The row of a deleted document.
+    pk: int | None = None
 
 
 class TaskSynchronizer:
-    """One task's part of a Synchronize."""
+    """One task's part of a Synchronize.
+
+    The repository is listed folder by folder and compared with the datastore
+    a chunk of documents at a time, and each chunk's changes are ingested
+    before the listing goes on; documents gone are found last, from the rows
+    no listed document matched. So memory holds one chunk and one batch, not
+    the task.
+    """
 
     def __init__(
         self, ctx: FetchContext, task: FetchTask, forced: set[str], position: int, of: int
@@ -206,12 +202,18 @@ class TaskSynchronizer:
         self.pending: list[Pending] = []
         #: Unchanged documents whose time moved: their new time is recorded.
         self.touched: list[DatastoreDocument] = []
+        #: Paths of folders that could not be listed: their documents are not deleted.
+        self.unlisted: list[str] = []
+        self.expected = 0
+        self.listed = 0
 
     def count(self, name: str, n: int = 1) -> None:
         self.ctx.count(self.name, name, n)
 
-    def progress(self, done: int, total: int, stage: str) -> None:
-        share = done / total if total else 0
+    def progress(self, stage: str) -> None:
+        # The total is not known before the listing ends; the documents the
+        # datastore had at the start are the best guess (and the counts say the rest).
+        share = min(1.0, self.listed / self.expected) if self.expected else 0
         self.ctx.progress(min(99, 100 * (self.position + share) / self.of), stage)
 
     # --- The run ----------------------------------------------------------------------
@@ -220,7 +222,7 @@ class TaskSynchronizer:
         """Synchronize the task; return why it could not be done at all, else None."""
         for name in COUNTS:
             self.count(name, 0)
-        self.progress(0, 1, ENUMERATING)
+        self.progress(ENUMERATING)
         try:
             self.repository.check()
             self.spool.prepare()
@@ -231,44 +233,32 @@ class TaskSynchronizer:
                 f"Ingest folder {self.spool.folder} of fetch task {self.name}"
                 f" cannot be used: {error.strerror}"
             )
-        seen, unlisted = self._enumerate()
-        known = self._known()
-        changes: list[tuple[Change, Item, Known | None]] = []
-        for identifier, item in seen.items():
-            row = known.get(identifier)
-            if row is None or not row.ingested:
-                changes.append(("added", item, row))
-            elif identifier in self.forced:
-                changes.append(("updated", item, row))
-            elif row.size == item.size and row.modified == item.modified:
-                self.count("unchanged")
-            elif row.size == item.size and row.content_hash:
-                changes.append(("maybe", item, row))
-            else:
-                changes.append(("updated", item, row))
-        for identifier in self.forced - seen.keys():
-            self.ctx.log.warning(
-                "Document %s of fetch task %s is no longer there to ingest again",
-                identifier,
-                self.name,
-            )
-        gone = [
-            row
-            for identifier, row in known.items()
-            if identifier not in seen and not _under_any(row.path, unlisted)
-        ]
-        # A document never sent needs no delete; its row just goes.
-        DatastoreDocument.objects.filter(
-            pk__in=[row.pk for row in gone if not row.ingested]
-        ).delete()
-        deleted = [row for row in gone if row.ingested]
+        rows = datastore.extent(self.task)
+        self.expected = rows.rows
+        seen = datastore.SeenRows(rows)
+        forced_seen: set[str] = set()
         try:
-            self._ingest(changes, deleted)
+            for chunk in _chunks(self._documents(), datastore.LOOKUP_CHUNK):
+                self.listed += len(chunk)
+                self.count("seen", len(chunk))
+                forced_seen.update(i.identifier for i in chunk if i.identifier in self.forced)
+                self._ingest(self._compare(chunk, seen))
+                self.progress(ENUMERATING)
+            self._commit()
+            for identifier in self.forced - forced_seen:
+                self.ctx.log.warning(
+                    "Document %s of fetch task %s is no longer there to ingest again",
+                    identifier,
+                    self.name,
+                )
+            if seen.count < rows.rows:
+                self._delete_gone(seen)
         finally:
             if self.batch is not None:
                 self.batch.abort()
                 self.batch = None
             self._record_touched()
+            self.repository.close()
         counts = self.ctx.counts[self.name]
         self.ctx.log.info(
             "Synchronized fetch task %s: %s",
@@ -282,10 +272,8 @@ class TaskSynchronizer:
         self.count("errors")
         return problem
 
-    def _enumerate(self) -> tuple[dict[str, Item], list[str]]:
-        """The task's documents by identifier, and the paths of folders that could not be listed."""
-        seen: dict[str, Item] = {}
-        unlisted: list[str] = []
+    def _documents(self) -> Iterator[Item]:
+        """The task's documents, folder by folder; folders that cannot be listed are noted."""
         stack = list(reversed(self.repository.roots()))
         while stack:
             self.ctx.checkpoint()
@@ -301,41 +289,48 @@ class TaskSynchronizer:
                     error,
                 )
                 self.count("errors")
-                unlisted.append(_display(container.path))
+                self.unlisted.append(_display(container.path))
                 continue
             for item in reversed(children):
-                self.ctx.checkpoint()
                 if item.is_container:
                     stack.append(item)
-                elif item.identifier not in seen:
-                    seen[item.identifier] = item
-                    self.count("seen")
-            self.progress(0, 1, ENUMERATING)
-        return seen, unlisted
+            for item in children:
+                if not item.is_container:
+                    self.ctx.checkpoint()
+                    yield item
 
-    def _known(self) -> dict[str, Known]:
-        rows = DatastoreDocument.objects.filter(task=self.task).values_list(
-            "identifier", "pk", "path", "size", "modified", "content_hash", "metadata",
-            "last_ingested_at",
-        )  # fmt: skip
-        return {
-            identifier: Known(
-                pk, identifier, path, size, modified, content_hash, metadata or {}, ingested > NEVER
-            )
-            for identifier, pk, path, size, modified, content_hash, metadata, ingested in (
-                rows.iterator(chunk_size=2000)
-            )
-        }
+    def _compare(
+        self, chunk: list[Item], seen: datastore.SeenRows
+    ) -> list[tuple[Change, Item, datastore.Known | None]]:
+        """The chunk's documents to read, each with its verdict so far and its row."""
+        known = datastore.lookup(self.task, [item.identifier for item in chunk])
+        changes: list[tuple[Change, Item, datastore.Known | None]] = []
+        unchanged = 0
+        for item in chunk:
+            row = known.get(item.identifier)
+            if row is not None:
+                seen.add(row.pk)
+            if row is None or not row.ingested:
+                changes.append(("added", item, row))
+            elif item.identifier in self.forced:
+                changes.append(("updated", item, row))
+            elif row.size == item.size and row.modified == item.modified:
+                unchanged += 1
+            elif row.size == item.size and row.content_hash:
+                changes.append(("maybe", item, row))
+            else:
+                changes.append(("updated", item, row))
+        self.count("unchanged", unchanged)
+        return changes
 
-    def _ingest(
-        self, changes: list[tuple[Change, Item, Known | None]], deleted: list[Known]
-    ) -> None:
-        total = len(changes) + len(deleted)
-        done = 0
-        self.progress(done, total, INGESTING)
+    def _ingest(self, changes: list[tuple[Change, Item, datastore.Known | None]]) -> None:
+        """Read and send the changed documents of a chunk (batches are committed as they fill)."""
+        if not changes:
+            return
+        self.progress(INGESTING)
+        metadata = datastore.metadata([row.pk for _, _, row in changes if row is not None])
         for change, item, row in changes:
             self.ctx.checkpoint()
-            done += 1
             try:
                 snapshot = self._read(item)
             except (ItemNotFound, ItemUnreadable, IdentifierError, OSError) as error:
@@ -343,7 +338,6 @@ class TaskSynchronizer:
                     "Could not read %s of fetch task %s: %s", _display(item.path), self.name, error
                 )
                 self.count("errors")
-                self.progress(done, total, INGESTING)
                 continue
             if change == "maybe":
                 assert row is not None
@@ -352,29 +346,40 @@ class TaskSynchronizer:
                         DatastoreDocument(pk=row.pk, modified=item.modified or row.modified)
                     )
                     self.count("unchanged")
-                    self.progress(done, total, INGESTING)
+                    if len(self.touched) >= TOUCHED_BATCH:
+                        self._record_touched()
                     continue
                 change = "updated"
-            self._add_document(change, item, snapshot, row)
-            self.progress(done, total, INGESTING)
-        self._commit()
-        for row in deleted:
+            self._add_document(
+                change, item, snapshot, metadata.get(row.pk, {}) if row is not None else {}
+            )
+
+    def _delete_gone(self, seen: datastore.SeenRows) -> None:
+        """Send deletes for the rows no listed document matched (outside unlisted folders)."""
+        self.progress(INGESTING)
+        never_sent: list[int] = []
+        for row in datastore.unseen(self.task, seen):
             self.ctx.checkpoint()
-            done += 1
+            if _under_any(row.path, self.unlisted):
+                continue
+            if not row.ingested:
+                # A document never sent needs no delete; its row just goes.
+                never_sent.append(row.pk)
+                continue
             batch = self._batch("del")
             batch.write(format_delete_list([row.identifier]).encode("utf-8"))
-            self.pending.append(Pending("deleted", row.identifier, known=row))
+            self.pending.append(Pending("deleted", row.identifier, pk=row.pk))
             if batch.documents >= BATCH_DOCUMENTS:
                 self._commit()
-            self.progress(done, total, INGESTING)
+                self.progress(INGESTING)
         self._commit()
+        DatastoreDocument.objects.filter(pk__in=never_sent).delete()
 
     def _read(self, item: Item) -> Snapshot:
         """Hash the document and keep its text if it is text: at most TEXT_LIMIT
         bytes of UTF-8 without NUL. Anything else is sent by reference."""
         digest = hashlib.sha256()
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        parts: list[str] | None = []
+        parts: list[bytes] | None = []
         size = 0
         # Small reads for small files: a MiB buffer per file costs more than the read.
         chunk_size = min(READ_CHUNK, max(64 * 1024, (item.size or 0) + 1))
@@ -388,11 +393,8 @@ class TaskSynchronizer:
                     continue
                 if size > TEXT_LIMIT or b"\0" in chunk:
                     parts = None
-                    continue
-                try:
-                    parts.append(decoder.decode(chunk))
-                except UnicodeDecodeError:
-                    parts = None
+                else:
+                    parts.append(chunk)
         finally:
             # A Stop between chunks closes the document now, not when collected.
             if isinstance(chunks, Generator):
@@ -400,27 +402,30 @@ class TaskSynchronizer:
         text: str | None = None
         if parts is not None:
             try:
-                parts.append(decoder.decode(b"", final=True))
-                text = "".join(parts)
+                text = b"".join(parts).decode("utf-8")
             except UnicodeDecodeError:
                 text = None
         return Snapshot(size=size, content_hash=digest.hexdigest(), text=text)
 
     def _add_document(
-        self, change: Literal["added", "updated"], item: Item, snapshot: Snapshot, row: Known | None
+        self,
+        change: Literal["added", "updated"],
+        item: Item,
+        snapshot: Snapshot,
+        metadata: dict[str, object],
     ) -> None:
+        path = _display(item.path)
         fields = [
             ("DREREFERENCE", item.identifier),
             ("TASK", self.name),
-            ("PATH", _display(item.path)),
+            ("PATH", path),
             ("NAME", _display(item.name)),
             ("SIZE", str(snapshot.size)),
             ("MODIFIED", _iso(item.modified) if item.modified else ""),
             ("SHA256", snapshot.content_hash),
             ("CONTENTMODE", "text" if snapshot.text is not None else "reference"),
         ]
-        if row is not None:
-            fields.extend((str(name), str(value)) for name, value in row.metadata.items())
+        fields.extend((str(name), str(value)) for name, value in metadata.items())
         document = IdxDocument(
             reference=item.identifier,
             title=_display(item.name),
@@ -429,7 +434,14 @@ class TaskSynchronizer:
         )
         batch = self._batch("idx")
         batch.write(format_document(document).encode("utf-8"))
-        self.pending.append(Pending(change, item.identifier, item, snapshot, row))
+        recorded = datastore.Recorded(
+            identifier=item.identifier,
+            path=path,
+            size=snapshot.size,
+            modified=item.modified or timezone.now(),
+            content_hash=snapshot.content_hash,
+        )
+        self.pending.append(Pending(change, item.identifier, recorded))
         if batch.documents >= BATCH_DOCUMENTS or batch.bytes >= BATCH_BYTES:
             self._commit()
 
@@ -469,29 +481,10 @@ class TaskSynchronizer:
         self._record(pending)
 
     def _record(self, pending: list[Pending]) -> None:
-        now = timezone.now()
-        upserts = [
-            DatastoreDocument(
-                task=self.task,
-                identifier=entry.identifier,
-                path=_display(entry.item.path),
-                size=entry.snapshot.size,
-                modified=entry.item.modified or now,
-                content_hash=entry.snapshot.content_hash,
-                last_ingested_at=now,
-            )
-            for entry in pending
-            if entry.item is not None and entry.snapshot is not None
-        ]
-        gone = [entry.known.pk for entry in pending if entry.change == "deleted" and entry.known]
+        upserts = [entry.recorded for entry in pending if entry.recorded is not None]
+        gone = [entry.pk for entry in pending if entry.change == "deleted" and entry.pk]
         with transaction.atomic():
-            if upserts:
-                DatastoreDocument.objects.bulk_create(
-                    upserts,
-                    update_conflicts=True,
-                    unique_fields=["task", "identifier"],
-                    update_fields=["path", "size", "modified", "content_hash", "last_ingested_at"],
-                )
+            datastore.record(self.task, upserts, timezone.now())
             if gone:
                 DatastoreDocument.objects.filter(pk__in=gone).delete()
         for entry in pending:
@@ -501,6 +494,17 @@ class TaskSynchronizer:
         touched, self.touched = self.touched, []
         if touched:
             DatastoreDocument.objects.bulk_update(touched, ["modified"], batch_size=500)
+
+
+def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _under_any(path: str, folders: list[str]) -> bool:

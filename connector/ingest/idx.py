@@ -19,12 +19,18 @@ field. A delete list is one reference per line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 _FIELD_NAME = re.compile(r"[^A-Za-z0-9_.]")
 _BREAKS = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# What a field value or a content line may need changed. Most have none of it,
+# and one search is cheaper than the substitutions (Synchronize formats a
+# document per file; bench/README.md).
+_FIELD_SPECIAL = re.compile(r'[\\"\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]')
+_CONTENT_SPECIAL = re.compile(r"#DRE|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -36,16 +42,19 @@ class IdxDocument:
     content: str | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def field_name(name: str) -> str:
     """A metadata name as an IDX field name: letters, digits, '_' and '.' only."""
     return _FIELD_NAME.sub("_", name).upper() or "_"
 
 
 def _one_line(text: str) -> str:
-    return _BREAKS.sub(" ", text)
+    return _BREAKS.sub(" ", text) if _BREAKS.search(text) else text
 
 
 def _quote(value: str) -> str:
+    if not _FIELD_SPECIAL.search(value):
+        return value
     return _one_line(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
@@ -63,7 +72,11 @@ def format_document(document: IdxDocument) -> str:
     )
     lines.append("#DRECONTENT")
     if document.content:
-        lines.extend(_content_lines(document.content.rstrip("\r\n")))
+        text = document.content.rstrip("\r\n")
+        if _CONTENT_SPECIAL.search(text):
+            lines.extend(_content_lines(text))
+        else:
+            lines.append(text)
     lines.append("#DREENDDOC")
     return "\n".join(lines) + "\n"
 

@@ -139,6 +139,12 @@ class Repository(ABC):
         I/O errors, and as ``stat`` does.
         """
 
+    def close(self) -> None:  # noqa: B027 (optional: most repositories hold nothing)
+        """Release what the repository keeps open between calls (files, connections).
+
+        It stays usable: the next call opens what it needs again.
+        """
+
     @abstractmethod
     def delete_document(self, identifier: str) -> None:
         """Delete a document (never a folder). Raises as ``stat`` does,

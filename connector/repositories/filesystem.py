@@ -115,9 +115,17 @@ def encode_identifier(task: str, root: int, path: str) -> str:
     """The identifier of ``path`` (relative, '/'-separated) below root ``root`` of ``task``."""
     if problem := relative_path_problem(path):
         raise ValueError(f"Path {path!r} {problem}")
+    return _identifier(identifier_prefix(task, root) + os.fsencode(path))
+
+
+def identifier_prefix(task: str, root: int) -> bytes:
+    """The bytes every identifier of root ``root`` of ``task`` starts with, before encoding."""
     if "\0" in task or root < 0:
         raise ValueError(f"Cannot make an identifier for task {task!r}, root {root}")
-    raw = b"\0".join((KIND, task.encode("utf-8"), str(root).encode("ascii"), os.fsencode(path)))
+    return b"\0".join((KIND, task.encode("utf-8"), str(root).encode("ascii"), b""))
+
+
+def _identifier(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
@@ -242,6 +250,8 @@ class FileSystemRepository(Repository):
 
     def __init__(self, task: FetchTask) -> None:
         super().__init__(task)
+        #: The folder of the last document read, kept open: see _document_folder.
+        self._folder: tuple[tuple[int, tuple[str, ...]], int] | None = None
         self.recursive = bool(task.directory_recursive)
         self._root_paths = [os.path.abspath(os.fspath(p)) for p in task.directory_paths or []]
         self._root_reals: dict[int, str] = {}
@@ -251,6 +261,8 @@ class FileSystemRepository(Repository):
         self._file_exclude = (
             re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
         )
+        #: The default, FileMatch=* and no exclusions: every name is a document's.
+        self._every_name = "*" in patterns and not excludes
 
     # --- Identifiers ----------------------------------------------------------
 
@@ -313,17 +325,23 @@ class FileSystemRepository(Repository):
         self, identifier: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, start: int = 0
     ) -> Iterator[bytes]:
         location = self.locate(identifier)
-        path, st = self._resolve(location)
-        if not stat_module.S_ISREG(st.st_mode):
-            raise ItemNotFound("The identifier names a folder, not a document")
-        try:
-            # O_NOFOLLOW: a link swapped in since _resolve looked is not opened.
-            document = open(os.open(path, _OPEN_FLAGS), "rb", buffering=0)  # noqa: SIM115
-        except (FileNotFoundError, NotADirectoryError):
-            raise ItemNotFound(f"Document {path} no longer exists") from None
-        except OSError as error:
-            raise ItemUnreadable(f"Cannot open document {path}: {error.strerror}") from None
-        return self._chunks(document, chunk_size, start)
+        fd = self._open_document(location)
+        if fd is None:
+            # Not simply there: _resolve says why (outside the root, a link,
+            # out of scope, gone), or it is there now and is opened by path.
+            path, st = self._resolve(location)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise ItemNotFound("The identifier names a folder, not a document")
+            try:
+                # O_NOFOLLOW: a link swapped in since _resolve looked is not opened.
+                fd = os.open(path, _OPEN_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                raise ItemNotFound(f"Document {path} no longer exists") from None
+            except OSError as error:
+                raise ItemUnreadable(f"Cannot open document {path}: {error.strerror}") from None
+        # A file object, not the bare descriptor: it is closed when collected
+        # even if nobody ever iterates the chunks.
+        return self._chunks(open(fd, "rb", buffering=0), chunk_size, start)
 
     def write_document(self, identifier: str, chunks: Iterable[bytes]) -> Item:
         location = self.locate(identifier)
@@ -385,6 +403,65 @@ class FileSystemRepository(Repository):
             self._root_reals[index] = os.path.realpath(self._root_paths[index])
         return self._root_reals[index]
 
+    def _open_document(self, location: Location) -> int | None:
+        """A descriptor of the located document if it is a regular file of the task, else None.
+
+        The path is opened folder by folder from the root's real path, never
+        following a link (O_NOFOLLOW on every component), so what is opened is
+        inside the root without a realpath per document, and no link swapped
+        in between a check and the open can redirect it. O_NONBLOCK keeps a
+        FIFO swapped in after the lstat from blocking the open.
+        """
+        parts = location.parts
+        if not parts:
+            return None
+        try:
+            folder = self._document_folder(location.root, parts[:-1])
+        except (OSError, ItemNotFound, WriteRefused):
+            return None
+        try:
+            st = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
+            if not stat_module.S_ISREG(st.st_mode):
+                return None
+            fd = os.open(parts[-1], _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=folder)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if stat_module.S_ISREG(st.st_mode):
+                self._check_in_scope(location, location.path, st)
+                return fd
+        except (OSError, ItemNotFound):
+            pass
+        os.close(fd)
+        return None
+
+    def _document_folder(self, root: int, parts: tuple[str, ...]) -> int:
+        """A descriptor of folder ``parts`` of root ``root``, opened without following links.
+
+        Documents are read folder by folder (Synchronize), so the last folder
+        stays open for the next document instead of walking from the root
+        again. It was reached without following a link, so it is a folder that
+        was inside the root; a link put in its place later is never followed.
+        """
+        key = (root, parts)
+        if self._folder is not None and self._folder[0] == key:
+            return self._folder[1]
+        fd = _open_folder_below(self._root_real(root), parts, create=False)
+        self.close()
+        self._folder = (key, fd)
+        return fd
+
+    def close(self) -> None:
+        # The folder kept open for reading; the repository stays usable.
+        if self._folder is not None:
+            _, fd = self._folder
+            self._folder = None
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
     def _resolve(self, location: Location) -> tuple[str, os.stat_result]:
         """The path of a located item and its lstat, once it is known to be part of the task."""
         root_real = self._root_real(location.root)
@@ -432,6 +509,8 @@ class FileSystemRepository(Repository):
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
+        if self._every_name:
+            return True
         folded = name.casefold()
         if self._file_exclude is not None and self._file_exclude.match(folded):
             return False
@@ -464,6 +543,9 @@ class FileSystemRepository(Repository):
         entries: list[os.DirEntry[str]],
         containers_only: bool,
     ) -> Iterator[Item]:
+        folder = identifier_prefix(self.task.name, location.root)
+        if location.path:
+            folder += os.fsencode(location.path) + b"/"
         for entry in entries:
             if "\\" in entry.name:
                 # Identifiers refuse backslashes (a separator elsewhere), so such
@@ -492,7 +574,9 @@ class FileSystemRepository(Repository):
                 continue
             relative = f"{location.path}/{entry.name}" if location.path else entry.name
             yield Item(
-                identifier=self.identifier(location.root, relative),
+                # A listed name is one checked component (no '/', NUL, '.' or '..';
+                # backslashes left out above), so only the name is encoded here.
+                identifier=_identifier(folder + os.fsencode(entry.name)),
                 name=entry.name,
                 path=relative,
                 is_container=is_container,

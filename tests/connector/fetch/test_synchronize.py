@@ -18,6 +18,8 @@ from defusedxml import ElementTree
 from connector import queue
 from connector.fetch import synchronize
 from connector.fetch.base import UnknownTask, execute, get_fetch_action
+from connector.fetch.documents import NEVER
+from connector.ingest import datastore as bulk
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, ActionLogLine, DatastoreDocument, FetchTask, Status
 from connector.params import InvalidParameter, MissingParameter, Params
@@ -258,13 +260,15 @@ def test_an_unreadable_file_is_an_error_and_the_others_are_ingested(
 def test_a_file_deleted_between_listing_and_reading_is_an_error(
     task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = synchronize.TaskSynchronizer._ingest
+    real = FileSystemRepository.read_chunks
 
-    def ingest_after_delete(self, changes, deleted):  # type: ignore[no-untyped-def]
-        (docs_tree / "readme.txt").unlink()
-        return real(self, changes, deleted)
+    def read_after_delete(self, identifier, **kwargs):  # type: ignore[no-untyped-def]
+        # Listed already: the run is about to read it.
+        if identifier == doc_id("readme.txt"):
+            (docs_tree / "readme.txt").unlink()
+        return real(self, identifier, **kwargs)
 
-    monkeypatch.setattr(synchronize.TaskSynchronizer, "_ingest", ingest_after_delete)
+    monkeypatch.setattr(FileSystemRepository, "read_chunks", read_after_delete)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
@@ -526,3 +530,136 @@ def test_an_unknown_task_is_refused_by_the_endpoint(task: FetchTask, client: Any
     root = ElementTree.fromstring(response.content)
     assert root.findtext("responsedata/error/errorcode") == "ERRORPARAMINVALID"
     assert not Action.objects.exists()
+
+
+# --- Chunks: the listing is compared and the gone are found a few at a time -----------
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two documents per datastore lookup and per page of rows, so five documents span
+    several chunks and every rule is exercised across chunk boundaries."""
+    monkeypatch.setattr(bulk, "LOOKUP_CHUNK", 2)
+    monkeypatch.setattr(bulk, "PAGE", 2)
+    monkeypatch.setattr(synchronize, "BATCH_DOCUMENTS", 3)
+
+
+def test_changes_are_found_across_chunks(
+    task: FetchTask, docs_tree: Path, ingest: Path, small_chunks: None
+) -> None:
+    assert counts(sync())["added"] == 5
+    assert sorted(datastore_paths()) == ALL
+    (docs_tree / "readme.txt").write_text("Read me, changed.")
+    (docs_tree / "reports/2026/q4.txt").write_text("Q4 figures, revised and longer.")
+    (docs_tree / "a-new.txt").write_text("New.")
+    (docs_tree / "reports/summary.md").unlink()
+    (docs_tree / "mail/inbox/hello.eml").unlink()
+    action = sync()
+    assert counts(action) == {
+        "seen": 4, "added": 1, "updated": 2, "deleted": 2, "unchanged": 1, "errors": 0,
+    }  # fmt: skip
+    assert sorted(deleted_references(ingest)) == sorted(
+        [doc_id("reports/summary.md"), doc_id("mail/inbox/hello.eml")]
+    )
+    assert sorted(datastore_paths()) == ["a-new.txt", "readme.txt", "reports/2026/q3.txt",
+                                         "reports/2026/q4.txt"]  # fmt: skip
+    # And then nothing is left to do.
+    assert counts(sync())["unchanged"] == 4
+
+
+def test_every_gone_document_is_deleted_whichever_page_its_row_is_on(
+    task: FetchTask, docs_tree: Path, ingest: Path, small_chunks: None
+) -> None:
+    sync()
+    for path in ALL:
+        (docs_tree / path).unlink()
+    action = sync()
+    assert counts(action)["deleted"] == 5 and counts(action)["seen"] == 0
+    assert sorted(deleted_references(ingest)) == sorted(doc_id(p) for p in ALL)
+    assert datastore() == {}
+
+
+def test_a_stop_across_chunks_resumes_with_every_document_sent_once(
+    many_files: list[str], ingest: Path, small_chunks: None
+) -> None:
+    action = run(submit({"TaskSections": "DOCS"}), StopAfter(80))
+    assert action.status == Status.STOPPED
+    assert sorted(d.reference for d in documents(ingest)) == sorted(datastore())
+    assert sync().status == Status.FINISHED
+    sent = [d.reference for d in documents(ingest)]
+    assert sorted(sent) == sorted(doc_id(p) for p in many_files)
+    assert sorted(sent) == sorted(datastore())
+
+
+def test_a_symlink_created_in_the_tree_is_never_followed(
+    task: FetchTask, docs_tree: Path, ingest: Path, tmp_path: Path
+) -> None:
+    sync()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (docs_tree / "secret.txt").symlink_to(outside / "secret.txt")
+    (docs_tree / "outside").symlink_to(outside, target_is_directory=True)
+    (docs_tree / "reports/again").symlink_to(docs_tree / "reports", target_is_directory=True)
+    (docs_tree / "readme-link.txt").symlink_to(docs_tree / "readme.txt")
+    action = sync()
+    assert counts(action) == {
+        "seen": 5, "added": 0, "updated": 0, "deleted": 0, "unchanged": 5, "errors": 0,
+    }  # fmt: skip
+    assert all("secret" not in path.read_text() for path in batches(ingest))
+    assert sorted(datastore_paths()) == ALL
+
+
+def test_a_document_replaced_by_a_symlink_is_deleted_not_followed(
+    task: FetchTask, docs_tree: Path, ingest: Path, tmp_path: Path
+) -> None:
+    sync()
+    (tmp_path / "secret.txt").write_text("secret")
+    (docs_tree / "readme.txt").unlink()
+    (docs_tree / "readme.txt").symlink_to(tmp_path / "secret.txt")
+    action = sync()
+    assert counts(action)["deleted"] == 1 and counts(action)["added"] == 0
+    assert deleted_references(ingest) == [doc_id("readme.txt")]
+    assert all("secret" not in path.read_text() for path in batches(ingest))
+
+
+def test_rows_made_while_the_run_lists_are_not_judged_by_it(
+    task: FetchTask, docs_tree: Path, ingest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A row another action makes after this run took stock of the datastore
+    # (an Update of a document this run has not listed yet, say) is not a
+    # document gone: the run never looked for it.
+    sync()
+    (docs_tree / "late.txt").write_text("Late.")
+    (docs_tree / "readme.txt").unlink()  # so the run does look for rows gone
+    real_lookup = bulk.lookup
+
+    def lookup_then_another_action(task, identifiers):  # type: ignore[no-untyped-def]
+        DatastoreDocument.objects.get_or_create(
+            task=task, identifier=doc_id("elsewhere.txt"),
+            defaults={"path": "elsewhere.txt", "size": -1, "modified": NEVER,
+                      "last_ingested_at": NEVER},
+        )  # fmt: skip
+        return real_lookup(task, identifiers)
+
+    monkeypatch.setattr(bulk, "lookup", lookup_then_another_action)
+    action = sync()
+    assert counts(action)["deleted"] == 1 and counts(action)["added"] == 1
+    assert deleted_references(ingest) == [doc_id("readme.txt")]
+    assert doc_id("elsewhere.txt") in datastore()
+
+
+def datastore_paths() -> list[str]:
+    return list(datastore().values())
+
+
+class StopAfter(threading.Event):
+    """A stop event that is set once it has been looked at ``n`` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        return self.left < 0

@@ -404,3 +404,69 @@ def test_a_symlink_inside_the_root_is_not_followed(
         repo.stat(crafted(path))
     with pytest.raises(ItemNotFound):
         repo.read_chunks(crafted(path))
+
+
+# --- Reading by descriptor -------------------------------------------------------------
+
+
+def test_reading_a_fifo_is_refused_without_blocking(
+    repo: FileSystemRepository, docs_tree: Path
+) -> None:
+    # Opening a FIFO for reading would wait for a writer: it must never be opened.
+    os.mkfifo(docs_tree / "pipe.txt")
+    with pytest.raises(ItemNotFound, match="neither a folder nor a regular file"):
+        repo.read_chunks(crafted("pipe.txt"))
+
+
+def test_reading_what_the_task_does_not_list_is_refused(docs_tree: Path) -> None:
+    flat = FileSystemRepository(task(docs_tree, directory_recursive=False))
+    with pytest.raises(ItemNotFound, match="not recursive"):
+        flat.read_chunks(crafted("reports/summary.md"))
+    excluding = FileSystemRepository(task(docs_tree, file_exclude_match=["*.md"]))
+    with pytest.raises(ItemNotFound, match="FileExcludeMatch"):
+        excluding.read_chunks(crafted("reports/summary.md"))
+    assert b"".join(excluding.read_chunks(crafted("readme.txt"))) == b"Read me."
+
+
+def test_a_folder_swapped_for_a_link_after_listing_is_not_followed(
+    repo: FileSystemRepository, docs_tree: Path, tmp_path: Path
+) -> None:
+    [q3, _] = repo.children(crafted("reports/2026"))
+    # The same relative path now leads out of the root, through a link.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "2026").mkdir(parents=True)
+    (elsewhere / "2026/q3.txt").write_text("not the task's")
+    (docs_tree / "reports").rename(tmp_path / "reports-moved")
+    (docs_tree / "reports").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(IdentifierError, match="leaves the task's root"):
+        repo.read_chunks(q3.identifier)
+
+
+def test_a_document_replaced_by_a_link_after_listing_is_not_followed(
+    repo: FileSystemRepository, docs_tree: Path, outside: Path
+) -> None:
+    [readme] = [i for i in repo.children(repo.roots()[0].identifier) if i.path == "readme.txt"]
+    (docs_tree / "readme.txt").unlink()
+    (docs_tree / "readme.txt").symlink_to(outside / "secret.txt")
+    with pytest.raises(IdentifierError, match="leaves the task's root"):
+        repo.read_chunks(readme.identifier)
+
+
+def test_a_document_read_is_closed_even_if_never_iterated(repo: FileSystemRepository) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        repo.read_chunks(crafted("readme.txt"))
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_close_releases_the_folder_kept_open_and_reading_goes_on(
+    repo: FileSystemRepository,
+) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    assert b"".join(repo.read_chunks(crafted("reports/2026/q3.txt"))) == b"Q3 figures."
+    assert b"".join(repo.read_chunks(crafted("reports/2026/q4.txt"))) == b"Q4 figures."
+    assert len(set(os.listdir("/proc/self/fd")) - before) == 1  # the folder, once
+    repo.close()
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+    assert b"".join(repo.read_chunks(crafted("readme.txt"))) == b"Read me."
+    repo.close()
