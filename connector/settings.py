@@ -148,7 +148,12 @@ if REDIS_URL := os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 times reads out after 5 s by default, as long as
+            # channels_redis's blocking receive waits for a message: every idle
+            # listener (a worker's, a dashboard socket's) would fail every 5 s
+            # (django/channels_redis#422). Longer than that wait, not infinite,
+            # so a dead connection is still noticed; a socket_timeout in the URL wins.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:
