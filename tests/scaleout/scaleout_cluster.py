@@ -440,7 +440,8 @@ class Cluster:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         if self._db is None or self._db.closed:
             self._db = psycopg.connect(self.db_url, autocommit=True)
-        return self._db.execute(sql, params).fetchall()
+        cursor = self._db.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
     def statuses(self, tokens: list[str]) -> dict[str, str]:
         rows = self.query(
@@ -484,6 +485,19 @@ class Cluster:
 
         with ThreadPoolExecutor(clients) as pool:
             return list(pool.map(one, range(count)))
+
+    def submit_direct(self, count: int, fetch_action: str, **params: str) -> None:
+        """Queue ``count`` actions through the queue module in one transaction of a
+        ``manage.py shell`` (for benchmarks: fast, and no HTTP in the way). Its
+        wake-ups stay in that process (no REDIS_URL): pause the queue and resume it after."""
+        code = (
+            "from django.db import transaction\n"
+            "from connector import queue\n"
+            "with transaction.atomic():\n"
+            f"    for _ in range({int(count)}):\n"
+            f"        queue.submit_action(fetch_action={fetch_action!r}, params={params!r})\n"
+        )
+        self.manage("shell", "-c", code, REDIS_URL="")
 
     # --- Diagnostics -----------------------------------------------------------------
 
