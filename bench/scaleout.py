@@ -64,6 +64,14 @@ def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> flo
         interval=0.05,
     )
     first, last = cluster.query("SELECT min(started_at), max(finished_at) FROM connector_action")[0]
+    (ramp,) = cluster.query(
+        "SELECT max(first) - min(first) FROM"
+        " (SELECT min(started_at) AS first FROM connector_action GROUP BY worker) AS workers"
+    )[0]
+    print(
+        f"  ({count} {fetch_action}; the last worker's first start came"
+        f" {ramp.total_seconds() * 1000:.0f} ms after the first's)"
+    )
     return count / (last - first).total_seconds()
 
 

@@ -206,7 +206,7 @@ def set_paused(*, queue: str, paused: bool, changed_by: str = "") -> None:
             defaults={"paused": paused, "changed_at": timezone.now(), "changed_by": changed_by},
         )
         if not paused:
-            transaction.on_commit(lambda: wakeups.wake_queue(queue))
+            transaction.on_commit(lambda: wakeups.wake_workers(queue))
 
 
 def is_paused(queue: str) -> bool:

@@ -161,6 +161,24 @@ def wake_queue(queue: str) -> None:
     send(queue, {"type": WAKE, "queue": queue})
 
 
+def wake_workers(queue: str) -> None:
+    """Tell every running worker that the queue has work (on Resume: all can start at once).
+
+    ``wake_queue`` reaches one worker; after a Resume the others would wait for
+    their next poll (bench/README.md, scale-out). Each worker hears this on its
+    own channel.
+    """
+    from connector.models import WorkerProcess
+
+    channels = (
+        WorkerProcess.objects.filter(stopping=False)
+        .exclude(channel_name="")
+        .values_list("channel_name", flat=True)
+    )
+    for channel in channels:
+        send(channel, {"type": WAKE, "queue": queue})
+
+
 def tell_worker_to_stop(*, worker: str, pk: int) -> None:
     """Tell the worker that holds an action to stop it now (it also sees it at its heartbeat)."""
     from connector.models import WorkerProcess
