@@ -48,6 +48,28 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(cluster: Cluster) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the workers, the database's backends for them, and Redis."""
+    backends = cluster.query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid()"
+    )
+    redis_pid = cluster.redis.child.pid if cluster.redis.child else 0
+    return {
+        "workers": {w.child.pid: cpu_seconds(w.child.pid) for w in cluster.workers},
+        "PostgreSQL": {pid: cpu_seconds(pid) for (pid,) in backends},
+        "Redis": {redis_pid: cpu_seconds(redis_pid)},
+    }
+
+
 def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> float:
     """Queue ``count`` actions with the queue paused, resume, wait; actions per second."""
     server = cluster.servers[0]
@@ -55,6 +77,7 @@ def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> flo
     cluster.query("DELETE FROM connector_action")
     server.queue_action("Pause")
     cluster.submit_direct(count, fetch_action, **params)
+    cpu_before = cpu_by_part(cluster)
     server.queue_action("Resume")
     wait_for(
         lambda: cluster.count("status = 'Finished'") == count,
@@ -68,9 +91,16 @@ def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> flo
         "SELECT max(first) - min(first) FROM"
         " (SELECT min(started_at) AS first FROM connector_action GROUP BY worker) AS workers"
     )[0]
+    cpu_after = cpu_by_part(cluster)
+    per_action = {
+        part: sum(cpu_after[part][pid] - before for pid, before in pids.items()) / count * 1000
+        for part, pids in cpu_before.items()
+    }
     print(
-        f"  ({count} {fetch_action}; the last worker's first start came"
-        f" {ramp.total_seconds() * 1000:.0f} ms after the first's)"
+        f"  ({count} {fetch_action}; CPU per action: "
+        + ", ".join(f"{part} {ms:.2f} ms" for part, ms in per_action.items())
+        + f"; the last worker's first start came {ramp.total_seconds() * 1000:.0f} ms"
+        " after the first's)"
     )
     return count / (last - first).total_seconds()
 
