@@ -94,7 +94,8 @@ class _Sender:
     about 5 ms of a worker thread twice per action (bench/README.md, scale-out).
     Here ``CONNECTIONS`` connections are kept, and the committing thread does
     not wait for the send. At most ``MAX_PENDING`` sends wait; beyond that a
-    hint is dropped, as a full channel would drop it.
+    hint is dropped, as a full channel would drop it; so are those still
+    waiting when the process exits (polling covers both).
     """
 
     MAX_PENDING = 1000

@@ -68,11 +68,22 @@ def services_missing() -> str | None:
     return None
 
 
+def _libc_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up here, not in the child: between fork and exec only the call is safe.
+_PRCTL = _libc_prctl() if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child before exec: be killed when the parent process dies (Linux)."""
-    with contextlib.suppress(Exception):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -91,6 +102,21 @@ def _kill_leftovers() -> None:
         _kill_group(process)
 
 
+def drop_abandoned_databases(admin: psycopg.Connection[Any]) -> None:
+    """Drop the databases of runs that were killed before they could (their pid is gone).
+
+    Without FORCE: a database still in use (another machine's run) stays.
+    """
+    names = admin.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'connector\\_scaleout\\_%'"
+    ).fetchall()
+    for (name,) in names:
+        pid = name.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(psycopg.Error):
+                admin.execute(f'DROP DATABASE "{name}"')
+
+
 class Child:
     """A child process in its own process group, with its output in a log file."""
 
@@ -107,7 +133,7 @@ class Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
             )
         with _children_lock:
             _children[self.process.pid] = self.process
@@ -368,6 +394,7 @@ class Cluster:
         """Database, migrations, operator user, Redis, then the processes; wait until ready."""
         try:
             with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                drop_abandoned_databases(admin)
                 admin.execute(f'CREATE DATABASE "{self.db_name}"')
             self._created = True
             self.manage("migrate", "--no-input", "-v", "0")
