@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get(
     "CONNECTOR_SCALEOUT_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_SERVER = os.environ.get("CONNECTOR_SCALEOUT_REDIS_SERVER", "/usr/bin/redis-server")
+REDIS_SERVER = os.environ.get("CONNECTOR_SCALEOUT_REDIS_SERVER") or (
+    shutil.which("redis-server") or "/usr/bin/redis-server"
+)
 OPERATOR = "operator"
 #: Where RecordRun appends its lines (connector.fetch.diagnostics.RUNS_LOG).
 RUNS_LOG = "diagnostics/runs.log"
