@@ -176,10 +176,31 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL := env_url("REDIS_URL", schemes={"redis", "rediss", "unix"}):
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py 8 times reads out after 5 s by default, as long
+                        # as channels_redis's blocking receive waits: every idle
+                        # listener (a worker's, a dashboard socket's) would fail
+                        # every 5 s (django/channels_redis#422). Longer than that
+                        # wait, not infinite, so a dead connection is noticed; a
+                        # socket_timeout in the URL wins.
+                        "socket_timeout": 15,
+                        # One immediate retry on a new connection: after a Redis
+                        # restart the pooled ones are dead, and without it the
+                        # first command on each fails (a socket's handshake, a
+                        # broadcast). Redis really down still fails fast.
+                        "retry": Retry(NoBackoff(), 1),
+                    }
+                ]
+            },
         }
     }
 else:

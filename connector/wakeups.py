@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -70,6 +72,8 @@ def _deliver(
         if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
             future = asyncio.run_coroutine_threadsafe(sending(), loop)
             future.add_done_callback(_log_failure)
+        elif fallback and not isinstance(layer, InMemoryChannelLayer):
+            _sender.send(sending, what)
         elif fallback:
 
             async def send_here() -> None:
@@ -80,6 +84,68 @@ def _deliver(
         logger.debug("Channel full for %s; its receiver is awake anyway", what)
     except Exception:
         logger.warning("Could not send %s; polling covers it", what, exc_info=True)
+
+
+class _Sender:
+    """One event loop per process, in a thread of its own, for sends to a shared layer.
+
+    A shared (Redis) layer keeps its connections per event loop: sent with
+    ``async_to_sync``, each message made a loop and a connection of its own,
+    about 5 ms of a worker thread twice per action (bench/README.md, scale-out).
+    Here ``CONNECTIONS`` connections are kept, and the committing thread does
+    not wait for the send. At most ``MAX_PENDING`` sends wait; beyond that a
+    hint is dropped, as a full channel would drop it; so are those still
+    waiting when the process exits (polling covers both).
+    """
+
+    MAX_PENDING = 1000
+    CONNECTIONS = 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._pending = 0
+        self._sending = asyncio.Semaphore(self.CONNECTIONS)
+
+    def send(self, sending: Callable[[], Coroutine[Any, Any, None]], what: str) -> None:
+        with self._lock:
+            if self._pending >= self.MAX_PENDING:
+                logger.debug("%s sends waiting; %s dropped", self._pending, what)
+                return
+            self._pending += 1
+            loop = self._running_loop()
+        future = asyncio.run_coroutine_threadsafe(self._bounded(sending), loop)
+        future.add_done_callback(self._done)
+
+    async def _bounded(self, sending: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # The layer takes a pooled connection per send under way: a burst of
+        # sends at once would open as many connections to Redis.
+        async with self._sending:
+            await sending()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        # A forked child inherits the loop but not its thread: it makes its own.
+        alive = self._thread is not None and self._thread.is_alive()
+        if self._loop is None or not alive or self._pid != os.getpid():
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="channel-layer-sender", daemon=True
+            )
+            self._thread.start()
+            self._pid = os.getpid()
+            self._pending = 0
+            self._sending = asyncio.Semaphore(self.CONNECTIONS)
+        return self._loop
+
+    def _done(self, future: Any) -> None:
+        with self._lock:
+            self._pending -= 1
+        _log_failure(future)
+
+
+_sender = _Sender()
 
 
 def _log_failure(future: Any) -> None:
@@ -94,6 +160,24 @@ def _log_failure(future: Any) -> None:
 def wake_queue(queue: str) -> None:
     """Tell one worker of the queue that there is work."""
     send(queue, {"type": WAKE, "queue": queue})
+
+
+def wake_workers(queue: str) -> None:
+    """Tell every running worker that the queue has work (on Resume: all can start at once).
+
+    ``wake_queue`` reaches one worker; after a Resume the others would wait for
+    their next poll (bench/README.md, scale-out). Each worker hears this on its
+    own channel.
+    """
+    from connector.models import WorkerProcess
+
+    channels = (
+        WorkerProcess.objects.filter(stopping=False)
+        .exclude(channel_name="")
+        .values_list("channel_name", flat=True)
+    )
+    for channel in channels:
+        send(channel, {"type": WAKE, "queue": queue})
 
 
 def tell_worker_to_stop(*, worker: str, pk: int) -> None:

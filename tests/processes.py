@@ -188,19 +188,21 @@ class Server:
 
     def sign_in(self) -> tuple[http.cookiejar.CookieJar, Any]:
         """Sign in as that admin through the login form; return the cookies and the page reached."""
-        jar = http.cookiejar.CookieJar()
-        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        page = browser.open(f"{self.base}/accounts/login/", timeout=10).read().decode()
-        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-        assert found, "no CSRF token on the login page"
-        form = urllib.parse.urlencode(
-            {
-                "username": "admin",
-                "password": self.admin_password(),
-                "csrfmiddlewaretoken": found.group(1),
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"{self.base}/accounts/login/", data=form, headers={"Referer": self.base + "/"}
-        )
-        return jar, browser.open(request, timeout=10)
+        return sign_in_at(self.base, "admin", self.admin_password())
+
+
+def sign_in_at(base: str, username: str, password: str) -> tuple[http.cookiejar.CookieJar, Any]:
+    """Sign in through the login form of the server at ``base``; return the cookies and
+    the page reached."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = browser.open(f"{base}/accounts/login/", timeout=10).read().decode()
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert found, "no CSRF token on the login page"
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": found.group(1)}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/accounts/login/", data=form, headers={"Referer": base + "/"}
+    )
+    return jar, browser.open(request, timeout=10)
