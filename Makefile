@@ -29,7 +29,8 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 test-postgres: $(VENV)/.installed-test
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/connector/test_queue.py \
 		tests/connector/worker tests/connector/aci tests/connector/fetch \
-		tests/connector/test_schedules.py $(PYTEST_ARGS)
+		tests/connector/test_schedules.py tests/connector/test_audit_queue.py tests/connector/ops \
+		$(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -65,15 +65,19 @@ def counts_per_minute(
     """Actions queued per queue and minute in the last hour: one grouped query."""
     start, end = hour_window(now or timezone.now())
     counts: dict[str, dict[datetime, int]] = {name: {} for name in queues}
+    # No queue condition in SQL: with one, SQLite walks the claim index over
+    # every action of the queue (150 ms with a million) instead of the hour's
+    # range of the queued_at index; other queues' rows are skipped below.
     rows = (
-        Action.objects.filter(queued_at__gte=start, queued_at__lt=end, queue__in=queues)
+        Action.objects.filter(queued_at__gte=start, queued_at__lt=end)
         .annotate(minute=TruncMinute("queued_at", tzinfo=UTC))
         .values("queue", "minute")
         .annotate(n=Count("id"))
         .order_by()
     )
     for row in rows:
-        counts[row["queue"]][row["minute"]] = row["n"]
+        if row["queue"] in counts:
+            counts[row["queue"]][row["minute"]] = row["n"]
     return counts
 
 

@@ -37,6 +37,7 @@ def test_counts_per_queue_and_minute_in_one_query(django_assert_num_queries):
     queued(NOW - timedelta(seconds=10))  # 12:30
     queued(NOW - timedelta(minutes=3))  # 12:27
     queued(NOW - timedelta(minutes=3), queue="other")
+    queued(NOW - timedelta(minutes=3), queue="not-asked-for")
     queued(NOW - timedelta(minutes=61))  # before the hour
     queued(NOW + timedelta(minutes=2))  # after it (clock skew)
     with django_assert_num_queries(1):
