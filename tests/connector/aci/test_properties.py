@@ -168,17 +168,22 @@ def test_any_request_gets_a_well_formed_answer_and_never_a_server_error(db, requ
     body=st.binary(max_size=120) | pairs.map(lambda p: _encode(p, True)),
     path=st.binary(max_size=60),
     content_type=st.sampled_from(["text/plain", "multipart/form-data; boundary=x", ""]),
-    names=st.dictionaries(
-        st.text(
-            st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00=&+%"),
-            min_size=1,
-            max_size=10,
-        ).filter(lambda n: n.strip() == n and n.lower() not in ("action", "a")),
-        st.text(
-            st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=30
+    # Names differing only in case are one parameter (ACI), so no two are generated.
+    names=st.lists(
+        st.tuples(
+            st.text(
+                st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00=&+%"),
+                min_size=1,
+                max_size=10,
+            ).filter(lambda n: n.strip() == n and n.lower() not in ("action", "a")),
+            st.text(
+                st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+                max_size=30,
+            ),
         ),
+        unique_by=lambda pair: pair[0].lower(),
         max_size=5,
-    ),
+    ).map(dict),
 )
 def test_the_parser_reads_any_bytes_and_round_trips_any_parameters(
     query, body, path, content_type, names
