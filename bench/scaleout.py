@@ -70,11 +70,15 @@ def cpu_by_part(cluster: Cluster) -> dict[str, dict[int, float]]:
     }
 
 
+def clear_actions(cluster: Cluster) -> None:
+    """Forget the last measurement's actions and every row that refers to them (logs, audit)."""
+    cluster.query("TRUNCATE connector_action CASCADE")
+
+
 def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> float:
     """Queue ``count`` actions with the queue paused, resume, wait; actions per second."""
     server = cluster.servers[0]
-    cluster.query("DELETE FROM connector_actionlogline")
-    cluster.query("DELETE FROM connector_action")
+    clear_actions(cluster)
     server.queue_action("Pause")
     cluster.submit_direct(count, fetch_action, **params)
     cpu_before = cpu_by_part(cluster)
@@ -108,7 +112,7 @@ def drain(cluster: Cluster, count: int, fetch_action: str, **params: str) -> flo
 def start_latency(cluster: Cluster, samples: int) -> list[float]:
     """Submit NoOps one at a time (20 ms apart) to idle workers; ms from queued to started."""
     server = cluster.servers[0]
-    cluster.query("DELETE FROM connector_action")
+    clear_actions(cluster)
     time.sleep(1)
     tokens = []
     for _ in range(samples):
