@@ -363,3 +363,21 @@ def test_reloading_with_a_changed_schedule_starts_it_afresh(tmp_path):
     next_run_at, runs_done = state()
     assert next_run_at is not None and next_run_at >= before
     assert runs_done == 0
+
+
+@db
+def test_a_full_queue_keeps_the_run_due_and_queues_it_once_there_is_room(settings, caplog):
+    settings.CONNECTOR_MAX_QUEUED_ACTIONS = 1
+    waiting = queue.submit_action(fetch_action="IDENTIFIERS", params={})
+    scheduled_task()
+    with caplog.at_level(logging.WARNING, logger="connector.schedules"):
+        assert schedules.queue_due_synchronizes(now=T0) == []
+    assert "waits for room" in caplog.text
+    assert not any(record.exc_info for record in caplog.records)  # a warning, not a traceback
+    assert state() == (T0, 0)  # still due, no run counted
+    assert list(Action.objects.values_list("pk", flat=True)) == [waiting.pk]
+
+    queue.cancel_action(pk=waiting.pk)
+    (action,) = schedules.queue_due_synchronizes(now=T0 + timedelta(seconds=5))
+    assert action.fetch_action == "SYNCHRONIZE"
+    assert state() == (T0 + timedelta(seconds=60), 1)
