@@ -122,15 +122,21 @@ def queue_due_synchronizes(*, now: datetime) -> list[Action]:
     for pk, name, slot, repeat_secs, cycles, runs_done in due:
         if slot is None:  # the filter leaves none out; for the type checker
             continue
-        action = _run(
-            pk=pk,
-            name=name,
-            slot=slot,
-            now=now,
-            repeat_secs=repeat_secs,
-            cycles=cycles,
-            runs_done=runs_done,
-        )
+        try:
+            action = _run(
+                pk=pk,
+                name=name,
+                slot=slot,
+                now=now,
+                repeat_secs=repeat_secs,
+                cycles=cycles,
+                runs_done=runs_done,
+            )
+        except queue.QueueFull as full:
+            # The claim was rolled back with the submission: the run stays due
+            # and a later heartbeat queues it once there is room.
+            logger.warning("Scheduled Synchronize of %s waits for room: %s", name, full)
+            continue
         if action is not None:
             queued.append(action)
     return queued
@@ -146,36 +152,7 @@ def _run(
     cycles: int,
     runs_done: int,
 ) -> Action | None:
-    """Take the run due at ``slot`` and queue it, unless another worker took it first.
-
-    A full queue rolls the claim back: the run stays due and is queued by a
-    later heartbeat once there is room.
-    """
-    try:
-        return _take_and_queue(
-            pk=pk,
-            name=name,
-            slot=slot,
-            now=now,
-            repeat_secs=repeat_secs,
-            cycles=cycles,
-            runs_done=runs_done,
-        )
-    except queue.QueueFull as full:
-        logger.warning("Scheduled Synchronize of %s waits for room: %s", name, full)
-        return None
-
-
-def _take_and_queue(
-    *,
-    pk: int,
-    name: str,
-    slot: datetime,
-    now: datetime,
-    repeat_secs: int | None,
-    cycles: int,
-    runs_done: int,
-) -> Action | None:
+    """Take the run due at ``slot`` and queue it, unless another worker took it first."""
     mine = FetchTask.objects.filter(pk=pk, schedule_next_run_at=slot)
     with transaction.atomic():
         # The claim comes first: on PostgreSQL it locks the row, so the check
