@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from connector.fetch.base import FetchContext, UnknownTask, task_parameter
+from connector.fetch.base import FetchActionFailed, FetchContext, UnknownTask, task_parameter
 from connector.models import DatastoreDocument, FetchTask
 from connector.params import InvalidParameter, MissingParameter, Params
 from connector.repositories import (
@@ -108,6 +108,13 @@ def one_task(params: Params, action: str) -> FetchTask:
     if len(tasks) > 1:
         raise InvalidParameter("ConfigSection", ",".join(tasks), "exactly one fetch task")
     return FetchTask.objects.get(name=tasks[0])
+
+
+def the_one_task(ctx: FetchContext) -> FetchTask:
+    """The fetch task of a running action that names one (checked by ``one_task`` at submission)."""
+    if not ctx.task_names:
+        raise FetchActionFailed("The action names no fetch task (ConfigSection)")
+    return ctx.tasks[0]
 
 
 def parse_xml(params: Params, name: str, root_tag: str) -> Element:

@@ -45,6 +45,7 @@ from connector.fetch.documents import (
     metadata_pairs,
     one_task,
     parse_xml,
+    the_one_task,
 )
 from connector.models import DatastoreDocument, FetchTask
 from connector.params import InvalidParameter, ParameterError, Params
@@ -123,9 +124,7 @@ class Insert(FetchAction):
         return [task.name]
 
     def run(self, ctx: FetchContext) -> None:
-        if not ctx.task_names:
-            raise FetchActionFailed("The action names no fetch task (ConfigSection)")
-        task = ctx.tasks[0]
+        task = the_one_task(ctx)
         try:
             insertions = {i.identifier: i for i in parse_insert_xml(ctx.params, task)}
         except ParameterError as error:

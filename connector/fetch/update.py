@@ -29,6 +29,7 @@ from connector.fetch.documents import (
     one_task,
     parse_xml,
     reason,
+    the_one_task,
 )
 from connector.models import FetchTask
 from connector.params import InvalidParameter, ParameterError, Params
@@ -69,9 +70,7 @@ class Update(FetchAction):
         return [task.name]
 
     def run(self, ctx: FetchContext) -> None:
-        if not ctx.task_names:
-            raise FetchActionFailed("The action names no fetch task (ConfigSection)")
-        task = ctx.tasks[0]
+        task = the_one_task(ctx)
         try:
             changes = parse_identifiers_xml(ctx.params, task)
         except ParameterError as error:
