@@ -421,7 +421,7 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
             if connection.vendor == "postgresql"
             else "id IN (SELECT id FROM picked)"
         ),
-        returning=", ".join(field.column for field in _CLAIMED_FIELDS),
+        returning=", ".join(str(field.column) for field in _CLAIMED_FIELDS),
     )
     params: list[Any] = [
         queue, Status.QUEUED, limit,
