@@ -14,6 +14,7 @@ by priority and queue time); otherwise it becomes Error, saying so.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -399,6 +400,21 @@ _CLAIMED_FIELDS = [
 ]  # fmt: skip
 
 
+@functools.cache
+def _claim_sql(*, postgresql: bool) -> str:
+    """The claim statement, made once: for PostgreSQL or SQLite, the only databases allowed."""
+    return _CLAIM_SQL.format(
+        action=Action._meta.db_table,
+        queue_state=QueueState._meta.db_table,
+        skip_locked=" FOR UPDATE SKIP LOCKED" if postgresql else "",
+        materialized="MATERIALIZED " if postgresql else "",
+        chosen="id = ANY(ARRAY(SELECT id FROM picked))"
+        if postgresql
+        else "id IN (SELECT id FROM picked)",
+        returning=", ".join(str(field.column) for field in _CLAIMED_FIELDS),
+    )
+
+
 def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
     """Atomically take up to ``limit`` Queued actions of a queue for ``worker``.
 
@@ -409,26 +425,14 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
     if limit <= 0:
         return []
     now = timezone.now()
-    table = Action._meta.db_table
-    skip_locked = connection.features.has_select_for_update_skip_locked
-    sql = _CLAIM_SQL.format(
-        action=table,
-        queue_state=QueueState._meta.db_table,
-        skip_locked=" FOR UPDATE SKIP LOCKED" if skip_locked else "",
-        materialized="MATERIALIZED " if skip_locked else "",
-        chosen=(
-            "id = ANY(ARRAY(SELECT id FROM picked))"
-            if connection.vendor == "postgresql"
-            else "id IN (SELECT id FROM picked)"
-        ),
-        returning=", ".join(str(field.column) for field in _CLAIMED_FIELDS),
-    )
+    postgresql = connection.vendor == "postgresql"
+    sql = _claim_sql(postgresql=postgresql)
     params: list[Any] = [
         queue, Status.QUEUED, limit,
         Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
         Status.QUEUED, queue,
     ]  # fmt: skip
-    if connection.vendor == "postgresql":
+    if postgresql:
         # One round trip: the claim and its SET LOCAL in one message. Django's
         # psycopg cursors bind parameters on the client and send by the simple
         # query protocol, which runs the statements of one message as one
