@@ -1,4 +1,8 @@
-"""One group message per committed change of actions, for the dashboard's sockets.
+"""Group messages of committed changes of actions, for the dashboard's sockets.
+
+One message per change; through a shared (Redis) layer, the changes of one
+process within ``wakeups._Sender.MERGE_SECONDS`` go in one message (a row is
+re-rendered from the database anyway, so nothing is lost by merging).
 
 ``connector.signals.action_changed`` is sent from ``transaction.on_commit`` in
 whatever thread committed: a request's, a worker thread's. The in-memory
@@ -27,7 +31,8 @@ def action_changed(*, pks: Iterable[int], **kwargs: Any) -> None:
     """Receiver of ``action_changed``: tell every connected dashboard."""
     message = {"type": MESSAGE_TYPE, "pks": [int(pk) for pk in pks]}
     if message["pks"]:
-        wakeups.send_group(GROUP, message)
+        # Through Redis, the changes of the next moments go in one message.
+        wakeups.send_group(GROUP, message, merge="pks")
 
 
 def queue_state_saved(*, instance: Any, **kwargs: Any) -> None:

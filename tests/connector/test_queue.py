@@ -8,11 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, signals
 from connector.models import Action, ActionLogLine, Status
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +73,63 @@ def test_claim_stores_times_in_the_same_form_as_the_orm():
     assert action.started_at.tzinfo is not None
     assert Action.objects.filter(pk=action.pk, started_at__lte=timezone.now()).exists()
     assert Action.objects.filter(pk=action.pk, lease_expires_at__gt=timezone.now()).exists()
+
+
+def test_claimed_action_reads_like_one_loaded_by_the_orm():
+    submit(priority=3, action_id="a-1", submitted_by="ops")
+    Action.objects.update(params={"Seconds": "0.5", "Steps": 2}, tasks="ONE,TWO")
+    claimed = claim_one()
+    loaded = Action.objects.get(pk=claimed.pk)
+    for name in [
+        "id", "token", "queue", "fetch_action", "params", "tasks", "action_id", "priority",
+        "status", "queued_at", "started_at", "worker", "lease_expires_at", "attempts",
+        "stop_requested",
+    ]:  # fmt: skip
+        assert getattr(claimed, name) == getattr(loaded, name), name
+        assert type(getattr(claimed, name)) is type(getattr(loaded, name)), name
+    assert claimed.get_deferred_fields() >= {"submitted_by", "counts"}
+    assert claimed.submitted_by == "ops"  # a field not read by the claim loads when asked for
+    assert not claimed._state.adding
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_and_finish_tell_listeners_once_committed():
+    heard: list[list[int]] = []
+
+    def listener(*, pks: list[int], **kwargs: Any) -> None:
+        # Told after the commit: another connection sees the change already.
+        with connections.create_connection("default").cursor() as other:
+            other.execute("SELECT status FROM connector_action WHERE id = %s", [pks[0]])
+            heard.append([*pks, other.fetchone()[0]])
+
+    action = submit()
+    signals.action_changed.connect(listener)
+    try:
+        claim_one()
+        finish(action)
+    finally:
+        signals.action_changed.disconnect(listener)
+    assert heard == [[action.pk, Status.PROCESSING], [action.pk, Status.FINISHED]]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_finish_after_a_claim_waits_for_the_wal_flush():
+    # The claim commits without waiting for its flush; that must end with the
+    # claim, or the finish on the same connection would not be durable.
+    submit()
+    action = claim_one()
+    seen: list[str] = []
+
+    def before_finish(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("UPDATE"):
+            context["cursor"].cursor.execute("SHOW synchronous_commit")
+            seen.append(context["cursor"].cursor.fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(before_finish):
+        assert finish(action)
+    assert seen == ["on"]
 
 
 def test_finish_makes_action_finished_at_full_progress():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from channels.layers import get_channel_layer
@@ -54,3 +55,98 @@ def test_a_wake_up_reaches_the_worker_channel_through_the_server_loop(server_loo
     wakeups.wake_queue("fetch")
     message = run(server_loop, asyncio.wait_for(layer.receive("fetch"), 5))
     assert message == {"type": wakeups.WAKE, "queue": "fetch"}
+
+
+class RecordingLayer:
+    """A stand-in for a shared (Redis) layer: records the group messages sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.sent.append((group, message))
+
+
+def stop_loop(sender: wakeups._Sender) -> None:
+    loop, thread = sender._loop, sender._thread
+    if loop is None or thread is None:
+        return
+    if thread.is_alive():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    for task in asyncio.all_tasks(loop):
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # left on purpose
+    loop.close()
+
+
+@pytest.fixture
+def make_sender() -> Iterator[Callable[[], wakeups._Sender]]:
+    """Senders of their own (not the process's), their loops closed at the end."""
+    made: list[wakeups._Sender] = []
+
+    def make() -> wakeups._Sender:
+        made.append(wakeups._Sender())
+        return made[-1]
+
+    yield make
+    for sender in made:
+        stop_loop(sender)
+
+
+def sent_soon(layer: RecordingLayer, count: int) -> list[tuple[str, dict]]:
+    deadline = time.monotonic() + 5
+    while len(layer.sent) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(2 * wakeups._Sender.MERGE_SECONDS)  # and nothing more comes
+    return layer.sent
+
+
+def test_like_group_messages_that_come_together_go_through_a_shared_layer_as_one(make_sender):
+    sender, layer = make_sender(), RecordingLayer()
+    first = {"type": "action.changed", "pks": [1]}
+    sender.send_merged(layer, "news", first, "pks")
+    sender.send_merged(layer, "news", {"type": "action.changed", "pks": [2, 1]}, "pks")
+    sender.send_merged(layer, "news", {"type": "queue.changed", "pks": [3]}, "pks")
+    sender.send_merged(layer, "other", {"type": "action.changed", "pks": [4]}, "pks")
+    assert sorted(sent_soon(layer, 3), key=str) == [
+        ("news", {"type": "action.changed", "pks": [1, 2]}),
+        ("news", {"type": "queue.changed", "pks": [3]}),
+        ("other", {"type": "action.changed", "pks": [4]}),
+    ]
+    assert first == {"type": "action.changed", "pks": [1]}  # the caller's message is its own
+    # Once sent, the next message waits for its own send.
+    sender.send_merged(layer, "news", {"type": "action.changed", "pks": [5]}, "pks")
+    assert sent_soon(layer, 4)[3:] == [("news", {"type": "action.changed", "pks": [5]})]
+
+
+def test_a_merged_message_is_sent_within_the_merge_interval(make_sender):
+    sender, layer = make_sender(), RecordingLayer()
+    started = time.monotonic()
+    sender.send_merged(layer, "news", {"type": "action.changed", "pks": [1]}, "pks")
+    sent_soon(layer, 1)
+    assert layer.sent
+    # The send itself is fast; the wait is the merge interval, not much more.
+    assert time.monotonic() - started < wakeups._Sender.MERGE_SECONDS + 1.0
+
+
+def test_merging_starts_afresh_when_the_senders_loop_is_gone(make_sender):
+    # A forked child, or a loop that died: what waited in the old loop is not
+    # waiting any more, and must not swallow the messages that come next.
+    sender, layer = make_sender(), RecordingLayer()
+    sender.send_merged(layer, "news", {"type": "action.changed", "pks": [1]}, "pks")
+    stop_loop(sender)
+    sender.send_merged(layer, "news", {"type": "action.changed", "pks": [2]}, "pks")
+    assert sent_soon(layer, 1) == [("news", {"type": "action.changed", "pks": [2]})]
+
+
+def test_dashboard_news_goes_merged_through_a_shared_layer(monkeypatch, make_sender):
+    from dashboard import broadcast
+
+    layer = RecordingLayer()
+    monkeypatch.setattr(wakeups, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(wakeups, "_sender", make_sender())
+    broadcast.action_changed(pks=[7])
+    broadcast.action_changed(pks=[8])
+    assert sent_soon(layer, 1) == [
+        (broadcast.GROUP, {"type": broadcast.MESSAGE_TYPE, "pks": [7, 8]})
+    ]
