@@ -32,6 +32,7 @@ from connector.repositories import (
     repository_for,
     task_name_of,
 )
+from connector.repositories.base import display
 
 #: ``size`` of a datastore row whose document the ingest target has not got as
 #: it is now: a row made for a hold or for metadata before the first
@@ -39,7 +40,7 @@ from connector.repositories import (
 #: such a row never looks unchanged and the document is sent (again) with its
 #: metadata on the next run.
 NOT_INGESTED_SIZE = -1
-#: ``modified`` and ``last_ingested_at`` of a row made before any ingestion.
+#: ``last_ingested_at`` of a row made before any ingestion.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Fields Synchronize sets itself; custom metadata may not override them.
@@ -53,11 +54,6 @@ MAX_METADATA_VALUE = 64 * 1024
 
 HELD = "held"
 NOT_FOUND = "not found"
-
-
-def display(text: str) -> str:
-    """Text safe for JSON and XML: names that are not UTF-8 get replacement characters."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def reason(error: Exception) -> str:
@@ -172,7 +168,9 @@ def merge_metadata(current: dict[str, object], changes: dict[str, str]) -> dict[
     return merged
 
 
-def datastore_row(task: FetchTask, identifier: str, path: str) -> DatastoreDocument:
+def datastore_row(
+    task: FetchTask, identifier: str, path: str, folder: str | None
+) -> DatastoreDocument:
     """The task's datastore row of a document, made if Synchronize has not yet made it.
 
     A made row says "not ingested" (``NOT_INGESTED_SIZE``), so the next
@@ -183,8 +181,8 @@ def datastore_row(task: FetchTask, identifier: str, path: str) -> DatastoreDocum
         identifier=identifier,
         defaults={
             "path": display(path),
+            "folder": folder or "",
             "size": NOT_INGESTED_SIZE,
-            "modified": NEVER,
             "last_ingested_at": NEVER,
         },
     )

@@ -42,7 +42,7 @@ class Hold(FetchAction):
         item = repository.stat(identifier)
         if item.is_container:
             raise ItemNotFound("The identifier names a folder, not a document")
-        row = datastore_row(task, identifier, item.path)
+        row = datastore_row(task, identifier, item.path, item.parent)
         if not row.held:
             row.held = True
             row.save(update_fields=["held"])

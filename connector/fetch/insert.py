@@ -144,7 +144,7 @@ class Insert(FetchAction):
             item = repository.write_document(identifier, chunks(_decode(insertion.content)))
             if insertion.properties or row is not None:
                 # The content (and maybe metadata) changed: send it again, whatever its size.
-                row = row or datastore_row(task, identifier, item.path)
+                row = row or datastore_row(task, identifier, item.path, item.parent)
                 row.metadata = merge_metadata(row.metadata or {}, insertion.properties)
                 row.size = NOT_INGESTED_SIZE
                 row.save(update_fields=["metadata", "size"])

@@ -5,30 +5,37 @@ Parameters:
 - ``TaskSections`` (required; ``ConfigSection`` is accepted too): the fetch tasks.
 - ``Identifiers``: documents of those tasks to ingest again even if unchanged.
 
-Per task: list the repository folder by folder (stage ``enumerating``) and
-compare each chunk of documents with the task's datastore (``DatastoreDocument``)
-by size and modification time, then ingest that chunk's changes (stage
-``ingesting``) as IDX batches in the task's ingest folder and, when the task has
-one, POST each batch to its ingest URL; documents gone are found last, from the
-rows no listed document matched. When only the time changed, the content's
-sha256 decides, so a file touched but not changed is not sent again.
+Per task, one folder at a time (stage ``enumerating``, then ``ingesting`` as
+changes are written): a folder job (``connector/ingest/scan.py``) lists the
+folder, compares its documents with the folder's datastore rows
+(``DatastoreDocument``) by size and modification time, reads and hashes what
+is new or changed and formats it as IDX; rows no listed document matched are
+documents gone. When only the time changed, the content's sha256 decides, so a
+file touched but not changed is not sent again. The changes go to the task's
+ingest folder as IDX batches and, when the task has one, to its ingest URL.
+
+A large run hands its jobs to reader processes (``connector/ingest/readers.py``),
+a few jobs ahead of the one being written, so reading and writing use both
+cores; results are written in the order the jobs were made, so the output
+does not depend on where a job ran.
 
 The datastore is written only for the documents of a committed batch, in the
-same step as the commit. A Stop (checked at every document and every MiB read)
-or a failure drops the batch being written, so the datastore always says
-exactly what the ingest target has, and the next run resumes from there.
+same step as the commit. A Stop (checked at every job's result, every slice of
+documents written, and every MiB read) or a failure drops the batch being
+written, so the datastore always says exactly what the ingest target has, and
+the next run resumes from there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Generator, Iterator
+import os
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import Future
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from django.db import transaction
 from django.utils import timezone
@@ -40,15 +47,16 @@ from connector.fetch.base import (
     register,
     task_parameter,
 )
-from connector.ingest import datastore
-from connector.ingest.idx import IdxDocument, format_delete_list, format_document
+from connector.ingest import datastore, scan
+from connector.ingest.idx import format_delete_list, format_file_document
 from connector.ingest.post import IngestPostFailed, post_batch
+from connector.ingest.readers import Reader
 from connector.ingest.spool import BatchFile, Kind, Spool
-from connector.models import DatastoreDocument, FetchTask
+from connector.models import FetchTask
 from connector.params import InvalidParameter, MissingParameter, Params
 from connector.repositories import (
+    FileSystemRepository,
     IdentifierError,
-    Item,
     ItemNotFound,
     ItemUnreadable,
     Repository,
@@ -57,6 +65,8 @@ from connector.repositories import (
     repository_for,
     task_name_of,
 )
+from connector.repositories.base import display
+from connector.repositories.filesystem import identifier_prefix, make_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -71,26 +81,21 @@ TEXT_LIMIT = 8 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 #: Touched documents (same content, new time) whose time is recorded at once.
 TOUCHED_BATCH = 500
+#: A run hands its jobs to the reader processes once it has read this many
+#: documents: below, they cost more than they save, and a run with little to
+#: read (nothing changed) is faster in the worker alone (bench/README.md).
+READERS_AFTER = 2000
+#: Jobs handed to the reader processes ahead of the one being written.
+JOBS_AHEAD = 6
 
 COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors")
 ENUMERATING = "enumerating"
 INGESTING = "ingesting"
 
-Change = Literal["added", "updated", "maybe"]
-
-
-def _display(text: str) -> str:
-    """Text safe for JSON, XML and IDX: names that are not UTF-8 get replacement characters."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
 
 def _reason(error: Exception) -> str:
     text = str(error)
     return text[:1].lower() + text[1:]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def forced_documents(tasks: list[str], identifiers: list[str]) -> dict[str, set[str]]:
@@ -155,36 +160,14 @@ class Synchronize(FetchAction):
         ctx.progress(100, "synchronized")
 
 
-@dataclass
-class Snapshot:
-    """A document as read for ingestion."""
-
-    size: int
-    content_hash: str
-    #: The text, or None when the document is sent by reference.
-    text: str | None
-
-
-@dataclass
-class Pending:
-    """A document in the batch being written, recorded once the batch is committed."""
-
-    change: Literal["added", "updated", "deleted"]
-    identifier: str
-    #: What to record for an added or updated document; None for a delete.
-    recorded: datastore.Recorded | None = None
-    #: The row of a deleted document.
-    pk: int | None = None
-
-
 class TaskSynchronizer:
     """One task's part of a Synchronize.
 
-    The repository is listed folder by folder and compared with the datastore
-    a chunk of documents at a time, and each chunk's changes are ingested
-    before the listing goes on; documents gone are found last, from the rows
-    no listed document matched. So memory holds one chunk and one batch, not
-    the task.
+    Folders are done depth first, each by a job; a job's result is written
+    (batches, then the datastore once a batch is committed) before the
+    results of later jobs. Documents gone are found per folder; the rows of
+    folders no longer there are found last. So memory holds a few jobs'
+    results, one batch and the set of folders listed, not the task.
     """
 
     def __init__(
@@ -193,19 +176,38 @@ class TaskSynchronizer:
         self.ctx = ctx
         self.task = task
         self.name = task.name
-        self.repository = repository_for(task)
-        self.forced = forced
+        repository = repository_for(task)
+        assert isinstance(repository, FileSystemRepository)
+        self.repository = repository
         self.position = position
         self.of = of
         self.spool = Spool(Path(task.ingest_path), task.name, timezone.now())
         self.batch: BatchFile | None = None
-        self.pending: list[Pending] = []
-        #: Unchanged documents whose time moved: their new time is recorded.
-        self.touched: list[DatastoreDocument] = []
-        #: Paths of folders that could not be listed: their documents are not deleted.
-        self.unlisted: list[str] = []
-        self.expected = 0
+        #: In the batch being written: documents (with their folder) and rows gone.
+        self.pending: list[tuple[str, scan.Record]] = []
+        self.pending_gone: list[int] = []
+        #: Documents gone, waiting for a delete batch: (row id, identifier).
+        self.gone: list[tuple[int, str]] = []
+        #: Rows of documents gone that were never sent: no delete needed.
+        self.never_sent: list[int] = []
+        #: Unchanged documents whose time moved: (row id, new time).
+        self.touched: list[tuple[int, int]] = []
+        #: Folders listed (their identifiers), and those that could not be: (root, path).
+        self.listed_folders: set[str] = set()
+        self.unlisted: list[tuple[int, str]] = []
+        self.forced = forced
+        self.forced_by_folder: dict[str, set[str]] = {}
+        self.forced_sent: set[str] = set()
+        self.extent = datastore.Extent(0, 0)
+        #: Rows of the extent found present or gone so far.
+        self.judged = 0
         self.listed = 0
+        #: Documents read so far (sent, or read to compare their content).
+        self.read = 0
+        self.reader = Reader(in_processes=False, checkpoint=ctx.checkpoint)
+        #: Folders to do (depth first: the last is next), and jobs handed out, oldest first.
+        self.todo: list[tuple[scan.Scope, str]] = []
+        self.in_flight: deque[tuple[scan.FolderJob, str, Future[scan.FolderResult]]] = deque()
 
     def count(self, name: str, n: int = 1) -> None:
         self.ctx.count(self.name, name, n)
@@ -213,7 +215,8 @@ class TaskSynchronizer:
     def progress(self, stage: str) -> None:
         # The total is not known before the listing ends; the documents the
         # datastore had at the start are the best guess (and the counts say the rest).
-        share = min(1.0, self.listed / self.expected) if self.expected else 0
+        expected = self.extent.rows
+        share = min(1.0, self.listed / expected) if expected else 0
         self.ctx.progress(min(99, 100 * (self.position + share) / self.of), stage)
 
     # --- The run ----------------------------------------------------------------------
@@ -233,27 +236,25 @@ class TaskSynchronizer:
                 f"Ingest folder {self.spool.folder} of fetch task {self.name}"
                 f" cannot be used: {error.strerror}"
             )
-        rows = datastore.extent(self.task)
-        self.expected = rows.rows
-        seen = datastore.SeenRows(rows)
-        forced_seen: set[str] = set()
+        self.extent = datastore.extent(self.task)
+        self._group_forced()
         try:
-            for chunk in _chunks(self._documents(), datastore.LOOKUP_CHUNK):
-                self.listed += len(chunk)
-                self.count("seen", len(chunk))
-                forced_seen.update(i.identifier for i in chunk if i.identifier in self.forced)
-                self._ingest(self._compare(chunk, seen))
-                self.progress(ENUMERATING)
+            self._walk()
+            if self.judged < self.extent.rows:
+                self._find_gone_folders()
+            self._write_deletes()
             self._commit()
-            for identifier in self.forced - forced_seen:
+            for identifier in sorted(self.forced - self.forced_sent):
                 self.ctx.log.warning(
                     "Document %s of fetch task %s is no longer there to ingest again",
                     identifier,
                     self.name,
                 )
-            if seen.count < rows.rows:
-                self._delete_gone(seen)
+            datastore.forget(self.never_sent)
         finally:
+            for _, _, future in self.in_flight:
+                future.cancel()
+            self.in_flight.clear()
             if self.batch is not None:
                 self.batch.abort()
                 self.batch = None
@@ -272,118 +273,208 @@ class TaskSynchronizer:
         self.count("errors")
         return problem
 
-    def _documents(self) -> Iterator[Item]:
-        """The task's documents, folder by folder; folders that cannot be listed are noted."""
-        stack = list(reversed(self.repository.roots()))
-        while stack:
-            self.ctx.checkpoint()
-            container = stack.pop()
-            try:
-                children = list(self.repository.children(container.identifier))
-            except (ItemNotFound, ItemUnreadable, IdentifierError) as error:
-                # Its documents are neither seen nor deleted: they stay as they were.
-                self.ctx.log.warning(
-                    "Skipped folder %s of fetch task %s: %s",
-                    _display(container.path or container.name),
-                    self.name,
-                    error,
-                )
-                self.count("errors")
-                self.unlisted.append(_display(container.path))
-                continue
-            for item in reversed(children):
-                if item.is_container:
-                    stack.append(item)
-            for item in children:
-                if not item.is_container:
-                    self.ctx.checkpoint()
-                    yield item
+    def _group_forced(self) -> None:
+        for identifier in self.forced:
+            with suppress(IdentifierError):
+                location = self.repository.locate(identifier)
+                folder = "/".join(location.parts[:-1])
+                key = self.repository.identifier(location.root, folder)
+                self.forced_by_folder.setdefault(key, set()).add(identifier)
 
-    def _compare(
-        self, chunk: list[Item], seen: datastore.SeenRows
-    ) -> list[tuple[Change, Item, datastore.Known | None]]:
-        """The chunk's documents to read, each with its verdict so far and its row."""
-        known = datastore.lookup(self.task, [item.identifier for item in chunk])
-        changes: list[tuple[Change, Item, datastore.Known | None]] = []
-        unchanged = 0
-        for item in chunk:
-            row = known.get(item.identifier)
-            if row is not None:
-                seen.add(row.pk)
-            if row is None or not row.ingested:
-                changes.append(("added", item, row))
-            elif item.identifier in self.forced:
-                changes.append(("updated", item, row))
-            elif row.size == item.size and row.modified == item.modified:
-                unchanged += 1
-            elif row.size == item.size and row.content_hash:
-                changes.append(("maybe", item, row))
-            else:
-                changes.append(("updated", item, row))
-        self.count("unchanged", unchanged)
-        return changes
-
-    def _ingest(self, changes: list[tuple[Change, Item, datastore.Known | None]]) -> None:
-        """Read and send the changed documents of a chunk (batches are committed as they fill)."""
-        if not changes:
-            return
-        self.progress(INGESTING)
-        metadata = datastore.metadata([row.pk for _, _, row in changes if row is not None])
-        for change, item, row in changes:
-            self.ctx.checkpoint()
-            try:
-                snapshot = self._read(item)
-            except (ItemNotFound, ItemUnreadable, IdentifierError, OSError) as error:
-                self.ctx.log.warning(
-                    "Could not read %s of fetch task %s: %s", _display(item.path), self.name, error
-                )
-                self.count("errors")
-                continue
-            if change == "maybe":
-                assert row is not None
-                if snapshot.content_hash == row.content_hash:
-                    self.touched.append(
-                        DatastoreDocument(pk=row.pk, modified=item.modified or row.modified)
-                    )
-                    self.count("unchanged")
-                    if len(self.touched) >= TOUCHED_BATCH:
-                        self._record_touched()
-                    continue
-                change = "updated"
-            self._add_document(
-                change, item, snapshot, metadata.get(row.pk, {}) if row is not None else {}
+    def _scopes(self) -> list[scan.Scope]:
+        repository = self.repository
+        return [
+            scan.Scope(
+                task=self.name,
+                root=root,
+                root_real=repository.root_real(root),
+                recursive=repository.recursive,
+                file_match=None if repository.every_name else repository.file_match,
+                file_exclude=None if repository.every_name else repository.file_exclude,
             )
+            for root in range(repository.root_count)
+        ]
 
-    def _delete_gone(self, seen: datastore.SeenRows) -> None:
-        """Send deletes for the rows no listed document matched (outside unlisted folders)."""
-        self.progress(INGESTING)
-        never_sent: list[int] = []
-        for row in datastore.unseen(self.task, seen):
+    # --- Folders and jobs -------------------------------------------------------------
+
+    def _walk(self) -> None:
+        """Every folder of the task, depth first, a few jobs ahead of the one written."""
+        self.todo = [(scope, "") for scope in reversed(self._scopes())]
+        while self.todo or self.in_flight:
+            # As many ahead in the worker as in reader processes (there a job is
+            # done when handed out), so the order of the output is the same.
+            while self.todo and len(self.in_flight) < JOBS_AHEAD:
+                scope, path = self.todo.pop()
+                self._submit(self._folder_job(scope, path))
+            self._handle_next()
+            if not self.reader.in_processes and self.read >= READERS_AFTER:
+                self.reader = Reader(in_processes=True, checkpoint=self.ctx.checkpoint)
+
+    def _folder_job(self, scope: scan.Scope, path: str) -> scan.FolderJob:
+        folder = self.repository.identifier(scope.root, path)
+        return scan.FolderJob(
+            scope=scope,
+            path=path,
+            known=datastore.folder_rows(self.task, folder),
+            forced=frozenset(self.forced_by_folder.get(folder, ())),
+        )
+
+    def _submit(self, job: scan.FolderJob) -> None:
+        folder = self.repository.identifier(job.scope.root, job.path)
+        self.in_flight.append((job, folder, self.reader.submit(job)))
+
+    def _handle_next(self) -> None:
+        """Wait for the oldest job handed out and write what it found."""
+        job, folder, future = self.in_flight.popleft()
+        self.ctx.checkpoint()
+        result = self.reader.result(job, future)
+        for name in reversed(result.folders):
+            self.todo.append((job.scope, f"{job.path}/{name}" if job.path else name))
+        self._handle(job, folder, result)
+
+    def _handle(self, job: scan.FolderJob, folder: str, result: scan.FolderResult) -> None:
+        where = display(job.path) or "/"
+        if result.error is not None:
+            # Its documents are neither seen nor deleted: they stay as they were.
+            self.ctx.log.warning("Skipped folder %s of fetch task %s: %s", where, self.name,
+                                 result.error)  # fmt: skip
+            self.count("errors")
+            self.unlisted.append((job.scope.root, job.path))
+            return
+        for path in result.skipped:
+            self.ctx.log.warning("Skipped %s of fetch task %s: backslashes in names are not"
+                                 " supported", path, self.name)  # fmt: skip
+        if result.too_many is not None:
+            self._split(job, folder, result.too_many)
+            return
+        if job.names is None:
+            self.listed_folders.add(folder)
+            known = job.known or {}
+            high = self.extent.high
+            self.judged += sum(1 for row in known.values() if row[0] <= high)
+            for identifier in result.gone:
+                pk, _, _, _, ingested, _ = known[identifier]
+                if pk <= high:
+                    self._gone(pk, identifier, ingested=ingested)
+        self.listed += result.seen
+        self.count("seen", result.seen)
+        self.count("unchanged", result.unchanged)
+        for path, why in result.failed:
+            self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, why)
+            self.count("errors")
+        self.read += len(result.records) + len(result.touched) + len(result.large)
+        self.touched.extend(result.touched)
+        if len(self.touched) >= TOUCHED_BATCH:
+            self._record_touched()
+        if result.records or result.large:
+            self.progress(INGESTING)
+        self._send(folder, result.idx, result.records)
+        for large in result.large:
             self.ctx.checkpoint()
-            if _under_any(row.path, self.unlisted):
-                continue
-            if not row.ingested:
-                # A document never sent needs no delete; its row just goes.
-                never_sent.append(row.pk)
-                continue
-            batch = self._batch("del")
-            batch.write(format_delete_list([row.identifier]).encode("utf-8"))
-            self.pending.append(Pending("deleted", row.identifier, pk=row.pk))
-            if batch.documents >= BATCH_DOCUMENTS:
-                self._commit()
-                self.progress(INGESTING)
-        self._commit()
-        DatastoreDocument.objects.filter(pk__in=never_sent).delete()
+            if read := self._read_large(job, large):
+                self._send(folder, [read[0]], [read[1]])
+        if result.rest is not None:
+            self._submit(result.rest)
+        self.progress(ENUMERATING)
 
-    def _read(self, item: Item) -> Snapshot:
-        """Hash the document and keep its text if it is text: at most TEXT_LIMIT
-        bytes of UTF-8 without NUL. Anything else is sent by reference."""
+    def _split(self, job: scan.FolderJob, folder: str, names: list[str]) -> None:
+        """A folder with more documents than a job takes: jobs of slices of its names.
+
+        Its rows no listed name matches are its documents gone.
+        """
+        self.listed_folders.add(folder)
+        prefix = identifier_prefix(self.name, job.scope.root)
+        if job.path:
+            prefix += os.fsencode(job.path) + b"/"
+        identifiers = [make_identifier(prefix + os.fsencode(name)) for name in names]
+        listed = set(identifiers)
+        for row in datastore.rows_in_folder(self.task, folder, self.extent.high):
+            self.judged += 1
+            if row.identifier not in listed:
+                self._gone(row.pk, row.identifier, ingested=row.ingested)
+        del listed
+        step = scan.JOB_DOCUMENTS
+        for start in range(0, len(names), step):
+            self.ctx.checkpoint()
+            slice_names = names[start : start + step]
+            known = datastore.rows_by_identifier(self.task, identifiers[start : start + step])
+            self._submit(
+                scan.FolderJob(
+                    scope=job.scope,
+                    path=job.path,
+                    known=known,
+                    forced=job.forced,
+                    names=slice_names,
+                )
+            )
+            # Written as they come, so the folder's slices are not all held at once.
+            while len(self.in_flight) > JOBS_AHEAD:
+                self._handle_next()
+
+    def _find_gone_folders(self) -> None:
+        """The rows of folders that were not listed (gone, unless they could not be read)."""
+        for folder in datastore.folders(self.task, self.extent.high):
+            self.ctx.checkpoint()
+            if folder in self.listed_folders or self._in_unlisted(folder):
+                continue
+            for row in datastore.rows_in_folder(self.task, folder, self.extent.high):
+                self._gone(row.pk, row.identifier, ingested=row.ingested)
+
+    def _in_unlisted(self, folder: str) -> bool:
+        try:
+            location = self.repository.locate(folder)
+        except IdentifierError:
+            return False
+        return any(
+            root == location.root
+            and (path == "" or location.path == path or location.path.startswith(path + "/"))
+            for root, path in self.unlisted
+        )
+
+    # --- Documents ----------------------------------------------------------------------
+
+    def _read_large(
+        self, job: scan.FolderJob, large: scan.Large
+    ) -> tuple[bytes, scan.Record] | None:
+        """A document too large for a job, read a chunk at a time: its IDX and record,
+        or None if it is unchanged or cannot be read."""
+        path = scan.shown_path(job.path, large.name)
+        try:
+            size, digest, text = self._read_chunked(large.identifier, large.size)
+        except (ItemNotFound, ItemUnreadable, IdentifierError, OSError) as error:
+            self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, error)
+            self.count("errors")
+            return None
+        change = large.change
+        if change == "maybe":
+            assert large.known is not None
+            if digest == large.known[3]:
+                self.touched.append((large.known[0], large.modified_ns))
+                self.count("unchanged")
+                return None
+            change = "updated"
+        document = format_file_document(
+            identifier=large.identifier,
+            task=self.name,
+            path=path,
+            name=path.rpartition("/")[2],
+            size=size,
+            modified=scan.iso_seconds(large.modified_ns // 1_000_000_000),
+            content_hash=digest,
+            text=text,
+            metadata=large.known[5] if large.known is not None else None,
+        )
+        record: scan.Record = (change, large.identifier, path, size, large.modified_ns, digest)
+        return document.encode("utf-8"), record
+
+    def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, str | None]:
+        """Size, sha256 and text (if it is text: at most TEXT_LIMIT bytes of UTF-8 without
+        NUL) of a document, checking for a Stop at every chunk."""
         digest = hashlib.sha256()
         parts: list[bytes] | None = []
         size = 0
-        # Small reads for small files: a MiB buffer per file costs more than the read.
-        chunk_size = min(READ_CHUNK, max(64 * 1024, (item.size or 0) + 1))
-        chunks = self.repository.read_chunks(item.identifier, chunk_size=chunk_size)
+        chunk_size = min(READ_CHUNK, max(64 * 1024, expected + 1))
+        chunks = self.repository.read_chunks(identifier, chunk_size=chunk_size)
         try:
             for chunk in chunks:
                 self.ctx.checkpoint()
@@ -405,44 +496,40 @@ class TaskSynchronizer:
                 text = b"".join(parts).decode("utf-8")
             except UnicodeDecodeError:
                 text = None
-        return Snapshot(size=size, content_hash=digest.hexdigest(), text=text)
+        return size, digest.hexdigest(), text
 
-    def _add_document(
-        self,
-        change: Literal["added", "updated"],
-        item: Item,
-        snapshot: Snapshot,
-        metadata: dict[str, object],
-    ) -> None:
-        path = _display(item.path)
-        fields = [
-            ("DREREFERENCE", item.identifier),
-            ("TASK", self.name),
-            ("PATH", path),
-            ("NAME", _display(item.name)),
-            ("SIZE", str(snapshot.size)),
-            ("MODIFIED", _iso(item.modified) if item.modified else ""),
-            ("SHA256", snapshot.content_hash),
-            ("CONTENTMODE", "text" if snapshot.text is not None else "reference"),
-        ]
-        fields.extend((str(name), str(value)) for name, value in metadata.items())
-        document = IdxDocument(
-            reference=item.identifier,
-            title=_display(item.name),
-            fields=fields,
-            content=snapshot.text,
-        )
-        batch = self._batch("idx")
-        batch.write(format_document(document).encode("utf-8"))
-        recorded = datastore.Recorded(
-            identifier=item.identifier,
-            path=path,
-            size=snapshot.size,
-            modified=item.modified or timezone.now(),
-            content_hash=snapshot.content_hash,
-        )
-        self.pending.append(Pending(change, item.identifier, recorded))
-        if batch.documents >= BATCH_DOCUMENTS or batch.bytes >= BATCH_BYTES:
+    def _send(self, folder: str, idx: list[bytes], records: list[scan.Record]) -> None:
+        """Add documents (their IDX and records, in step) to the IDX batch, committing
+        each batch as it fills."""
+        while records:
+            self.ctx.checkpoint()
+            batch = self._batch("idx")
+            room = max(1, BATCH_DOCUMENTS - batch.documents)
+            batch.write(b"".join(idx[:room]), documents=len(records[:room]))
+            self.pending.extend((folder, record) for record in records[:room])
+            if self.forced:
+                self.forced_sent.update(r[1] for r in records[:room] if r[1] in self.forced)
+            idx, records = idx[room:], records[room:]
+            if batch.documents >= BATCH_DOCUMENTS or batch.bytes >= BATCH_BYTES:
+                self._commit()
+
+    def _gone(self, pk: int, identifier: str, *, ingested: bool | int) -> None:
+        if not ingested:
+            # A document never sent needs no delete; its row just goes.
+            self.never_sent.append(pk)
+            return
+        self.gone.append((pk, identifier))
+        if len(self.gone) >= BATCH_DOCUMENTS:
+            self._write_deletes()
+
+    def _write_deletes(self) -> None:
+        """Delete lists for the documents gone so far, a batch at a time."""
+        while self.gone:
+            self.ctx.checkpoint()
+            part, self.gone = self.gone[:BATCH_DOCUMENTS], self.gone[BATCH_DOCUMENTS:]
+            batch = self._batch("del")
+            batch.write(format_delete_list(i for _, i in part).encode("utf-8"), documents=len(part))
+            self.pending_gone.extend(pk for pk, _ in part)
             self._commit()
 
     # --- Batches and the datastore ----------------------------------------------------
@@ -456,8 +543,8 @@ class TaskSynchronizer:
 
     def _commit(self) -> None:
         """Make the batch visible, post it, and record its documents: all or none of them."""
-        batch, pending = self.batch, self.pending
-        self.batch, self.pending = None, []
+        batch, pending, gone = self.batch, self.pending, self.pending_gone
+        self.batch, self.pending, self.pending_gone = None, [], []
         if batch is None:
             return
         path = batch.commit()
@@ -474,40 +561,21 @@ class TaskSynchronizer:
                     failed.name,
                     self.name,
                     error,
-                    len(pending),
+                    len(pending) + len(gone),
                 )
                 self.count("errors")
                 return
-        self._record(pending)
+        self._record(pending, gone)
 
-    def _record(self, pending: list[Pending]) -> None:
-        upserts = [entry.recorded for entry in pending if entry.recorded is not None]
-        gone = [entry.pk for entry in pending if entry.change == "deleted" and entry.pk]
+    def _record(self, pending: list[tuple[str, scan.Record]], gone: list[int]) -> None:
         with transaction.atomic():
-            datastore.record(self.task, upserts, timezone.now())
-            if gone:
-                DatastoreDocument.objects.filter(pk__in=gone).delete()
-        for entry in pending:
-            self.count(entry.change)
+            datastore.record(self.task, pending, timezone.now())
+            datastore.forget(gone)
+        added = sum(1 for _, record in pending if record[0] == "added")
+        self.count("added", added)
+        self.count("updated", len(pending) - added)
+        self.count("deleted", len(gone))
 
     def _record_touched(self) -> None:
         touched, self.touched = self.touched, []
-        if touched:
-            DatastoreDocument.objects.bulk_update(touched, ["modified"], batch_size=500)
-
-
-def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _under_any(path: str, folders: list[str]) -> bool:
-    return any(
-        folder == "" or path == folder or path.startswith(folder + "/") for folder in folders
-    )
+        datastore.touch(touched)

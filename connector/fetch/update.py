@@ -82,7 +82,7 @@ class Update(FetchAction):
             item = repository.stat(identifier)
             if item.is_container:
                 raise ItemNotFound("The identifier names a folder, not a document")
-            row = datastore_row(task, identifier, item.path)
+            row = datastore_row(task, identifier, item.path, item.parent)
             if row.held:
                 return HELD
             row.metadata = merge_metadata(row.metadata or {}, changes[identifier])

@@ -1,34 +1,38 @@
-"""The datastore as Synchronize reads and writes it: in bulk, with plain SQL.
+"""The datastore as Synchronize reads and writes it: a folder at a time, with plain SQL.
 
-Synchronize compares every listed document with its ``DatastoreDocument`` row.
-Through the ORM, making and converting a model row per document was most of
-a no-change run's time (``bench/README.md``, "Synchronize"), so here rows are
-looked up a chunk of identifiers per query and written with one
-``executemany`` per committed batch. Values written go through Django's own
-adapters (``connection.ops``, the field's ``get_db_prep_save``), so the rows
-are the same as the ORM writes everywhere else; the few values read back are
-converted here (``_as_datetime``), tested to match what the ORM reads.
+Synchronize compares every listed document with its ``DatastoreDocument``
+row. Through the ORM, making and converting a model row per document was most
+of a no-change run's time (``bench/README.md``, "Synchronize"), so here a
+folder's rows are read with one query on ``(task, folder)`` and written with
+one ``executemany`` per committed batch. Values written go through Django's
+own adapters (``connection.ops``, the field's ``get_db_prep_save``), so the
+rows are the same as the ORM writes everywhere else.
 
-Nothing here holds more than one chunk of rows: ``SeenRows`` remembers which
-rows a run matched with one bit per row.
+Nothing here holds more than one folder's rows (at most ``FOLDER_ROWS``; a
+larger folder is read a slice of identifiers at a time).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Field, Max, Min
+from django.db.models import Count, Field, Max
 
 from connector.fetch.documents import NEVER
+from connector.ingest.scan import Known, Record
 from connector.models import DatastoreDocument, FetchTask
 
+#: Rows of one folder sent with a job; a folder with more is done in slices.
+FOLDER_ROWS = 500
 #: Identifiers per lookup query: below SQLite's oldest limit of 999 parameters.
 LOOKUP_CHUNK = 500
-#: Rows per page when looking for the rows a run did not match (one IN list each).
-PAGE = LOOKUP_CHUNK
+#: Rows per page when reading the rows of a folder a run did not list.
+PAGE = 1000
 
 _TABLE = DatastoreDocument._meta.db_table
 
@@ -39,136 +43,94 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
-def _modified_column() -> str:
-    """``modified`` in a lookup's select list.
-
-    On SQLite it is selected as text: through the column's declared type,
-    sqlite3 would run the converter Django registers for it, a regular
-    expression per value, which was a large part of a no-change run.
-    """
-    if connection.vendor == "sqlite":
-        return f"CAST({_column('modified')} AS TEXT)"
-    return _column("modified")
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    """A ``DateTimeField`` value as the driver returned it, made aware.
-
-    psycopg returns aware datetimes. SQLite returns the text Django stored,
-    always naive UTC (``USE_TZ``), read back exactly by ``fromisoformat``
-    with the offset appended (cheaper than ``replace(tzinfo=...)`` afterwards).
-    """
-    if isinstance(value, str):
-        return datetime.fromisoformat(value + "+00:00")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _known_columns() -> str:
+    """The select list of a ``Known``, after the identifier; its two parameters are
+    ``NEVER`` and an empty metadata, as the database stores them."""
+    return (
+        f"{_column('id')}, {_column('size')}, {_column('modified_ns')},"
+        f" {_column('content_hash')},"
+        f" CASE WHEN {_column('last_ingested_at')} > %s THEN 1 ELSE 0 END,"
+        f" CASE WHEN {_column('metadata')} = %s THEN NULL ELSE {_column('metadata')} END"
+    )
 
 
-@dataclass(slots=True)
-class Known:
-    """A datastore row, as much of it as the comparison needs."""
-
-    pk: int
-    size: int
-    modified: datetime
-    content_hash: str
-    #: False for a row another action made (Hold, Update, Insert) before the
-    #: document was first sent.
-    ingested: bool
+def _known_parameters() -> list[Any]:
+    never = connection.ops.adapt_datetimefield_value(NEVER)
+    return [never, DatastoreDocument._meta.get_field("metadata").get_db_prep_save({}, connection)]
 
 
-@dataclass(slots=True)
-class Recorded:
-    """What the datastore keeps of a document once its batch is committed."""
-
-    identifier: str
-    path: str
-    size: int
-    modified: datetime
-    content_hash: str
+def _known_rows(rows: list[tuple[Any, ...]]) -> dict[str, Known]:
+    """Rows of (identifier, *Known) by identifier; metadata parsed where there is some."""
+    known: dict[str, Known] = {row[0]: row[1:] for row in rows}  # type: ignore[misc]
+    for identifier, row in known.items():
+        if row[5] is not None:
+            # Text on SQLite and through Django's PostgreSQL loader.
+            metadata = json.loads(row[5]) if isinstance(row[5], str) else row[5]
+            known[identifier] = (*row[:5], metadata if isinstance(metadata, dict) else None)
+    return known
 
 
 @dataclass(frozen=True)
 class Extent:
-    """The task's rows when a run starts: how many, and their lowest and highest id."""
+    """The task's rows when a run starts: how many, and the highest id.
+
+    Rows made later (by another action while the run lists) are never judged
+    gone by that run: it did not look for them.
+    """
 
     rows: int
-    low: int
     high: int
 
 
 def extent(task: FetchTask) -> Extent:
-    found = DatastoreDocument.objects.filter(task=task).aggregate(
-        rows=Count("pk"), low=Min("pk"), high=Max("pk")
-    )
-    return Extent(found["rows"], found["low"] or 0, found["high"] or 0)
+    found = DatastoreDocument.objects.filter(task=task).aggregate(rows=Count("pk"), high=Max("pk"))
+    return Extent(found["rows"], found["high"] or 0)
 
 
-class SeenRows:
-    """The rows of an ``Extent`` that a run matched to a listed document.
-
-    One bit per row id from the lowest to the highest, so remembering a
-    million documents costs 125 KB; rows made after the extent was taken
-    are never counted.
-    """
-
-    def __init__(self, rows: Extent) -> None:
-        self.low = rows.low
-        self.high = rows.high
-        self.count = 0
-        self._bits = bytearray((rows.high - rows.low) // 8 + 1 if rows.rows else 0)
-
-    def add(self, pk: int) -> None:
-        if self.low <= pk <= self.high:
-            index, bit = divmod(pk - self.low, 8)
-            if not self._bits[index] & (1 << bit):
-                self._bits[index] |= 1 << bit
-                self.count += 1
-
-    def __contains__(self, pk: int) -> bool:
-        if not self.low <= pk <= self.high:
-            return False
-        index, bit = divmod(pk - self.low, 8)
-        return bool(self._bits[index] & (1 << bit))
-
-
-def lookup(task: FetchTask, identifiers: Sequence[str]) -> dict[str, Known]:
-    """The rows of ``identifiers`` (at most ``LOOKUP_CHUNK``) that the task's datastore has."""
-    if not identifiers:
-        return {}
-    never = connection.ops.adapt_datetimefield_value(NEVER)
+def folder_rows(task: FetchTask, folder: str) -> dict[str, Known] | None:
+    """The rows of a folder's documents by identifier; None if it has more than FOLDER_ROWS."""
     # Only quoted column names and placeholders go into the text; values are parameters.
     sql = (
-        f"SELECT {_column('identifier')}, {_column('id')}, {_column('size')},"  # noqa: S608
-        f" {_modified_column()}, {_column('content_hash')},"
-        f" CASE WHEN {_column('last_ingested_at')} > %s THEN 1 ELSE 0 END"
+        f"SELECT {_column('identifier')}, {_known_columns()}"  # noqa: S608
         f" FROM {connection.ops.quote_name(_TABLE)}"
-        f" WHERE {_column('task')} = %s"
-        f" AND {_column('identifier')} IN ({', '.join(['%s'] * len(identifiers))})"
+        f" WHERE {_column('task')} = %s AND {_column('folder')} = %s LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [never, task.pk, *identifiers])
-        return {
-            identifier: Known(pk, size, _as_datetime(modified), content_hash, bool(ingested))
-            for identifier, pk, size, modified, content_hash, ingested in cursor.fetchall()
-        }
+        cursor.execute(sql, [*_known_parameters(), task.pk, folder, FOLDER_ROWS + 1])
+        rows = cursor.fetchall()
+    if len(rows) > FOLDER_ROWS:
+        return None
+    return _known_rows(rows)
 
 
-def metadata(pks: Sequence[int]) -> dict[int, dict[str, object]]:
-    """Custom metadata (FetchAction=Update) of rows, for the documents about to be sent."""
-    if not pks:
-        return {}
-    rows = DatastoreDocument.objects.filter(pk__in=pks).values_list("pk", "metadata")
-    return {pk: value for pk, value in rows if value}
+def rows_by_identifier(task: FetchTask, identifiers: Sequence[str]) -> dict[str, Known]:
+    """The rows of ``identifiers`` that the task's datastore has (a slice of a large folder)."""
+    found: dict[str, Known] = {}
+    for start in range(0, len(identifiers), LOOKUP_CHUNK):
+        chunk = identifiers[start : start + LOOKUP_CHUNK]
+        sql = (
+            f"SELECT {_column('identifier')}, {_known_columns()}"  # noqa: S608
+            f" FROM {connection.ops.quote_name(_TABLE)}"
+            f" WHERE {_column('task')} = %s"
+            f" AND {_column('identifier')} IN ({', '.join(['%s'] * len(chunk))})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*_known_parameters(), task.pk, *chunk])
+            found.update(_known_rows(cursor.fetchall()))
+    return found
 
 
-def record(task: FetchTask, documents: Sequence[Recorded], ingested_at: datetime) -> None:
-    """Insert or update the rows of committed documents (custom metadata and holds stay)."""
+def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at: datetime) -> None:
+    """Insert or update the rows of committed documents, each ``(folder, record)``.
+
+    Custom metadata and holds stay as they are.
+    """
     if not documents:
         return
     ops = connection.ops
-    columns = ("task", "identifier", "path", "size", "modified", "content_hash", "metadata",
-               "held", "last_ingested_at")  # fmt: skip
-    updated = ("path", "size", "modified", "content_hash", "last_ingested_at")
+    columns = ("task", "identifier", "folder", "path", "size", "modified_ns", "content_hash",
+               "metadata", "held", "last_ingested_at")  # fmt: skip
+    updated = ("folder", "path", "size", "modified_ns", "content_hash", "last_ingested_at")
     # Only quoted column names and placeholders go into the text; values are parameters.
     sql = (
         f"INSERT INTO {ops.quote_name(_TABLE)} ({', '.join(_column(c) for c in columns)})"  # noqa: S608
@@ -178,53 +140,65 @@ def record(task: FetchTask, documents: Sequence[Recorded], ingested_at: datetime
     )
     no_metadata = DatastoreDocument._meta.get_field("metadata").get_db_prep_save({}, connection)
     at = ops.adapt_datetimefield_value(ingested_at)
+    task_pk = task.pk
+    rows = [
+        (task_pk, identifier, folder, path, size, modified_ns, content_hash, no_metadata, False, at)
+        for folder, (_, identifier, path, size, modified_ns, content_hash) in documents
+    ]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (
-                    task.pk,
-                    document.identifier,
-                    document.path,
-                    document.size,
-                    ops.adapt_datetimefield_value(document.modified),
-                    document.content_hash,
-                    no_metadata,
-                    False,
-                    at,
-                )
-                for document in documents
-            ],
-        )
+        cursor.executemany(sql, rows)
+
+
+def touch(changes: Sequence[tuple[int, int]]) -> None:
+    """Record the new times ``(row id, modified_ns)`` of documents whose content did not change."""
+    if not changes:
+        return
+    sql = (
+        f"UPDATE {connection.ops.quote_name(_TABLE)} SET {_column('modified_ns')} = %s"  # noqa: S608
+        f" WHERE {_column('id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(modified_ns, pk) for pk, modified_ns in changes])
+
+
+def forget(pks: Sequence[int]) -> None:
+    for start in range(0, len(pks), LOOKUP_CHUNK):
+        DatastoreDocument.objects.filter(pk__in=pks[start : start + LOOKUP_CHUNK]).delete()
+
+
+def folders(task: FetchTask, high: int) -> list[str]:
+    """The folders of the task's rows up to id ``high``."""
+    return list(
+        DatastoreDocument.objects.filter(task=task, pk__lte=high)
+        .order_by("folder")
+        .values_list("folder", flat=True)
+        .distinct()
+    )
 
 
 @dataclass(frozen=True)
-class Unseen:
+class Row:
     pk: int
     identifier: str
     path: str
     ingested: bool
 
 
-def unseen(task: FetchTask, seen: SeenRows) -> Iterator[Unseen]:
-    """The rows of the run's extent that it did not match, a page at a time, by id.
+def rows_in_folder(task: FetchTask, folder: str, high: int) -> Iterator[Row]:
+    """The rows of a folder up to id ``high``, a page at a time by id.
 
     Each page is read whole before it is used, so the caller may write to the
     datastore between pages.
     """
-    after = seen.low - 1
+    after = 0
     while True:
         page = list(
-            DatastoreDocument.objects.filter(task=task, pk__gt=after, pk__lte=seen.high)
+            DatastoreDocument.objects.filter(task=task, folder=folder, pk__gt=after, pk__lte=high)
             .order_by("pk")
-            .values_list("pk", flat=True)[:PAGE]
+            .values_list("pk", "identifier", "path", "last_ingested_at")[:PAGE]
         )
         if not page:
             return
-        after = page[-1]
-        missing = [pk for pk in page if pk not in seen]
-        rows = DatastoreDocument.objects.filter(pk__in=missing).order_by("pk")
-        for pk, identifier, path, ingested_at in rows.values_list(
-            "pk", "identifier", "path", "last_ingested_at"
-        ):
-            yield Unseen(pk, identifier, path, ingested_at > NEVER)
+        after = page[-1][0]
+        for pk, identifier, path, ingested_at in page:
+            yield Row(pk, identifier, path, ingested_at > NEVER)

@@ -6,7 +6,8 @@ every task is a file-system task.
 
 from __future__ import annotations
 
-from connector.models import FetchTask
+from typing import TYPE_CHECKING
+
 from connector.repositories.base import (
     IdentifierError,
     Item,
@@ -22,6 +23,9 @@ from connector.repositories.filesystem import (
     decode_identifier,
     write_below,
 )
+
+if TYPE_CHECKING:
+    from connector.models import FetchTask
 
 __all__ = [
     "FileSystemRepository",

@@ -18,12 +18,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from connector.models import FetchTask
+if TYPE_CHECKING:
+    # Only for annotations: Synchronize's reader processes import the
+    # repositories without Django (connector/ingest/scan.py).
+    from connector.models import FetchTask
 
 #: Bytes per chunk of ``read_chunks`` unless the caller asks otherwise: small
 #: enough that a Stop is noticed quickly, large enough to keep I/O efficient.
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+
+def display(text: str) -> str:
+    """A name or path as text safe for JSON, XML and IDX: bytes that are not
+    UTF-8 (file names keep them as surrogates) become replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class RepositoryError(Exception):

@@ -43,9 +43,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from connector.models import FetchTask
 from connector.repositories.base import (
     DEFAULT_CHUNK_SIZE,
     IdentifierError,
@@ -56,6 +55,9 @@ from connector.repositories.base import (
     RepositoryUnavailable,
     WriteRefused,
 )
+
+if TYPE_CHECKING:
+    from connector.models import FetchTask
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXE
 # symbolic link swapped in anywhere on the way makes the open fail (ELOOP or
 # ENOTDIR) instead of leading out of the folder.
 _FOLDER_FLAGS = _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0)
+#: A document, opened relative to its folder: O_NONBLOCK keeps a FIFO swapped
+#: in after a listing from blocking the open (fstat then shows what it is).
+DOCUMENT_FLAGS = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
 _CREATE_FLAGS = (
     os.O_WRONLY
     | os.O_CREAT
@@ -115,7 +120,7 @@ def encode_identifier(task: str, root: int, path: str) -> str:
     """The identifier of ``path`` (relative, '/'-separated) below root ``root`` of ``task``."""
     if problem := relative_path_problem(path):
         raise ValueError(f"Path {path!r} {problem}")
-    return _identifier(identifier_prefix(task, root) + os.fsencode(path))
+    return make_identifier(identifier_prefix(task, root) + os.fsencode(path))
 
 
 def identifier_prefix(task: str, root: int) -> bytes:
@@ -125,8 +130,16 @@ def identifier_prefix(task: str, root: int) -> bytes:
     return b"\0".join((KIND, task.encode("utf-8"), str(root).encode("ascii"), b""))
 
 
-def _identifier(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def make_identifier(raw: bytes) -> str:
+    """The identifier of raw bytes (``identifier_prefix`` and the path), unchecked.
+
+    ``base64.urlsafe_b64encode`` without its layers: Synchronize makes one per
+    listed document.
+    """
+    return binascii.b2a_base64(raw, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
 
 
 def decode_identifier(identifier: str) -> Location:
@@ -164,7 +177,7 @@ def decode_identifier(identifier: str) -> Location:
     return Location(task=task, root=int(root_bytes), path=path)
 
 
-def _open_folder_below(base: str, parts: Sequence[str], *, create: bool) -> int:
+def open_folder_below(base: str, parts: Sequence[str], *, create: bool) -> int:
     """A descriptor of folder ``base/parts...``; with ``create``, missing folders are made.
 
     ``base`` must be a real path (no links); every component below it is
@@ -208,7 +221,7 @@ def write_below(base: str, parts: Sequence[str], chunks: Iterable[bytes]) -> int
     """
     if not parts or any(p in ("", ".", "..") or "/" in p or "\0" in p for p in parts):
         raise WriteRefused("The path to write is not a normalised relative path")
-    folder = _open_folder_below(base, parts[:-1], create=True)
+    folder = open_folder_below(base, parts[:-1], create=True)
     name = parts[-1]
     try:
         try:
@@ -256,13 +269,13 @@ class FileSystemRepository(Repository):
         self._root_paths = [os.path.abspath(os.fspath(p)) for p in task.directory_paths or []]
         self._root_reals: dict[int, str] = {}
         patterns = [p.casefold() for p in (task.file_match or []) if p.strip()] or ["*"]
-        self._file_match = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+        self.file_match = re.compile("|".join(fnmatch.translate(p) for p in patterns))
         excludes = [p.casefold() for p in (task.file_exclude_match or []) if p.strip()]
-        self._file_exclude = (
+        self.file_exclude = (
             re.compile("|".join(fnmatch.translate(p) for p in excludes)) if excludes else None
         )
         #: The default, FileMatch=* and no exclusions: every name is a document's.
-        self._every_name = "*" in patterns and not excludes
+        self.every_name = "*" in patterns and not excludes
 
     # --- Identifiers ----------------------------------------------------------
 
@@ -358,7 +371,7 @@ class FileSystemRepository(Repository):
                 f"{parts[-1]} does not match the FileMatch patterns of fetch task"
                 f" {self.task.name} or matches its FileExcludeMatch patterns"
             )
-        root = self._root_real(location.root)
+        root = self.root_real(location.root)
         if not os.path.isdir(root):
             raise RepositoryUnavailable(
                 f"Root folder {root} of fetch task {self.task.name} is gone"
@@ -381,7 +394,7 @@ class FileSystemRepository(Repository):
         # Unlinked relative to a folder opened without following links, so a
         # link swapped in since _resolve looked cannot redirect the delete.
         try:
-            folder = _open_folder_below(self._root_real(location.root), parts[:-1], create=False)
+            folder = open_folder_below(self.root_real(location.root), parts[:-1], create=False)
         except OSError as error:
             raise ItemUnreadable(f"Cannot reach {path}: {error.strerror}") from None
         try:
@@ -398,7 +411,12 @@ class FileSystemRepository(Repository):
 
     # --- Internals --------------------------------------------------------------
 
-    def _root_real(self, index: int) -> str:
+    @property
+    def root_count(self) -> int:
+        return len(self._root_paths)
+
+    def root_real(self, index: int) -> str:
+        """The real path (links resolved) of root ``index``."""
         if index not in self._root_reals:
             self._root_reals[index] = os.path.realpath(self._root_paths[index])
         return self._root_reals[index]
@@ -423,7 +441,7 @@ class FileSystemRepository(Repository):
             st = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
             if not stat_module.S_ISREG(st.st_mode):
                 return None
-            fd = os.open(parts[-1], _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=folder)
+            fd = os.open(parts[-1], DOCUMENT_FLAGS, dir_fd=folder)
         except OSError:
             return None
         try:
@@ -447,7 +465,7 @@ class FileSystemRepository(Repository):
         key = (root, parts)
         if self._folder is not None and self._folder[0] == key:
             return self._folder[1]
-        fd = _open_folder_below(self._root_real(root), parts, create=False)
+        fd = open_folder_below(self.root_real(root), parts, create=False)
         self.close()
         self._folder = (key, fd)
         return fd
@@ -464,7 +482,7 @@ class FileSystemRepository(Repository):
 
     def _resolve(self, location: Location) -> tuple[str, os.stat_result]:
         """The path of a located item and its lstat, once it is known to be part of the task."""
-        root_real = self._root_real(location.root)
+        root_real = self.root_real(location.root)
         candidate = os.path.join(root_real, *location.parts)
         real = os.path.realpath(candidate)
         if not _inside(real, root_real):
@@ -509,12 +527,12 @@ class FileSystemRepository(Repository):
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
-        if self._every_name:
+        if self.every_name:
             return True
         folded = name.casefold()
-        if self._file_exclude is not None and self._file_exclude.match(folded):
+        if self.file_exclude is not None and self.file_exclude.match(folded):
             return False
-        return self._file_match.match(folded) is not None
+        return self.file_match.match(folded) is not None
 
     def _item_at(self, location: Location, resolved: tuple[str, os.stat_result]) -> Item:
         _, st = resolved
@@ -576,7 +594,7 @@ class FileSystemRepository(Repository):
             yield Item(
                 # A listed name is one checked component (no '/', NUL, '.' or '..';
                 # backslashes left out above), so only the name is encoded here.
-                identifier=_identifier(folder + os.fsencode(entry.name)),
+                identifier=make_identifier(folder + os.fsencode(entry.name)),
                 name=entry.name,
                 path=relative,
                 is_container=is_container,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +16,11 @@ from connector.ingest.idx import (
     field_name,
     format_delete_list,
     format_document,
+    format_file_document,
     parse_idx,
 )
 from connector.ingest.post import IngestPostFailed, post_batch
+from connector.ingest.scan import Record
 from connector.ingest.spool import Spool
 from connector.models import DatastoreDocument, FetchTask
 
@@ -126,92 +127,106 @@ def test_field_values_and_references_become_one_line() -> None:
 # --- The datastore in bulk ----------------------------------------------------------
 
 
-def _extent(low: int, high: int) -> datastore.Extent:
-    return datastore.Extent(rows=high - low + 1, low=low, high=high)
-
-
-def test_seen_rows_remember_each_row_once_within_the_extent() -> None:
-    seen = datastore.SeenRows(_extent(1000, 1020))
-    for pk in (1000, 1007, 1008, 1020, 1007):
-        seen.add(pk)
-    assert seen.count == 4
-    assert [pk for pk in range(990, 1030) if pk in seen] == [1000, 1007, 1008, 1020]
-    # Rows made after the extent was taken are not the run's to count.
-    seen.add(1021)
-    seen.add(999)
-    assert seen.count == 4 and 1021 not in seen
-
-
-def test_seen_rows_of_an_empty_datastore() -> None:
-    seen = datastore.SeenRows(datastore.Extent(rows=0, low=0, high=0))
-    seen.add(1)
-    assert seen.count == 0 and 1 not in seen
-
-
-def test_seen_rows_take_a_bit_per_row() -> None:
-    tracemalloc.start()
-    try:
-        seen = datastore.SeenRows(_extent(1, 1_000_000))
-        for pk in range(1, 1_000_001, 7):
-            seen.add(pk)
-        allocated, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert seen.count == 142_858
-    assert allocated < 130_000
-
-
 @pytest.fixture
 def docs(db: None, tmp_path: Path) -> FetchTask:
     return FetchTask.objects.create(name="DOCS", directory_paths=[str(tmp_path)])
 
 
-def test_recorded_rows_are_looked_up_exactly_as_written(docs: FetchTask) -> None:
-    modified = datetime(2026, 11, 26, 14, 1, 2, 345678, tzinfo=UTC)
-    on_the_second = datetime(2026, 11, 26, 14, 1, 3, tzinfo=UTC)
+def _sent(identifier: str, path: str, size: int, modified_ns: int, content_hash: str) -> Record:
+    return ("added", identifier, path, size, modified_ns, content_hash)
+
+
+def test_recorded_rows_are_read_back_by_folder_exactly_as_written(docs: FetchTask) -> None:
+    modified_ns = 1_764_165_662_345_678_901
     datastore.record(
         docs,
-        [
-            datastore.Recorded("A", "a.txt", 3, modified, "aa"),
-            datastore.Recorded("B", "b.txt", 0, on_the_second, ""),
-        ],
+        [("F", _sent("A", "a.txt", 3, modified_ns, "aa")), ("F", _sent("B", "b.txt", 0, 0, "")),
+         ("G", _sent("C", "g/c.txt", 1, 1, "cc"))],
         timezone.now(),
-    )
-    found = datastore.lookup(docs, ["A", "B", "C"])
-    assert sorted(found) == ["A", "B"]
-    assert (found["A"].size, found["A"].modified, found["A"].content_hash) == (3, modified, "aa")
-    assert found["B"].modified == on_the_second and found["A"].ingested
+    )  # fmt: skip
+    found = datastore.folder_rows(docs, "F")
+    assert found is not None and sorted(found) == ["A", "B"]
+    a = found["A"]
+    assert a[1:] == (3, modified_ns, "aa", 1, None)  # size, time, hash, ingested, metadata
+    assert found["B"][2] == 0
+    assert datastore.folder_rows(docs, "nothing") == {}
     # The ORM reads the same row.
     row = DatastoreDocument.objects.get(identifier="A")
-    assert (row.path, row.modified, row.metadata, row.held) == ("a.txt", modified, {}, False)
+    assert (row.path, row.folder, row.modified_ns, row.metadata, row.held) == (
+        "a.txt", "F", modified_ns, {}, False,
+    )  # fmt: skip
+    assert row.modified == datetime.fromtimestamp(modified_ns / 1e9, tz=UTC)
+
+
+def test_a_folder_with_more_rows_than_a_job_takes_is_read_by_identifier(
+    docs: FetchTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datastore, "FOLDER_ROWS", 2)
+    monkeypatch.setattr(datastore, "LOOKUP_CHUNK", 2)
+    datastore.record(
+        docs, [("F", _sent(f"D{n}", f"{n}.txt", n, n, "")) for n in range(5)], timezone.now()
+    )
+    assert datastore.folder_rows(docs, "F") is None
+    found = datastore.rows_by_identifier(docs, ["D0", "D2", "D4", "NONE"])
+    assert sorted(found) == ["D0", "D2", "D4"] and found["D4"][1] == 4
 
 
 def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     DatastoreDocument.objects.create(
-        task=docs, identifier="A", path="a.txt", size=-1, modified=NEVER,
+        task=docs, identifier="A", folder="F", path="a.txt", size=-1,
         metadata={"Dept": "Sales"}, held=True, last_ingested_at=NEVER,
     )  # fmt: skip
-    assert not datastore.lookup(docs, ["A"])["A"].ingested
+    known = datastore.folder_rows(docs, "F")
+    assert known is not None
+    assert known["A"][2:] == (-1, "", 0, {"Dept": "Sales"})  # time, hash, ingested, metadata
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    datastore.record(docs, [datastore.Recorded("A", "a.txt", 5, moment, "h")], moment)
+    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h"))], moment)
     row = DatastoreDocument.objects.get(identifier="A")
-    assert (row.size, row.modified, row.last_ingested_at) == (5, moment, moment)
+    assert (row.size, row.modified_ns, row.last_ingested_at) == (5, 7, moment)
     assert row.metadata == {"Dept": "Sales"} and row.held
-    assert datastore.metadata([row.pk]) == {row.pk: {"Dept": "Sales"}}
 
 
-def test_unseen_rows_are_found_page_by_page(
+def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
+    datastore.record(docs, [("F", _sent(f"D{n}", f"{n}.txt", n, n, "")) for n in range(3)],
+                     timezone.now())  # fmt: skip
+    pks = dict(DatastoreDocument.objects.values_list("identifier", "pk"))
+    datastore.touch([(pks["D0"], 99)])
+    datastore.forget([pks["D1"]])
+    assert dict(DatastoreDocument.objects.values_list("identifier", "modified_ns")) == {
+        "D0": 99, "D2": 2,
+    }  # fmt: skip
+
+
+def test_rows_of_a_folder_are_read_page_by_page_up_to_the_extent(
     docs: FetchTask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(datastore, "PAGE", 3)
     moment = timezone.now()
-    datastore.record(
-        docs, [datastore.Recorded(f"D{n}", f"{n}.txt", n, moment, "") for n in range(10)], moment
-    )
+    datastore.record(docs, [("F", _sent(f"D{n}", f"{n}.txt", n, n, "")) for n in range(10)], moment)
+    datastore.record(docs, [("G", _sent("E", "g/e.txt", 1, 1, ""))], moment)
     extent = datastore.extent(docs)
-    assert extent.rows == 10
-    seen = datastore.SeenRows(extent)
-    found = datastore.lookup(docs, [f"D{n}" for n in range(10) if n % 3])
-    for row in found.values():
-        seen.add(row.pk)
-    assert [row.identifier for row in datastore.unseen(docs, seen)] == ["D0", "D3", "D6", "D9"]
+    assert extent.rows == 11
+    datastore.record(docs, [("F", _sent("LATE", "late.txt", 1, 1, ""))], moment)
+    assert [row.identifier for row in datastore.rows_in_folder(docs, "F", extent.high)] == [
+        f"D{n}" for n in range(10)
+    ]
+    assert datastore.folders(docs, extent.high) == ["F", "G"]
+
+
+@pytest.mark.parametrize("name", ["a.txt", 'we"ird\\na\nme', "x\u2028y", "#DRE.txt"])
+@pytest.mark.parametrize("text", [None, "", "\n", "one line\n", "#DREENDDOC\r\nx\r\n", "a\rb"])
+@pytest.mark.parametrize("metadata", [None, {"DEPT": 'S"a\nles', "N": 3}])
+def test_a_file_document_is_what_format_document_writes(
+    name: str, text: str | None, metadata: dict[str, object] | None
+) -> None:
+    fields = [
+        ("DREREFERENCE", "ID"), ("TASK", "DOCS"), ("PATH", f"p/{name}"), ("NAME", name),
+        ("SIZE", "5"), ("MODIFIED", "2026-01-01T00:00:00Z"), ("SHA256", "ab"),
+        ("CONTENTMODE", "text" if text is not None else "reference"),
+        *((key, str(value)) for key, value in (metadata or {}).items()),
+    ]  # fmt: skip
+    expected = format_document(IdxDocument(reference="ID", title=name, fields=fields, content=text))
+    assert expected == format_file_document(
+        identifier="ID", task="DOCS", path=f"p/{name}", name=name, size=5,
+        modified="2026-01-01T00:00:00Z", content_hash="ab", text=text, metadata=metadata,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ from connector.fetch import synchronize
 from connector.fetch.base import UnknownTask, execute, get_fetch_action
 from connector.fetch.documents import NEVER
 from connector.ingest import datastore as bulk
+from connector.ingest import scan
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, ActionLogLine, DatastoreDocument, FetchTask, Status
 from connector.params import InvalidParameter, MissingParameter, Params
@@ -239,39 +240,79 @@ def test_several_tasks_are_counted_apart(task: FetchTask, tmp_path: Path) -> Non
 def test_an_unreadable_file_is_an_error_and_the_others_are_ingested(
     task: FetchTask, ingest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = FileSystemRepository.read_chunks
+    # The tests run as root, whom no permission stops: the read itself is refused.
+    real = scan.read_small_document
 
-    def read_chunks(self, identifier, **kwargs):  # type: ignore[no-untyped-def]
-        if identifier == doc_id("readme.txt"):
-            raise ItemUnreadable("Cannot open document readme.txt: Permission denied")
-        return real(self, identifier, **kwargs)
+    def read(folder: int, name: str):  # type: ignore[no-untyped-def]
+        if name == "readme.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(folder, name)
 
-    monkeypatch.setattr(FileSystemRepository, "read_chunks", read_chunks)
+    monkeypatch.setattr(scan, "read_small_document", read)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
     assert doc_id("readme.txt") not in datastore()
-    assert ActionLogLine.objects.filter(action=action, message__contains="Permission denied")
+    assert ActionLogLine.objects.filter(
+        action=action, message__contains="Could not read readme.txt"
+    ).filter(message__contains="Permission denied")
     monkeypatch.undo()
     # Not recorded, so the next run tries it again.
     assert counts(sync())["added"] == 1
 
 
+def test_an_unreadable_large_file_is_an_error_and_the_others_are_ingested(
+    task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (docs_tree / "big.txt").write_bytes(b"x" * (scan.SMALL_DOCUMENT + 1))
+    real = FileSystemRepository.read_chunks
+
+    def read_chunks(self, identifier, **kwargs):  # type: ignore[no-untyped-def]
+        if identifier == doc_id("big.txt"):
+            raise ItemUnreadable("Cannot open document big.txt: Permission denied")
+        return real(self, identifier, **kwargs)
+
+    monkeypatch.setattr(FileSystemRepository, "read_chunks", read_chunks)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert counts(action)["errors"] == 1 and counts(action)["added"] == 5
+    assert doc_id("big.txt") not in datastore()
+
+
 def test_a_file_deleted_between_listing_and_reading_is_an_error(
     task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = FileSystemRepository.read_chunks
+    real = scan.read_small_document
 
-    def read_after_delete(self, identifier, **kwargs):  # type: ignore[no-untyped-def]
+    def read_after_delete(folder: int, name: str):  # type: ignore[no-untyped-def]
         # Listed already: the run is about to read it.
-        if identifier == doc_id("readme.txt"):
+        if name == "readme.txt":
             (docs_tree / "readme.txt").unlink()
-        return real(self, identifier, **kwargs)
+        return real(folder, name)
 
-    monkeypatch.setattr(FileSystemRepository, "read_chunks", read_after_delete)
+    monkeypatch.setattr(scan, "read_small_document", read_after_delete)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
+    assert ActionLogLine.objects.filter(action=action, message__contains="no longer exists")
+
+
+def test_a_file_swapped_for_a_fifo_after_the_listing_is_an_error_not_a_hang(
+    task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = scan.read_small_document
+
+    def swap_then_read(folder: int, name: str):  # type: ignore[no-untyped-def]
+        if name == "readme.txt":
+            (docs_tree / "readme.txt").unlink()
+            os.mkfifo(docs_tree / "readme.txt")
+        return real(folder, name)
+
+    monkeypatch.setattr(scan, "read_small_document", swap_then_read)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
+    assert ActionLogLine.objects.filter(action=action, message__contains="not a regular file")
 
 
 def test_documents_of_a_folder_that_cannot_be_listed_are_not_deleted(
@@ -281,14 +322,18 @@ def test_documents_of_a_folder_that_cannot_be_listed_are_not_deleted(
     real_scandir = os.scandir
 
     def scandir(path):  # type: ignore[no-untyped-def]
-        if os.fspath(path) == str(docs_tree / "reports"):
-            raise PermissionError(13, "Permission denied", path)
+        # Folders are listed by descriptor.
+        where = os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int) else path
+        if os.fspath(where) == str(docs_tree / "reports"):
+            raise PermissionError(13, "Permission denied", where)
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
     action = sync()
     assert counts(action)["deleted"] == 0 and counts(action)["errors"] == 1
     assert len(datastore()) == 5
+    # Its subfolders were not reached either, and keep their rows too.
+    assert {"reports/2026/q3.txt", "reports/2026/q4.txt"} <= set(datastore_paths())
 
 
 def test_a_task_whose_root_is_gone_fails_with_a_clear_error(
@@ -319,8 +364,8 @@ def test_a_stop_keeps_the_datastore_and_the_batches_in_agreement_and_the_next_ru
     stop = threading.Event()
     real_record = synchronize.TaskSynchronizer._record
 
-    def record_then_stop(self, pending):  # type: ignore[no-untyped-def]
-        real_record(self, pending)
+    def record_then_stop(self, pending, gone):  # type: ignore[no-untyped-def]
+        real_record(self, pending, gone)
         if len(datastore()) >= 20:
             stop.set()
 
@@ -342,22 +387,29 @@ def test_a_stop_keeps_the_datastore_and_the_batches_in_agreement_and_the_next_ru
 
 
 def test_a_stop_while_reading_a_file_drops_the_unfinished_batch(
-    many_files: list[str], ingest: Path
+    many_files: list[str], ingest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class StopAfter(threading.Event):
-        def __init__(self, n: int) -> None:
-            super().__init__()
-            self.left = n
+    stop = threading.Event()
+    real = scan.read_small_document
+    reads = 0
 
-        def is_set(self) -> bool:
-            self.left -= 1
-            return self.left < 0
+    def read_then_stop(folder: int, name: str):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        # Folders go depth first: readme.txt, mail/inbox, many/ (45), then reports/.
+        # In reports/ four batches of ten are committed and seven documents
+        # wait in the fifth.
+        if reads == 49:
+            stop.set()
+        return real(folder, name)
 
-    action = run(submit({"TaskSections": "DOCS"}), StopAfter(130))
+    monkeypatch.setattr(scan, "read_small_document", read_then_stop)
+    action = run(submit({"TaskSections": "DOCS"}), stop)
     assert action.status == Status.STOPPED
     sent = sorted(d.reference for d in documents(ingest))
     assert sent == sorted(datastore())
-    assert len(sent) % 10 == 0 and len(sent) < len(many_files)
+    assert len(sent) % 10 == 0 and 0 < len(sent) < len(many_files)
+    assert counts(action)["added"] == len(sent) == 40
     assert no_temporary_files(ingest)
 
 
@@ -537,8 +589,11 @@ def test_an_unknown_task_is_refused_by_the_endpoint(task: FetchTask, client: Any
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two documents per datastore lookup and per page of rows, so five documents span
-    several chunks and every rule is exercised across chunk boundaries."""
+    """Two documents per job, per folder's rows, per lookup and per page of rows, so
+    five documents span several jobs, folders are split into slices, and every
+    rule is exercised across those boundaries."""
+    monkeypatch.setattr(scan, "JOB_DOCUMENTS", 2)
+    monkeypatch.setattr(bulk, "FOLDER_ROWS", 2)
     monkeypatch.setattr(bulk, "LOOKUP_CHUNK", 2)
     monkeypatch.setattr(bulk, "PAGE", 2)
     monkeypatch.setattr(synchronize, "BATCH_DOCUMENTS", 3)
@@ -632,21 +687,23 @@ def test_rows_made_while_the_run_lists_are_not_judged_by_it(
     sync()
     (docs_tree / "late.txt").write_text("Late.")
     (docs_tree / "readme.txt").unlink()  # so the run does look for rows gone
-    real_lookup = bulk.lookup
+    real_folder_rows = bulk.folder_rows
 
-    def lookup_then_another_action(task, identifiers):  # type: ignore[no-untyped-def]
-        DatastoreDocument.objects.get_or_create(
-            task=task, identifier=doc_id("elsewhere.txt"),
-            defaults={"path": "elsewhere.txt", "size": -1, "modified": NEVER,
-                      "last_ingested_at": NEVER},
-        )  # fmt: skip
-        return real_lookup(task, identifiers)
+    def folder_rows_then_another_action(task, folder):  # type: ignore[no-untyped-def]
+        # One row in a folder the run lists, one in a folder it never lists.
+        for path, parent in (("elsewhere.txt", ""), ("nowhere/else.txt", "nowhere")):
+            DatastoreDocument.objects.get_or_create(
+                task=task, identifier=doc_id(path),
+                defaults={"path": path, "folder": doc_id(parent), "size": -1,
+                          "last_ingested_at": NEVER},
+            )  # fmt: skip
+        return real_folder_rows(task, folder)
 
-    monkeypatch.setattr(bulk, "lookup", lookup_then_another_action)
+    monkeypatch.setattr(bulk, "folder_rows", folder_rows_then_another_action)
     action = sync()
     assert counts(action)["deleted"] == 1 and counts(action)["added"] == 1
     assert deleted_references(ingest) == [doc_id("readme.txt")]
-    assert doc_id("elsewhere.txt") in datastore()
+    assert {doc_id("elsewhere.txt"), doc_id("nowhere/else.txt")} <= set(datastore())
 
 
 def datastore_paths() -> list[str]:

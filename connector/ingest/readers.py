@@ -1,0 +1,112 @@
+"""Reader processes: Synchronize's folder jobs on more than one core.
+
+Reading, hashing and formatting small files is mostly system calls and short
+Python steps, and one interpreter runs them one at a time; a first
+Synchronize of many small files was bound by that (``bench/README.md``,
+"Synchronize"). So a large run hands its folder jobs (``connector/ingest/scan.py``)
+to ``CONNECTOR_SYNCHRONIZE_READERS`` processes while the worker writes the
+batches and the datastore. The processes are started on first use (``spawn``:
+a fresh interpreter that imports the scan module and nothing of Django), shared
+by every Synchronize of the process and kept until it exits.
+
+A job whose process died (killed, out of memory) is run again in the worker
+itself, and the next job starts new processes: a broken pool costs time, never
+a document.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from django.conf import settings
+
+from connector.ingest.scan import FolderJob, FolderResult, run_job
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the worker decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _get_pool() -> ProcessPoolExecutor | None:
+    global _pool
+    count = settings.CONNECTOR_SYNCHRONIZE_READERS
+    if count <= 0:
+        return None
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=count,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
+            )
+            logger.info("Started %s reader processes for Synchronize", count)
+        return _pool
+
+
+def _forget(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def process_ids() -> list[int]:
+    """The reader processes running now (for benchmarks and monitoring)."""
+    pool = _pool
+    processes = getattr(pool, "_processes", None) or {}
+    return [process.pid for process in list(processes.values()) if process.pid]
+
+
+def shutdown() -> None:
+    """Stop the reader processes (they are started again when next needed)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Reader:
+    """Runs one Synchronize's jobs: in this process, or in the reader processes."""
+
+    def __init__(self, *, in_processes: bool, checkpoint: Callable[[], None]) -> None:
+        self.in_processes = in_processes
+        #: Called before each document of a job run here (it raises on a Stop).
+        self.checkpoint = checkpoint
+
+    def submit(self, job: FolderJob) -> Future[FolderResult]:
+        pool = _get_pool() if self.in_processes else None
+        if pool is not None:
+            try:
+                return pool.submit(run_job, job)
+            except (BrokenProcessPool, RuntimeError):
+                # RuntimeError: shut down meanwhile (the process is stopping).
+                _forget(pool)
+        done: Future[FolderResult] = Future()
+        done.set_result(run_job(job, self.checkpoint))
+        return done
+
+    def result(self, job: FolderJob, future: Future[FolderResult]) -> FolderResult:
+        """The job's result; a job lost with its process is run here instead."""
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            logger.warning(
+                "A reader process of Synchronize ended abruptly; reading folder %r here", job.path
+            )
+            if _pool is not None:
+                _forget(_pool)
+            return run_job(job, self.checkpoint)

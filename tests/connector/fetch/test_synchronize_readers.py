@@ -1,0 +1,196 @@
+"""Synchronize's folder jobs: in reader processes, in slices, and what they never do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+
+from connector import queue
+from connector.fetch import synchronize
+from connector.fetch.base import execute, get_fetch_action
+from connector.ingest import readers, scan
+from connector.ingest.idx import IdxDocument, parse_idx
+from connector.models import Action, DatastoreDocument, FetchTask, Status
+from connector.params import Params
+from connector.repositories.filesystem import encode_identifier
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def sync(task: str = "DOCS", **params: str) -> Action:
+    params = {"TaskSections": task, **params}
+    tasks = get_fetch_action("Synchronize").validate(Params(params))
+    action = queue.submit_action(fetch_action="Synchronize", params=params, tasks=tasks)
+    [claimed] = queue.claim_actions(queue="fetch", worker="w1", limit=1)
+    execute(claimed, worker="w1", stop_event=threading.Event())
+    done = Action.objects.get(pk=action.pk)
+    assert done.status == Status.FINISHED, done.error
+    return done
+
+
+def documents(folder: Path) -> list[IdxDocument]:
+    return [
+        doc for path in sorted(folder.glob("*.idx")) for doc in parse_idx(path.read_text("utf-8"))
+    ]
+
+
+def deleted(folder: Path) -> list[str]:
+    return [line for path in sorted(folder.glob("*.del")) for line in path.read_text().split()]
+
+
+def comparable(docs: list[IdxDocument]) -> list[tuple[str, str, list[tuple[str, str]], str | None]]:
+    return [(d.reference, d.title, d.fields, d.content) for d in docs]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    for n in range(60):
+        folder = root / f"folder{n % 4}" / ("deep" if n % 3 == 0 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"doc{n:02d}.txt").write_text(f"Document {n}.\n")
+    (root / "binary.bin").write_bytes(b"\0\1\2")
+    (root / "big.txt").write_text("x" * (scan.SMALL_DOCUMENT + 10))
+    return root
+
+
+@pytest.fixture
+def in_processes(monkeypatch: pytest.MonkeyPatch, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every job of a run goes to two reader processes, from the first document on."""
+    settings.CONNECTOR_SYNCHRONIZE_READERS = 2
+    monkeypatch.setattr(synchronize, "READERS_AFTER", 0)
+    yield
+    readers.shutdown()
+
+
+def make_task(name: str, tree: Path, ingest: Path) -> FetchTask:
+    return FetchTask.objects.create(
+        name=name, directory_paths=[str(tree)], ingest_directory=str(ingest)
+    )
+
+
+def test_a_run_in_reader_processes_sends_what_a_run_in_the_worker_sends(
+    db: None,
+    tree: Path,
+    tmp_path: Path,
+    settings,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.CONNECTOR_SYNCHRONIZE_READERS = 0
+    here = make_task("DOCS", tree, tmp_path / "here")
+    first_here = sync()
+    (tree / "folder1" / "doc01.txt").write_text("Changed.\n")
+    (tree / "folder2" / "doc02.txt").unlink()
+    second_here = sync()
+    # The same tree and changes again, for a task whose jobs run in reader processes.
+    (tree / "folder1" / "doc01.txt").write_text("Document 1.\n")
+    (tree / "folder2" / "doc02.txt").write_text("Document 2.\n")
+    here.delete()
+    make_task("DOCS", tree, tmp_path / "there")
+    settings.CONNECTOR_SYNCHRONIZE_READERS = 2
+    monkeypatch.setattr(synchronize, "READERS_AFTER", 0)
+    try:
+        first_there = sync()
+        assert readers.process_ids(), "the jobs did not go to reader processes"
+        (tree / "folder1" / "doc01.txt").write_text("Changed.\n")
+        (tree / "folder2" / "doc02.txt").unlink()
+        second_there = sync()
+    finally:
+        readers.shutdown()
+    assert first_there.counts == first_here.counts
+    assert second_there.counts == second_here.counts
+    assert second_there.counts["DOCS"]["updated"] == 1
+    assert second_there.counts["DOCS"]["deleted"] == 1
+    assert comparable(documents(tmp_path / "there")) == comparable(documents(tmp_path / "here"))
+    assert deleted(tmp_path / "there") == deleted(tmp_path / "here")
+    assert len(documents(tmp_path / "here")) == 63
+
+
+def test_a_reader_process_killed_costs_time_not_documents(
+    db: None, tree: Path, tmp_path: Path, in_processes: None
+) -> None:
+    make_task("DOCS", tree, tmp_path / "ingest")
+    sync()
+    for pid in readers.process_ids():
+        os.kill(pid, signal.SIGKILL)
+    for n in range(0, 60, 7):
+        path = next(tree.rglob(f"doc{n:02d}.txt"))
+        path.write_text(f"Document {n}, changed.\n")
+    action = sync()
+    assert action.counts["DOCS"]["updated"] == 9
+    assert action.counts["DOCS"]["errors"] == 0
+    contents = {d.reference: d.content for d in documents(tmp_path / "ingest")}
+    assert contents[encode_identifier("DOCS", 0, "folder0/deep/doc00.txt")] == (
+        "Document 0, changed."
+    )
+
+
+def test_a_job_lost_with_its_process_is_run_in_the_worker(tree: Path) -> None:
+    scope = scan.Scope("DOCS", 0, str(tree), True, None, None)
+    job = scan.FolderJob(scope=scope, path="folder1", known={})
+    lost: Future[scan.FolderResult] = Future()
+    lost.set_exception(BrokenProcessPool("killed"))
+    result = readers.Reader(in_processes=True, checkpoint=lambda: None).result(job, lost)
+    assert result.seen == 10 and len(result.records) == 10 and result.error is None
+
+
+def test_a_job_reads_about_a_mib_and_hands_back_the_rest(
+    db: None, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twelve bytes a job: every job stops after a document or two.
+    monkeypatch.setattr(scan, "JOB_BYTES", 12)
+    make_task("DOCS", tree, tmp_path / "ingest")
+    action = sync()
+    assert action.counts["DOCS"]["added"] == 62 and action.counts["DOCS"]["seen"] == 62
+    references = [d.reference for d in documents(tmp_path / "ingest")]
+    assert len(references) == len(set(references)) == 62
+    assert sync().counts["DOCS"]["unchanged"] == 62
+
+
+def test_a_folder_larger_than_a_job_is_done_in_slices_in_reader_processes(
+    db: None, tree: Path, tmp_path: Path, in_processes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scan, "JOB_DOCUMENTS", 4)
+    make_task("DOCS", tree, tmp_path / "ingest")
+    assert sync().counts["DOCS"]["added"] == 62
+    for n in (4, 8):
+        next(tree.rglob(f"doc{n:02d}.txt")).unlink()
+    action = sync()
+    assert action.counts["DOCS"]["deleted"] == 2 and action.counts["DOCS"]["unchanged"] == 60
+    assert DatastoreDocument.objects.count() == 60
+
+
+def test_a_folder_gone_with_its_subfolders_is_deleted_whole(
+    db: None, tree: Path, tmp_path: Path
+) -> None:
+    make_task("DOCS", tree, tmp_path / "ingest")
+    sync()
+    gone = {d.name for d in (tree / "folder3").rglob("*.txt")}
+    for path in sorted((tree / "folder3").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (tree / "folder3").rmdir()
+    action = sync()
+    assert action.counts["DOCS"]["deleted"] == len(gone) == 15
+    assert len(deleted(tmp_path / "ingest")) == 15
+
+
+def test_the_scan_module_imports_nothing_of_django() -> None:
+    # Reader processes start by importing it: no settings, no app registry.
+    probe = (
+        "import sys, connector.ingest.scan;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
