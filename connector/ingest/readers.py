@@ -9,9 +9,9 @@ batches and the datastore. The processes are started on first use (``spawn``:
 a fresh interpreter that imports the scan module and nothing of Django), shared
 by every Synchronize of the process and kept until it exits.
 
-A job whose process died (killed, out of memory) is run again in the worker
-itself, and the next job starts new processes: a broken pool costs time, never
-a document.
+A job whose process died (killed, out of memory, or it could not start) is
+run again in the worker itself, and jobs stay in the worker for a minute
+before new processes are tried: a broken pool costs time, never a document.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,8 +31,12 @@ from connector.ingest.scan import FolderJob, FolderResult, run_job
 
 logger = logging.getLogger(__name__)
 
+#: After a pool broke, this long in the worker before processes are tried again.
+RETRY_SECONDS = 60.0
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_retry_at = 0.0
 
 
 def _ignore_interrupts() -> None:
@@ -42,7 +47,7 @@ def _ignore_interrupts() -> None:
 def _get_pool() -> ProcessPoolExecutor | None:
     global _pool
     count = settings.CONNECTOR_SYNCHRONIZE_READERS
-    if count <= 0:
+    if count <= 0 or time.monotonic() < _retry_at:
         return None
     with _lock:
         if _pool is None:
@@ -56,10 +61,15 @@ def _get_pool() -> ProcessPoolExecutor | None:
 
 
 def _forget(pool: ProcessPoolExecutor) -> None:
-    global _pool
+    global _pool, _retry_at
     with _lock:
         if _pool is pool:
             _pool = None
+            _retry_at = time.monotonic() + RETRY_SECONDS
+            logger.warning(
+                "The reader processes of Synchronize stopped; jobs run in the worker for %s s",
+                RETRY_SECONDS,
+            )
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -72,9 +82,10 @@ def process_ids() -> list[int]:
 
 def shutdown() -> None:
     """Stop the reader processes (they are started again when next needed)."""
-    global _pool
+    global _pool, _retry_at
     with _lock:
         pool, _pool = _pool, None
+        _retry_at = 0.0
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -104,9 +115,8 @@ class Reader:
         try:
             return future.result()
         except BrokenProcessPool:
-            logger.warning(
-                "A reader process of Synchronize ended abruptly; reading folder %r here", job.path
-            )
-            if _pool is not None:
-                _forget(_pool)
+            logger.warning("A reader process of Synchronize ended abruptly; doing folder %r here",
+                           job.path)  # fmt: skip
+            if (pool := _pool) is not None:
+                _forget(pool)
             return run_job(job, self.checkpoint)

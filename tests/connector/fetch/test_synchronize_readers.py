@@ -132,6 +132,8 @@ def test_a_reader_process_killed_costs_time_not_documents(
     assert contents[encode_identifier("DOCS", 0, "folder0/deep/doc00.txt")] == (
         "Document 0, changed."
     )
+    # Not started again at once: a pool that breaks may break again.
+    assert readers.process_ids() == []
 
 
 def test_a_job_lost_with_its_process_is_run_in_the_worker(tree: Path) -> None:
