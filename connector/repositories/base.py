@@ -6,7 +6,10 @@ made them can decode. Every method that takes an identifier validates it first,
 so an identifier a client made up is refused (``IdentifierError``) before the
 repository touches anything.
 
-Fetch actions depend on this interface only; the file system
+Fetch actions depend on this interface only, but for Synchronize, which
+reads a file-system task a folder at a time with folder jobs
+(``connector/ingest/scan.py``) for speed; another kind of repository would
+bring jobs of its own. The file system
 (``connector.repositories.filesystem``) is the built-in implementation. Custom
 metadata and holds are not the repository's: they live in the connector's
 datastore (``DatastoreDocument``), so every repository gets them alike.
