@@ -274,12 +274,13 @@ class TaskSynchronizer:
         return problem
 
     def _group_forced(self) -> None:
+        """``Identifiers=`` as the jobs of their folders look for them (``scan.key``)."""
         for identifier in self.forced:
             with suppress(IdentifierError):
                 location = self.repository.locate(identifier)
-                folder = "/".join(location.parts[:-1])
-                key = self.repository.identifier(location.root, folder)
-                self.forced_by_folder.setdefault(key, set()).add(identifier)
+                folder = self.repository.identifier(location.root, "/".join(location.parts[:-1]))
+                key = scan.key(location.parts[-1], identifier)
+                self.forced_by_folder.setdefault(folder, set()).add(key)
 
     def _scopes(self) -> list[scan.Scope]:
         repository = self.repository
@@ -352,8 +353,7 @@ class TaskSynchronizer:
             known = job.known or {}
             high = self.extent.high
             self.judged += sum(1 for row in known.values() if row[0] <= high)
-            for identifier in result.gone:
-                pk, _, _, _, ingested, _ = known[identifier]
+            for pk, identifier, ingested in result.gone:
                 if pk <= high:
                     self._gone(pk, identifier, ingested=ingested)
         self.listed += result.seen

@@ -185,6 +185,28 @@ def test_a_folder_gone_with_its_subfolders_is_deleted_whole(
     assert len(deleted(tmp_path / "ingest")) == 15
 
 
+def test_names_that_are_not_ascii_or_not_utf8_are_found_again_and_kept_apart(
+    db: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "names"
+    root.mkdir()
+    # Two names that are not UTF-8 show as the same path: r\ufffd.txt.
+    for raw in (b"r\xff.txt", b"r\xfe.txt", "caf\u00e9.txt".encode(), b"plain.txt"):
+        (root / os.fsdecode(raw)).write_bytes(raw)
+    make_task("DOCS", root, tmp_path / "ingest")
+    assert sync().counts["DOCS"]["added"] == 4
+    assert sync().counts["DOCS"]["unchanged"] == 4
+    (root / os.fsdecode(b"r\xfe.txt")).write_text("changed")
+    (root / "caf\u00e9.txt").unlink()
+    action = sync()
+    assert action.counts["DOCS"] == {
+        "seen": 3, "added": 0, "updated": 1, "deleted": 1, "unchanged": 2, "errors": 0,
+    }  # fmt: skip
+    [changed] = [d for d in documents(tmp_path / "ingest") if d.content == "changed"]
+    assert changed.reference == encode_identifier("DOCS", 0, os.fsdecode(b"r\xfe.txt"))
+    assert deleted(tmp_path / "ingest") == [encode_identifier("DOCS", 0, "caf\u00e9.txt")]
+
+
 def test_the_scan_module_imports_nothing_of_django() -> None:
     # Reader processes start by importing it: no settings, no app registry.
     probe = (
