@@ -146,7 +146,7 @@ def main() -> None:
                 if profiler:
                     profiler.disable()
             if profiler:
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+                pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(30)
             done = Action.objects.get(pk=action.pk)
             if done.status != "Finished":
                 raise SystemExit(f"Synchronize ended {done.status}: {done.error}")

@@ -143,15 +143,21 @@ class FolderResult:
 
 
 def key(name: str, identifier: str) -> str:
-    """How a job finds a document's row: by its name when it is ASCII, else by its
-    identifier (after a '/', which no name has).
+    """How a job finds a document's row: by its name when it is printable ASCII,
+    else by its identifier (after a '/', which no name has).
 
     A name is compared as it is, not as an identifier: making one per listed
-    document was a good part of a run with nothing to do. Only ASCII names:
-    the datastore keeps paths with replacement characters for names that are
-    not UTF-8, which two names can share.
+    document was a good part of a run with nothing to do. Only printable ASCII
+    names: the datastore keeps paths with replacement characters for names that
+    are not UTF-8, which two names can share. ``datastore.folder_rows`` makes
+    the same key in SQL.
     """
-    return name if name.isascii() else "/" + identifier
+    return name if is_plain(name) else "/" + identifier
+
+
+def is_plain(name: str) -> bool:
+    """Printable ASCII only (' ' to '~')."""
+    return name.isascii() and name.isprintable()
 
 
 def run_job(job: FolderJob, checkpoint: Callable[[], None] | None = None) -> FolderResult:
@@ -229,7 +235,7 @@ class _Job:
             if checkpoint is not None:
                 checkpoint()
             done += 1
-            if name.isascii():
+            if is_plain(name):
                 at, identifier = name, ""
             else:
                 identifier = self._identifier(name)
@@ -305,7 +311,7 @@ class _Job:
         """Give back the documents not done yet as a job of their own (with their rows)."""
         names, rows = [], {}
         for name, _ in entries:
-            at = name if name.isascii() else "/" + self._identifier(name)
+            at = name if is_plain(name) else "/" + self._identifier(name)
             names.append(name)
             if (row := known.pop(at, None)) is not None:
                 rows[at] = row

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from connector.fetch.documents import NEVER
-from connector.ingest import datastore
+from connector.ingest import datastore, scan
 from connector.ingest.idx import (
     IdxDocument,
     field_name,
@@ -188,18 +188,28 @@ def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     assert row.metadata == {"Dept": "Sales"} and row.held
 
 
-def test_a_name_that_is_not_ascii_is_found_by_its_identifier(docs: FetchTask) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["r\N{REPLACEMENT CHARACTER}.txt", "caf\N{LATIN SMALL LETTER E WITH ACUTE}.txt",
+     "tab\there", "del\x7f", "plain name.txt", "~!#$%&'()*+,-.;<=>?@[]^_`{|}"],
+)  # fmt: skip
+def test_a_row_is_keyed_in_sql_as_a_job_keys_its_document(docs: FetchTask, name: str) -> None:
     # Paths keep replacement characters for bytes that are not UTF-8, which two
-    # names can share; an identifier is exact.
+    # names can share, so only printable ASCII names are keys; the rest go by
+    # identifier.
     datastore.record(
         docs,
-        [("F", _sent("X1", "r\N{REPLACEMENT CHARACTER}.txt", 1, 1, "")),
-         ("F", _sent("X2", "caf\N{LATIN SMALL LETTER E WITH ACUTE}.txt", 2, 2, ""))],
+        [("F", _sent("X1", f"a/b/{name}", 1, 1, "")), ("G", _sent("X2", name, 2, 2, ""))],
         timezone.now(),
-    )  # fmt: skip
-    found = datastore.folder_rows(docs, "F")
-    assert found is not None and sorted(found) == ["/X1", "/X2"]
-    assert found["/X2"][1:] == (2, 2, "", 1, None, "X2")
+    )
+    in_subfolder, at_root = datastore.folder_rows(docs, "F"), datastore.folder_rows(docs, "G")
+    assert in_subfolder is not None and at_root is not None
+    assert (
+        list(in_subfolder) == [scan.key(name, "X1")]
+        and in_subfolder[scan.key(name, "X1")][6] == "X1"
+    )
+    assert list(at_root) == [scan.key(name, "X2")] and at_root[scan.key(name, "X2")][6] == "X2"
+    assert scan.key(name, "X1") == (name if name.isascii() and name.isprintable() else "/X1")
 
 
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:

@@ -58,6 +58,7 @@ def tree(tmp_path: Path) -> Path:
         folder = root / f"folder{n % 4}" / ("deep" if n % 3 == 0 else "")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"doc{n:02d}.txt").write_text(f"Document {n}.\n")
+        os.utime(folder / f"doc{n:02d}.txt", ns=(1_700_000_000_000_000_000,) * 2)
     (root / "binary.bin").write_bytes(b"\0\1\2")
     (root / "big.txt").write_text("x" * (scan.SMALL_DOCUMENT + 10))
     return root
@@ -85,15 +86,24 @@ def test_a_run_in_reader_processes_sends_what_a_run_in_the_worker_sends(
     settings,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
+    def write(relative: str, text: str | None) -> None:
+        # At a fixed time, so both runs see the same MODIFIED whenever they ran.
+        path = tree / relative
+        if text is None:
+            path.unlink()
+        else:
+            path.write_text(text)
+            os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+
     settings.CONNECTOR_SYNCHRONIZE_READERS = 0
     here = make_task("DOCS", tree, tmp_path / "here")
     first_here = sync()
-    (tree / "folder1" / "doc01.txt").write_text("Changed.\n")
-    (tree / "folder2" / "doc02.txt").unlink()
+    write("folder1/doc01.txt", "Changed.\n")
+    write("folder2/doc02.txt", None)
     second_here = sync()
     # The same tree and changes again, for a task whose jobs run in reader processes.
-    (tree / "folder1" / "doc01.txt").write_text("Document 1.\n")
-    (tree / "folder2" / "doc02.txt").write_text("Document 2.\n")
+    write("folder1/doc01.txt", "Document 1.\n")
+    write("folder2/doc02.txt", "Document 2.\n")
     here.delete()
     make_task("DOCS", tree, tmp_path / "there")
     settings.CONNECTOR_SYNCHRONIZE_READERS = 2
@@ -101,8 +111,8 @@ def test_a_run_in_reader_processes_sends_what_a_run_in_the_worker_sends(
     try:
         first_there = sync()
         assert readers.process_ids(), "the jobs did not go to reader processes"
-        (tree / "folder1" / "doc01.txt").write_text("Changed.\n")
-        (tree / "folder2" / "doc02.txt").unlink()
+        write("folder1/doc01.txt", "Changed.\n")
+        write("folder2/doc02.txt", None)
         second_there = sync()
     finally:
         readers.shutdown()
