@@ -8,9 +8,12 @@ process, on a fresh SQLite database:
 - a second Synchronize with nothing changed;
 
 and prints files per second for each (wall clock, and per CPU second of this
-process), the ratios to the walk, and the peak resident memory after each
-phase. ``--profile first`` or ``--profile no-change`` also prints where that
-run spends its time.
+process and its reader processes), the ratios to the walk, the CPU per file
+of the worker and of the readers, and the peak resident memory after each
+phase. ``--profile first`` or ``--profile no-change`` also prints where the
+worker spends its time in that run (``BENCH_SORT=cumulative`` to sort by
+cumulative time). ``CONNECTOR_SYNCHRONIZE_READERS=0`` runs everything in the
+worker.
 
     python bench/synchronize.py [--files 100000] [--profile first|no-change]
 """
@@ -96,6 +99,22 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def readers_peak_rss_mib() -> str:
+    """Peak RSS of each reader process running now."""
+    from connector.ingest import readers
+
+    peaks = []
+    for pid in readers.process_ids():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(f"{int(line.split()[1]) / 1024:.0f}")
+    return "/".join(peaks) + " MiB" if peaks else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -146,7 +165,9 @@ def main() -> None:
                 if profiler:
                     profiler.disable()
             if profiler:
-                pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(30)
+                pstats.Stats(profiler).sort_stats(
+                    os.environ.get("BENCH_SORT", "tottime")
+                ).print_stats(30)
             done = Action.objects.get(pk=action.pk)
             if done.status != "Finished":
                 raise SystemExit(f"Synchronize ended {done.status}: {done.error}")
@@ -161,7 +182,8 @@ def main() -> None:
                 f"{label:<28} {rate:9.0f} {rate / walk_rate:8.3f} {cpu_rate:12.0f}"
                 f" {cpu_rate / walk_cpu_rate:8.3f} {peak_rss_mib():5.0f} MiB  {note}"
                 f" (CPU us/file: worker {timing.own_cpu / files * 1e6:.1f},"
-                f" readers {timing.readers_cpu / files * 1e6:.1f})"
+                f" readers {timing.readers_cpu / files * 1e6:.1f}; readers' peak RSS"
+                f" {readers_peak_rss_mib()})"
             )
 
         # The best of three walks: the floor the ratios are taken against.
