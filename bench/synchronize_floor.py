@@ -1,0 +1,140 @@
+"""What a first Synchronize cannot do without: each step alone, per file, against the walk.
+
+Builds a tree of small files (as ``bench/synchronize.py`` does) and times, in
+this process, one step at a time over every file, best of three:
+
+- the bare walk (``os.scandir`` and a stat per file), the figure the issue's
+  ratios are taken against;
+- reading each file as a folder job does (``scan.read_small_document``:
+  open without following links, fstat, read, close);
+- its sha256;
+- formatting its IDX document (``idx.format_file_document``);
+- recording it in the datastore (``datastore.record``, batches of 1000 in a
+  transaction, on a fresh SQLite database with the real schema).
+
+It prints the CPU microseconds per file of each step and the best ratio to
+the walk that a first Synchronize could reach if it did nothing but these
+steps, on one core and on two (perfectly shared). The gap between that and
+``bench/synchronize.py``'s figure is the Python around the steps.
+
+    python bench/synchronize_floor.py [--files 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synchronize import bare_walk, build_tree  # noqa: E402
+
+
+def best_of_three(step: Callable[[], object]) -> float:
+    times = []
+    for _ in range(3):
+        started = time.process_time()
+        step()
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="connector-bench-floor-") as tmp:
+        var = Path(tmp) / "var"
+        os.environ.update(
+            {
+                "CONNECTOR_VAR_DIR": str(var),
+                "DATABASE_URL": f"sqlite:///{var / 'bench.sqlite3'}",
+                "LOG_LEVEL": "WARNING",
+                "DJANGO_SETTINGS_MODULE": "connector.settings",
+            }
+        )
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import transaction
+        from django.utils import timezone
+
+        from connector.ingest import datastore, scan
+        from connector.ingest.idx import format_file_document
+        from connector.models import DatastoreDocument, FetchTask
+
+        call_command("migrate", verbosity=0)
+        tree = Path(tmp) / "tree"
+        build_tree(tree, args.files)
+        task = FetchTask.objects.create(name="BENCH", directory_paths=[str(tree)])
+        folders = sorted(tree.iterdir())
+        contents: list[bytes] = []
+
+        def read() -> None:
+            contents.clear()
+            for folder in folders:
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    for name in sorted(os.listdir(fd)):
+                        contents.append(scan.read_small_document(fd, name)[1] or b"")
+                finally:
+                    os.close(fd)
+
+        def digest() -> None:
+            for data in contents:
+                hashlib.sha256(data).hexdigest()
+
+        def format_documents() -> None:
+            for n, data in enumerate(contents):
+                format_file_document(
+                    identifier="RlMxAEJFTkNIADAAZDAwMDAvZjAwMDAwMC50eHQ", task="BENCH",
+                    path=f"d{n // 500:04d}/f{n:06d}.txt", name=f"f{n:06d}.txt", size=len(data),
+                    modified="2026-12-01T00:00:00Z", content_hash="ab" * 32,
+                    text=data.decode(), metadata=None,
+                )  # fmt: skip
+
+        def record() -> None:
+            DatastoreDocument.objects.all().delete()
+            now = timezone.now()
+            for start in range(0, len(contents), 1000):
+                rows: list[tuple[str, scan.Record]] = [
+                    (f"FOLDER{n // 500:04d}", ("added", f"ID{n:07d}", f"d/f{n:06d}.txt", 15,
+                                               1_764_000_000_000_000_000 + n, "ab" * 32))
+                    for n in range(start, min(start + 1000, len(contents)))
+                ]  # fmt: skip
+                with transaction.atomic():
+                    datastore.record(task, rows, now)
+
+        walk = best_of_three(lambda: bare_walk(tree)) / args.files * 1e6
+        steps = {
+            "read (open, fstat, read, close)": best_of_three(read),
+            "sha256": best_of_three(digest),
+            "format the IDX document": best_of_three(format_documents),
+            "record in the datastore": best_of_three(record),
+        }
+        print(f"{'Step':<34} {'CPU us/file':>11}")
+        print(f"{'bare walk (scandir + stat)':<34} {walk:11.2f}")
+        total = 0.0
+        for label, seconds in steps.items():
+            per_file = seconds / args.files * 1e6
+            total += per_file
+            print(f"{label:<34} {per_file:11.2f}")
+        print(f"{'the steps together':<34} {total:11.2f}")
+        print(
+            f"Best ratio to the walk with nothing else: {walk / total:.3f} on one core,"
+            f" {2 * walk / total:.3f} on two. Load average {os.getloadavg()[0]:.1f}."
+        )
+
+
+if __name__ == "__main__":
+    main()
