@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import Count, Field, Max
 
 from connector.fetch.documents import NEVER
-from connector.ingest.scan import Known, Record
+from connector.ingest.scan import Known, Record, key
 from connector.models import DatastoreDocument, FetchTask
 
 #: Rows of one folder sent with a job; a folder with more is done in slices.
@@ -43,24 +43,11 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
-def _key_column() -> str:
-    """``scan.key`` of a row, in SQL: the last component of its path if that is
-    printable ASCII, else '/' and its identifier."""
-    path, identifier = _column("path"), _column("identifier")
-    if connection.vendor == "sqlite":
-        name = f"substr({path}, length(rtrim({path}, replace({path}, '/', ''))) + 1)"
-        plain = f"{name} NOT GLOB '*[^ -~]*'"
-    else:
-        name = f"substring({path} from '[^/]*$')"
-        plain = f"{name} !~ '[^ -~]'"
-    return f"CASE WHEN {plain} THEN {name} ELSE '/' || {identifier} END"
-
-
 def _known_columns() -> str:
-    """The select list of a key and its ``Known``; its two parameters are ``NEVER``
-    and an empty metadata, as the database stores them."""
+    """The select list of a path and its ``Known``; its two parameters are
+    ``NEVER`` and an empty metadata, as the database stores them."""
     return (
-        f"{_key_column()}, {_column('id')}, {_column('size')}, {_column('modified_ns')},"
+        f"{_column('path')}, {_column('id')}, {_column('size')}, {_column('modified_ns')},"
         f" {_column('content_hash')},"
         f" CASE WHEN {_column('last_ingested_at')} > %s THEN 1 ELSE 0 END,"
         f" CASE WHEN {_column('metadata')} = %s THEN NULL ELSE {_column('metadata')} END,"
@@ -74,13 +61,20 @@ def _known_parameters() -> list[Any]:
 
 
 def _known_rows(rows: list[tuple[Any, ...]]) -> dict[str, Known]:
-    """Rows of (key, *Known) by key; metadata parsed where there is some."""
-    known: dict[str, Known] = {row[0]: row[1:] for row in rows}  # type: ignore[misc]
-    for at, row in known.items():
-        if row[5] is not None:
+    """Rows of (path, *Known) by ``scan.key``; metadata parsed where there is some.
+
+    The key is made here, not in SQL: SQLite's string functions for the last
+    component of a path cost more per row than this loop.
+    """
+    known: dict[str, Known] = {}
+    for path, pk, size, modified_ns, content_hash, ingested, metadata, identifier in rows:
+        if metadata is not None:
             # Text on SQLite and through Django's PostgreSQL loader.
-            metadata = json.loads(row[5]) if isinstance(row[5], str) else row[5]
-            known[at] = (*row[:5], metadata if isinstance(metadata, dict) else None, row[6])
+            parsed = json.loads(metadata) if isinstance(metadata, str) else metadata
+            metadata = parsed if isinstance(parsed, dict) else None
+        known[key(path.rpartition("/")[2], identifier)] = (
+            pk, size, modified_ns, content_hash, ingested, metadata, identifier,
+        )  # fmt: skip
     return known
 
 

@@ -149,8 +149,8 @@ def key(name: str, identifier: str) -> str:
     A name is compared as it is, not as an identifier: making one per listed
     document was a good part of a run with nothing to do. Only printable ASCII
     names: the datastore keeps paths with replacement characters for names that
-    are not UTF-8, which two names can share. ``datastore.folder_rows`` makes
-    the same key in SQL.
+    are not UTF-8, which two names can share. ``datastore.folder_rows`` keys
+    a folder's rows the same way.
     """
     return name if is_plain(name) else "/" + identifier
 

@@ -193,7 +193,7 @@ def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     ["r\N{REPLACEMENT CHARACTER}.txt", "caf\N{LATIN SMALL LETTER E WITH ACUTE}.txt",
      "tab\there", "del\x7f", "plain name.txt", "~!#$%&'()*+,-.;<=>?@[]^_`{|}"],
 )  # fmt: skip
-def test_a_row_is_keyed_in_sql_as_a_job_keys_its_document(docs: FetchTask, name: str) -> None:
+def test_a_row_is_keyed_as_a_job_keys_its_document(docs: FetchTask, name: str) -> None:
     # Paths keep replacement characters for bytes that are not UTF-8, which two
     # names can share, so only printable ASCII names are keys; the rest go by
     # identifier.
