@@ -274,13 +274,12 @@ class TaskSynchronizer:
         return problem
 
     def _group_forced(self) -> None:
-        """``Identifiers=`` as the jobs of their folders look for them (``scan.key``)."""
+        """``Identifiers=`` by the identifier of their folder: each job gets its own."""
         for identifier in self.forced:
             with suppress(IdentifierError):
                 location = self.repository.locate(identifier)
                 folder = self.repository.identifier(location.root, "/".join(location.parts[:-1]))
-                key = scan.key(location.parts[-1], identifier)
-                self.forced_by_folder.setdefault(folder, set()).add(key)
+                self.forced_by_folder.setdefault(folder, set()).add(identifier)
 
     def _scopes(self) -> list[scan.Scope]:
         repository = self.repository
@@ -353,7 +352,8 @@ class TaskSynchronizer:
             known = job.known or {}
             high = self.extent.high
             self.judged += sum(1 for row in known.values() if row[0] <= high)
-            for pk, identifier, ingested in result.gone:
+            for identifier in result.gone:
+                pk, _, _, _, ingested, _ = known[identifier]
                 if pk <= high:
                     self._gone(pk, identifier, ingested=ingested)
         self.listed += result.seen

@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import Count, Field, Max
 
 from connector.fetch.documents import NEVER
-from connector.ingest.scan import Known, Record, key
+from connector.ingest.scan import Known, Record
 from connector.models import DatastoreDocument, FetchTask
 
 #: Rows of one folder sent with a job; a folder with more is done in slices.
@@ -44,14 +44,13 @@ def _column(name: str) -> str:
 
 
 def _known_columns() -> str:
-    """The select list of a path and its ``Known``; its two parameters are
+    """The select list of a ``Known``, after the identifier; its two parameters are
     ``NEVER`` and an empty metadata, as the database stores them."""
     return (
-        f"{_column('path')}, {_column('id')}, {_column('size')}, {_column('modified_ns')},"
+        f"{_column('id')}, {_column('size')}, {_column('modified_ns')},"
         f" {_column('content_hash')},"
         f" CASE WHEN {_column('last_ingested_at')} > %s THEN 1 ELSE 0 END,"
-        f" CASE WHEN {_column('metadata')} = %s THEN NULL ELSE {_column('metadata')} END,"
-        f" {_column('identifier')}"
+        f" CASE WHEN {_column('metadata')} = %s THEN NULL ELSE {_column('metadata')} END"
     )
 
 
@@ -61,20 +60,13 @@ def _known_parameters() -> list[Any]:
 
 
 def _known_rows(rows: list[tuple[Any, ...]]) -> dict[str, Known]:
-    """Rows of (path, *Known) by ``scan.key``; metadata parsed where there is some.
-
-    The key is made here, not in SQL: SQLite's string functions for the last
-    component of a path cost more per row than this loop.
-    """
-    known: dict[str, Known] = {}
-    for path, pk, size, modified_ns, content_hash, ingested, metadata, identifier in rows:
-        if metadata is not None:
+    """Rows of (identifier, *Known) by identifier; metadata parsed where there is some."""
+    known: dict[str, Known] = {row[0]: row[1:] for row in rows}  # type: ignore[misc]
+    for identifier, row in known.items():
+        if row[5] is not None:
             # Text on SQLite and through Django's PostgreSQL loader.
-            parsed = json.loads(metadata) if isinstance(metadata, str) else metadata
-            metadata = parsed if isinstance(parsed, dict) else None
-        known[key(path.rpartition("/")[2], identifier)] = (
-            pk, size, modified_ns, content_hash, ingested, metadata, identifier,
-        )  # fmt: skip
+            metadata = json.loads(row[5]) if isinstance(row[5], str) else row[5]
+            known[identifier] = (*row[:5], metadata if isinstance(metadata, dict) else None)
     return known
 
 
@@ -96,10 +88,10 @@ def extent(task: FetchTask) -> Extent:
 
 
 def folder_rows(task: FetchTask, folder: str) -> dict[str, Known] | None:
-    """The rows of a folder's documents by ``scan.key``; None if it has more than FOLDER_ROWS."""
+    """The rows of a folder's documents by identifier; None if it has more than FOLDER_ROWS."""
     # Only quoted column names and placeholders go into the text; values are parameters.
     sql = (
-        f"SELECT {_known_columns()}"  # noqa: S608
+        f"SELECT {_column('identifier')}, {_known_columns()}"  # noqa: S608
         f" FROM {connection.ops.quote_name(_TABLE)}"
         f" WHERE {_column('task')} = %s AND {_column('folder')} = %s LIMIT %s"
     )
@@ -112,13 +104,12 @@ def folder_rows(task: FetchTask, folder: str) -> dict[str, Known] | None:
 
 
 def rows_by_identifier(task: FetchTask, identifiers: Sequence[str]) -> dict[str, Known]:
-    """The rows of ``identifiers`` that the task's datastore has (a slice of a large
-    folder), by ``scan.key``."""
+    """The rows of ``identifiers`` that the task's datastore has (a slice of a large folder)."""
     found: dict[str, Known] = {}
     for start in range(0, len(identifiers), LOOKUP_CHUNK):
         chunk = identifiers[start : start + LOOKUP_CHUNK]
         sql = (
-            f"SELECT {_known_columns()}"  # noqa: S608
+            f"SELECT {_column('identifier')}, {_known_columns()}"  # noqa: S608
             f" FROM {connection.ops.quote_name(_TABLE)}"
             f" WHERE {_column('task')} = %s"
             f" AND {_column('identifier')} IN ({', '.join(['%s'] * len(chunk))})"

@@ -74,12 +74,11 @@ class Scope:
 
 
 #: A datastore row, as much of it as a job needs: (row id, size, modified_ns,
-#: content hash, ingested, custom metadata or None, identifier). ``ingested``
-#: is 0 for a row another action made (Hold, Update, Insert) before the
-#: document was first sent, else 1. Plain tuples, not objects: jobs carry
-#: hundreds of them to reader processes, and tuples pickle without Python code
-#: per item.
-Known = tuple[int, int, int, str, int, dict[str, object] | None, str]
+#: content hash, ingested, custom metadata or None). ``ingested`` is 0 for a
+#: row another action made (Hold, Update, Insert) before the document was first
+#: sent, else 1. Plain tuples, not objects: jobs carry hundreds of them to
+#: reader processes, and tuples pickle without Python code per item.
+Known = tuple[int, int, int, str, int, dict[str, object] | None]
 #: A document read and formatted, to record once its batch is committed:
 #: (change, identifier, path, size, modified_ns, content hash).
 Record = tuple[Change, str, str, int, int, str]
@@ -90,10 +89,10 @@ class FolderJob:
     scope: Scope
     #: The folder, relative to the root ('' for the root itself), '/'-separated.
     path: str
-    #: The datastore rows of the folder's documents, by ``key``; None when the
-    #: folder has too many to send (the job then only lists it).
+    #: The datastore rows of the folder's documents, by identifier; None when
+    #: the folder has too many to send (the job then only lists it).
     known: dict[str, Known] | None
-    #: Keys of documents to send again even if unchanged (``Identifiers=``).
+    #: Identifiers to send again even if unchanged (``Identifiers=``).
     forced: frozenset[str] = frozenset()
     #: Only these documents of the folder (a slice of a large folder), not a
     #: listing; ``known`` then holds the rows of these alone.
@@ -128,8 +127,8 @@ class FolderResult:
     records: list[Record] = field(default_factory=list)
     #: Unchanged documents whose time moved: (row id, new time).
     touched: list[tuple[int, int]] = field(default_factory=list)
-    #: Known rows that no listed document matched: (row id, identifier, ingested).
-    gone: list[tuple[int, str, int]] = field(default_factory=list)
+    #: Identifiers of known rows that no listed document matched.
+    gone: list[str] = field(default_factory=list)
     large: list[Large] = field(default_factory=list)
     #: (path, why) of documents that could not be read.
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -140,24 +139,6 @@ class FolderResult:
     too_many: list[str] | None = None
     #: What the job left when it had read JOB_BYTES: the next job.
     rest: FolderJob | None = None
-
-
-def key(name: str, identifier: str) -> str:
-    """How a job finds a document's row: by its name when it is printable ASCII,
-    else by its identifier (after a '/', which no name has).
-
-    A name is compared as it is, not as an identifier: making one per listed
-    document was a good part of a run with nothing to do. Only printable ASCII
-    names: the datastore keeps paths with replacement characters for names that
-    are not UTF-8, which two names can share. ``datastore.folder_rows`` keys
-    a folder's rows the same way.
-    """
-    return name if is_plain(name) else "/" + identifier
-
-
-def is_plain(name: str) -> bool:
-    """Printable ASCII only (' ' to '~')."""
-    return name.isascii() and name.isprintable()
 
 
 def run_job(job: FolderJob, checkpoint: Callable[[], None] | None = None) -> FolderResult:
@@ -223,7 +204,7 @@ class _Job:
                 result.too_many = [name for name, _ in entries]
                 return result
         known = dict(job.known or {})
-        checkpoint, forced, folder = self.checkpoint, job.forced, self.folder
+        prefix, checkpoint, forced, folder = self.prefix, self.checkpoint, job.forced, self.folder
         done = unchanged = 0
         # Every run after the first spends its time here: one lstat per document
         # and a read only of what changed. Written out in one loop, not a call per
@@ -235,16 +216,12 @@ class _Job:
             if checkpoint is not None:
                 checkpoint()
             done += 1
-            if is_plain(name):
-                at, identifier = name, ""
-            else:
-                identifier = self._identifier(name)
-                at = "/" + identifier
-            row = known.pop(at, None)
+            identifier = make_identifier(prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
+            row = known.pop(identifier, None)
             change: Change | Literal["maybe"]
             if row is None or not row[4]:
                 change = "added"
-            elif at in forced:
+            elif identifier in forced:
                 change = "updated"
             else:
                 try:
@@ -260,11 +237,11 @@ class _Job:
                     unchanged += 1
                     continue
                 change = "maybe" if st.st_size == row[1] and row[3] else "updated"
-            self._read(name, identifier or self._identifier(name), change, row)
+            self._read(name, identifier, change, row)
         result.seen = done
         result.unchanged += unchanged
         if job.names is None:
-            result.gone = [(row[0], row[6], row[4]) for row in known.values()]
+            result.gone = list(known)
         return result
 
     def _list(self) -> list[tuple[str, os.DirEntry[str]]] | None:
@@ -311,17 +288,14 @@ class _Job:
         """Give back the documents not done yet as a job of their own (with their rows)."""
         names, rows = [], {}
         for name, _ in entries:
-            at = name if is_plain(name) else "/" + self._identifier(name)
+            identifier = make_identifier(self.prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
             names.append(name)
-            if (row := known.pop(at, None)) is not None:
-                rows[at] = row
+            if (row := known.pop(identifier, None)) is not None:
+                rows[identifier] = row
         self.result.rest = FolderJob(
             scope=self.job.scope, path=self.job.path, known=rows, forced=self.job.forced,
             names=names,
         )  # fmt: skip
-
-    def _identifier(self, name: str) -> str:
-        return make_identifier(self.prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
 
     def _read(
         self, name: str, identifier: str, change: Change | Literal["maybe"], row: Known | None

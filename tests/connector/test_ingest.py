@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from connector.fetch.documents import NEVER
-from connector.ingest import datastore, scan
+from connector.ingest import datastore
 from connector.ingest.idx import (
     IdxDocument,
     field_name,
@@ -145,12 +145,10 @@ def test_recorded_rows_are_read_back_by_folder_exactly_as_written(docs: FetchTas
         timezone.now(),
     )  # fmt: skip
     found = datastore.folder_rows(docs, "F")
-    # By name: ASCII names are compared as they are (scan.key).
-    assert found is not None and sorted(found) == ["a.txt", "b.txt"]
-    a = found["a.txt"]
-    # size, time, hash, ingested, metadata, identifier
-    assert a[1:] == (3, modified_ns, "aa", 1, None, "A")
-    assert found["b.txt"][2] == 0
+    assert found is not None and sorted(found) == ["A", "B"]
+    a = found["A"]
+    assert a[1:] == (3, modified_ns, "aa", 1, None)  # size, time, hash, ingested, metadata
+    assert found["B"][2] == 0
     assert datastore.folder_rows(docs, "nothing") == {}
     # The ORM reads the same row.
     row = DatastoreDocument.objects.get(identifier="A")
@@ -170,7 +168,7 @@ def test_a_folder_with_more_rows_than_a_job_takes_is_read_by_identifier(
     )
     assert datastore.folder_rows(docs, "F") is None
     found = datastore.rows_by_identifier(docs, ["D0", "D2", "D4", "NONE"])
-    assert sorted(found) == ["0.txt", "2.txt", "4.txt"] and found["4.txt"][1:2] == (4,)
+    assert sorted(found) == ["D0", "D2", "D4"] and found["D4"][1] == 4
 
 
 def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
@@ -180,36 +178,12 @@ def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     )  # fmt: skip
     known = datastore.folder_rows(docs, "F")
     assert known is not None
-    assert known["a.txt"][2:] == (-1, "", 0, {"Dept": "Sales"}, "A")
+    assert known["A"][2:] == (-1, "", 0, {"Dept": "Sales"})  # time, hash, ingested, metadata
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h"))], moment)
     row = DatastoreDocument.objects.get(identifier="A")
     assert (row.size, row.modified_ns, row.last_ingested_at) == (5, 7, moment)
     assert row.metadata == {"Dept": "Sales"} and row.held
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["r\N{REPLACEMENT CHARACTER}.txt", "caf\N{LATIN SMALL LETTER E WITH ACUTE}.txt",
-     "tab\there", "del\x7f", "plain name.txt", "~!#$%&'()*+,-.;<=>?@[]^_`{|}"],
-)  # fmt: skip
-def test_a_row_is_keyed_as_a_job_keys_its_document(docs: FetchTask, name: str) -> None:
-    # Paths keep replacement characters for bytes that are not UTF-8, which two
-    # names can share, so only printable ASCII names are keys; the rest go by
-    # identifier.
-    datastore.record(
-        docs,
-        [("F", _sent("X1", f"a/b/{name}", 1, 1, "")), ("G", _sent("X2", name, 2, 2, ""))],
-        timezone.now(),
-    )
-    in_subfolder, at_root = datastore.folder_rows(docs, "F"), datastore.folder_rows(docs, "G")
-    assert in_subfolder is not None and at_root is not None
-    assert (
-        list(in_subfolder) == [scan.key(name, "X1")]
-        and in_subfolder[scan.key(name, "X1")][6] == "X1"
-    )
-    assert list(at_root) == [scan.key(name, "X2")] and at_root[scan.key(name, "X2")][6] == "X2"
-    assert scan.key(name, "X1") == (name if name.isascii() and name.isprintable() else "/X1")
 
 
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
