@@ -305,13 +305,13 @@ class TaskSynchronizer:
             # done when handed out), so the order of the output is the same.
             while self.todo and len(self.in_flight) < JOBS_AHEAD:
                 scope, path = self.todo.pop()
-                self._submit(self._folder_job(scope, path))
+                folder = self.repository.identifier(scope.root, path)
+                self._submit(self._folder_job(scope, path, folder), folder)
             self._handle_next()
             if not self.reader.in_processes and self.read >= READERS_AFTER:
                 self.reader = Reader(in_processes=True, checkpoint=self.ctx.checkpoint)
 
-    def _folder_job(self, scope: scan.Scope, path: str) -> scan.FolderJob:
-        folder = self.repository.identifier(scope.root, path)
+    def _folder_job(self, scope: scan.Scope, path: str, folder: str) -> scan.FolderJob:
         return scan.FolderJob(
             scope=scope,
             path=path,
@@ -319,8 +319,7 @@ class TaskSynchronizer:
             forced=frozenset(self.forced_by_folder.get(folder, ())),
         )
 
-    def _submit(self, job: scan.FolderJob) -> None:
-        folder = self.repository.identifier(job.scope.root, job.path)
+    def _submit(self, job: scan.FolderJob, folder: str) -> None:
         self.in_flight.append((job, folder, self.reader.submit(job)))
 
     def _handle_next(self) -> None:
@@ -374,7 +373,7 @@ class TaskSynchronizer:
             if read := self._read_large(job, large):
                 self._send(folder, [read[0]], [read[1]])
         if result.rest is not None:
-            self._submit(result.rest)
+            self._submit(result.rest, folder)
         self.progress(ENUMERATING)
 
     def _split(self, job: scan.FolderJob, folder: str, names: list[str]) -> None:
@@ -405,7 +404,8 @@ class TaskSynchronizer:
                     known=known,
                     forced=job.forced,
                     names=slice_names,
-                )
+                ),
+                folder,
             )
             # Written as they come, so the folder's slices are not all held at once.
             while len(self.in_flight) > JOBS_AHEAD:

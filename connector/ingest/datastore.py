@@ -180,7 +180,6 @@ def folders(task: FetchTask, high: int) -> list[str]:
 class Row:
     pk: int
     identifier: str
-    path: str
     ingested: bool
 
 
@@ -195,10 +194,10 @@ def rows_in_folder(task: FetchTask, folder: str, high: int) -> Iterator[Row]:
         page = list(
             DatastoreDocument.objects.filter(task=task, folder=folder, pk__gt=after, pk__lte=high)
             .order_by("pk")
-            .values_list("pk", "identifier", "path", "last_ingested_at")[:PAGE]
+            .values_list("pk", "identifier", "last_ingested_at")[:PAGE]
         )
         if not page:
             return
         after = page[-1][0]
-        for pk, identifier, path, ingested_at in page:
-            yield Row(pk, identifier, path, ingested_at > NEVER)
+        for pk, identifier, ingested_at in page:
+            yield Row(pk, identifier, ingested_at > NEVER)

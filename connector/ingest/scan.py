@@ -36,6 +36,7 @@ from connector.repositories.base import ItemNotFound, WriteRefused, display
 from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
     identifier_prefix,
+    is_document_name,
     make_identifier,
     open_folder_below,
 )
@@ -64,13 +65,12 @@ class Scope:
     file_match: re.Pattern[str] | None
     file_exclude: re.Pattern[str] | None
 
+    @property
+    def every_name(self) -> bool:
+        return self.file_match is None and self.file_exclude is None
+
     def is_document_name(self, name: str) -> bool:
-        if self.file_match is None and self.file_exclude is None:
-            return True
-        folded = name.casefold()
-        if self.file_exclude is not None and self.file_exclude.match(folded):
-            return False
-        return self.file_match is None or self.file_match.match(folded) is not None
+        return self.every_name or is_document_name(name, self.file_match, self.file_exclude)
 
 
 #: A datastore row, as much of it as a job needs: (row id, size, modified_ns,
@@ -114,7 +114,6 @@ class Large:
 
 @dataclass(slots=True)
 class FolderResult:
-    path: str
     #: Why the folder could not be opened or listed; nothing else is set then.
     error: str | None = None
     #: Subfolders to synchronize (names, sorted); only when the folder was listed.
@@ -150,7 +149,7 @@ def run_job(job: FolderJob, checkpoint: Callable[[], None] | None = None) -> Fol
     JOB_BYTES read.
     """
     scope = job.scope
-    result = FolderResult(path=job.path)
+    result = FolderResult()
     parts = job.path.split("/") if job.path else []
     try:
         folder = open_folder_below(scope.root_real, parts, create=False)
@@ -185,7 +184,7 @@ class _Job:
         self.prefix = identifier_prefix(scope.task, scope.root) + (
             os.fsencode(job.path) + b"/" if job.path else b""
         )
-        self.every_name = scope.file_match is None and scope.file_exclude is None
+        self.every_name = scope.every_name
         self.path_prefix = folder_path + "/" if folder_path else ""
         self.read_bytes = 0
         self._second = -1

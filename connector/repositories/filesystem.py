@@ -250,6 +250,17 @@ def write_below(base: str, parts: Sequence[str], chunks: Iterable[bytes]) -> int
         os.close(folder)
 
 
+def is_document_name(
+    name: str, file_match: re.Pattern[str] | None, file_exclude: re.Pattern[str] | None
+) -> bool:
+    """Whether ``name`` matches ``FileMatch`` (None: every name) and none of
+    ``FileExcludeMatch``; patterns are compiled case-folded."""
+    folded = name.casefold()
+    if file_exclude is not None and file_exclude.match(folded):
+        return False
+    return file_match is None or file_match.match(folded) is not None
+
+
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, tz=UTC)
 
@@ -527,12 +538,7 @@ class FileSystemRepository(Repository):
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
-        if self.every_name:
-            return True
-        folded = name.casefold()
-        if self.file_exclude is not None and self.file_exclude.match(folded):
-            return False
-        return self.file_match.match(folded) is not None
+        return self.every_name or is_document_name(name, self.file_match, self.file_exclude)
 
     def _item_at(self, location: Location, resolved: tuple[str, os.stat_result]) -> Item:
         _, st = resolved
