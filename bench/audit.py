@@ -16,14 +16,12 @@ time hardly moves when other work shares the cores), and the difference.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import django_on_fresh_sqlite
 
 
 def main() -> None:
@@ -33,24 +31,10 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="connector-bench-audit-") as tmp:
-        var = Path(tmp) / "var"
-        os.environ.update(
-            {
-                "CONNECTOR_VAR_DIR": str(var),
-                "DATABASE_URL": f"sqlite:///{var / 'bench.sqlite3'}",
-                "LOG_LEVEL": "WARNING",
-                "DJANGO_SETTINGS_MODULE": "connector.settings",
-            }
-        )
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        django_on_fresh_sqlite(Path(tmp))
 
         from connector import audit, queue
 
-        call_command("migrate", verbosity=0)
         real_record = audit.record_done
 
         def no_record(**kwargs: object) -> None:

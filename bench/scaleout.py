@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "scaleout"))
 
+from harness import process_cpu_seconds  # noqa: E402
 from scaleout_cluster import REDIS_SERVER, Cluster, services_missing, wait_for  # noqa: E402
 
 THREADS = 4
@@ -48,14 +49,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_by_part(cluster: Cluster) -> dict[str, dict[int, float]]:
     """CPU seconds so far of the workers, the database's backends for them, and Redis."""
     backends = cluster.query(
@@ -64,9 +57,9 @@ def cpu_by_part(cluster: Cluster) -> dict[str, dict[int, float]]:
     )
     redis_pid = cluster.redis.child.pid if cluster.redis.child else 0
     return {
-        "workers": {w.child.pid: cpu_seconds(w.child.pid) for w in cluster.workers},
-        "PostgreSQL": {pid: cpu_seconds(pid) for (pid,) in backends},
-        "Redis": {redis_pid: cpu_seconds(redis_pid)},
+        "workers": {w.child.pid: process_cpu_seconds(w.child.pid) for w in cluster.workers},
+        "PostgreSQL": {pid: process_cpu_seconds(pid) for (pid,) in backends},
+        "Redis": {redis_pid: process_cpu_seconds(redis_pid)},
     }
 
 

@@ -25,13 +25,12 @@ import cProfile
 import os
 import pstats
 import resource
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import django_on_fresh_sqlite, process_cpu_seconds
 
 
 def build_tree(root: Path, files: int, per_folder: int = 500) -> None:
@@ -54,14 +53,6 @@ def bare_walk(root: Path) -> int:
                     entry.stat(follow_symlinks=False)
                     seen += 1
     return seen
-
-
-def process_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -126,20 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="connector-bench-sync-") as tmp:
-        var = Path(tmp) / "var"
-        os.environ.update(
-            {
-                "CONNECTOR_VAR_DIR": str(var),
-                "DATABASE_URL": f"sqlite:///{var / 'bench.sqlite3'}",
-                "LOG_LEVEL": "WARNING",
-                "DJANGO_SETTINGS_MODULE": "connector.settings",
-            }
-        )
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        var = django_on_fresh_sqlite(Path(tmp))
         from django.db import connection
 
         from connector import queue
@@ -147,7 +125,6 @@ def main() -> None:
         from connector.models import Action, DatastoreDocument, FetchTask
         from connector.worker.checkpointer import WalCheckpointer
 
-        call_command("migrate", verbosity=0)
         tree = Path(tmp) / "tree"
         started = time.perf_counter()
         build_tree(tree, args.files)

@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-from synchronize import bare_walk, build_tree  # noqa: E402
+from harness import django_on_fresh_sqlite
+from synchronize import bare_walk, build_tree
 
 
 def best_of_three(step: Callable[[], object]) -> float:
@@ -52,20 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="connector-bench-floor-") as tmp:
-        var = Path(tmp) / "var"
-        os.environ.update(
-            {
-                "CONNECTOR_VAR_DIR": str(var),
-                "DATABASE_URL": f"sqlite:///{var / 'bench.sqlite3'}",
-                "LOG_LEVEL": "WARNING",
-                "DJANGO_SETTINGS_MODULE": "connector.settings",
-            }
-        )
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        django_on_fresh_sqlite(Path(tmp))
         from django.db import transaction
         from django.utils import timezone
 
@@ -73,7 +57,6 @@ def main() -> None:
         from connector.ingest.idx import format_file_document
         from connector.models import DatastoreDocument, FetchTask
 
-        call_command("migrate", verbosity=0)
         tree = Path(tmp) / "tree"
         build_tree(tree, args.files)
         task = FetchTask.objects.create(name="BENCH", directory_paths=[str(tree)])
