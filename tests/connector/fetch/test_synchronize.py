@@ -6,7 +6,7 @@ import base64
 import http.server
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -237,18 +237,26 @@ def test_several_tasks_are_counted_apart(task: FetchTask, tmp_path: Path) -> Non
 # --- Errors on documents ----------------------------------------------------------
 
 
+def before_reading(monkeypatch: pytest.MonkeyPatch, name: str, do: Callable[[], object]) -> None:
+    """Call ``do`` as a job is about to read the document ``name``, after the listing."""
+    real = scan.read_small_document
+
+    def read(folder: int, read_name: str):  # type: ignore[no-untyped-def]
+        if read_name == name:
+            do()
+        return real(folder, read_name)
+
+    monkeypatch.setattr(scan, "read_small_document", read)
+
+
 def test_an_unreadable_file_is_an_error_and_the_others_are_ingested(
     task: FetchTask, ingest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The tests run as root, whom no permission stops: the read itself is refused.
-    real = scan.read_small_document
+    def refuse() -> None:
+        # The tests run as root, whom no permission stops: the read itself is refused.
+        raise PermissionError(13, "Permission denied")
 
-    def read(folder: int, name: str):  # type: ignore[no-untyped-def]
-        if name == "readme.txt":
-            raise PermissionError(13, "Permission denied")
-        return real(folder, name)
-
-    monkeypatch.setattr(scan, "read_small_document", read)
+    before_reading(monkeypatch, "readme.txt", refuse)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
@@ -282,15 +290,8 @@ def test_an_unreadable_large_file_is_an_error_and_the_others_are_ingested(
 def test_a_file_deleted_between_listing_and_reading_is_an_error(
     task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = scan.read_small_document
-
-    def read_after_delete(folder: int, name: str):  # type: ignore[no-untyped-def]
-        # Listed already: the run is about to read it.
-        if name == "readme.txt":
-            (docs_tree / "readme.txt").unlink()
-        return real(folder, name)
-
-    monkeypatch.setattr(scan, "read_small_document", read_after_delete)
+    # Listed already: the run is about to read it.
+    before_reading(monkeypatch, "readme.txt", (docs_tree / "readme.txt").unlink)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
@@ -300,15 +301,11 @@ def test_a_file_deleted_between_listing_and_reading_is_an_error(
 def test_a_file_swapped_for_a_fifo_after_the_listing_is_an_error_not_a_hang(
     task: FetchTask, docs_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = scan.read_small_document
+    def swap() -> None:
+        (docs_tree / "readme.txt").unlink()
+        os.mkfifo(docs_tree / "readme.txt")
 
-    def swap_then_read(folder: int, name: str):  # type: ignore[no-untyped-def]
-        if name == "readme.txt":
-            (docs_tree / "readme.txt").unlink()
-            os.mkfifo(docs_tree / "readme.txt")
-        return real(folder, name)
-
-    monkeypatch.setattr(scan, "read_small_document", swap_then_read)
+    before_reading(monkeypatch, "readme.txt", swap)
     action = sync()
     assert action.status == Status.FINISHED
     assert counts(action)["errors"] == 1 and counts(action)["added"] == 4
