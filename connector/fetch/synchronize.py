@@ -66,7 +66,7 @@ from connector.repositories import (
     task_name_of,
 )
 from connector.repositories.base import display
-from connector.repositories.filesystem import identifier_prefix, make_identifier
+from connector.repositories.filesystem import children_prefix, make_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -382,9 +382,7 @@ class TaskSynchronizer:
         Its rows no listed name matches are its documents gone.
         """
         self.listed_folders.add(folder)
-        prefix = identifier_prefix(self.name, job.scope.root)
-        if job.path:
-            prefix += os.fsencode(job.path) + b"/"
+        prefix = children_prefix(self.name, job.scope.root, job.path)
         identifiers = [make_identifier(prefix + os.fsencode(name)) for name in names]
         listed = set(identifiers)
         for row in datastore.rows_in_folder(self.task, folder, self.extent.high):

@@ -35,7 +35,7 @@ from connector.ingest.idx import format_file_document
 from connector.repositories.base import ItemNotFound, WriteRefused, display
 from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
-    identifier_prefix,
+    children_prefix,
     is_document_name,
     make_identifier,
     open_folder_below,
@@ -181,9 +181,7 @@ class _Job:
         self.result = result
         scope = job.scope
         folder_path = display(job.path)
-        self.prefix = identifier_prefix(scope.task, scope.root) + (
-            os.fsencode(job.path) + b"/" if job.path else b""
-        )
+        self.prefix = children_prefix(scope.task, scope.root, job.path)
         self.every_name = scope.every_name
         self.path_prefix = folder_path + "/" if folder_path else ""
         self.read_bytes = 0

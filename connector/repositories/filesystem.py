@@ -133,6 +133,13 @@ def identifier_prefix(task: str, root: int) -> bytes:
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
+def children_prefix(task: str, root: int, folder: str) -> bytes:
+    """The raw bytes every identifier of a document directly in ``folder`` starts
+    with: ``make_identifier(children_prefix(...) + os.fsencode(name))``."""
+    prefix = identifier_prefix(task, root)
+    return prefix + os.fsencode(folder) + b"/" if folder else prefix
+
+
 def make_identifier(raw: bytes) -> str:
     """The identifier of raw bytes (``identifier_prefix`` and the path), unchecked.
 
@@ -567,9 +574,7 @@ class FileSystemRepository(Repository):
         entries: list[os.DirEntry[str]],
         containers_only: bool,
     ) -> Iterator[Item]:
-        folder = identifier_prefix(self.task.name, location.root)
-        if location.path:
-            folder += os.fsencode(location.path) + b"/"
+        folder = children_prefix(self.task.name, location.root, location.path)
         for entry in entries:
             if "\\" in entry.name:
                 # Identifiers refuse backslashes (a separator elsewhere), so such
