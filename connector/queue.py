@@ -424,15 +424,8 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
     """
     if limit <= 0:
         return []
-    now = timezone.now()
-    postgresql = connection.vendor == "postgresql"
-    sql = _claim_sql(postgresql=postgresql)
-    params: list[Any] = [
-        queue, Status.QUEUED, limit,
-        Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
-        Status.QUEUED, queue,
-    ]  # fmt: skip
-    if postgresql:
+    sql, params = _claim_statement(queue=queue, worker=worker, limit=limit)
+    if connection.vendor == "postgresql":
         # One round trip: the claim and its SET LOCAL in one message. Django's
         # psycopg cursors bind parameters on the client and send by the simple
         # query protocol, which runs the statements of one message as one
@@ -450,6 +443,21 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+    return _taken(rows)
+
+
+def _claim_statement(*, queue: str, worker: str, limit: int) -> tuple[str, list[Any]]:
+    now = timezone.now()
+    params: list[Any] = [
+        queue, Status.QUEUED, limit,
+        Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
+        Status.QUEUED, queue,
+    ]  # fmt: skip
+    return _claim_sql(postgresql=connection.vendor == "postgresql"), params
+
+
+def _taken(rows: list[tuple[Any, ...]]) -> list[Action]:
+    """The claimed actions, in claim order; listeners told once committed."""
     claimed = _claimed_actions(rows)
     _changed(*(action.pk for action in claimed))
     return sorted(claimed, key=lambda a: (-a.priority, a.queued_at, a.pk))
@@ -516,6 +524,74 @@ def finish_action(
     An action that completes after a Stop was accepted is recorded as Stopped,
     so a client whose Stop succeeded always sees Stopped.
     """
+    sql, params = _finish_statement(
+        pk=pk, worker=worker, counts=counts, result=result, progress=progress,
+        stage=stage, stopped=stopped, error=error,
+    )  # fmt: skip
+    # One statement, so no transaction of its own (outside one, it commits
+    # on its own): on PostgreSQL one round trip instead of BEGIN, UPDATE,
+    # COMMIT. Durable: it waits for the WAL flush, as the session's default is.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
+    return _ended(pk=pk, worker=worker, updated=updated)
+
+
+def finish_and_claim(
+    *,
+    queue: str,
+    pk: int,
+    worker: str,
+    counts: dict[str, Any],
+    result: dict[str, Any],
+    progress: int,
+    stage: str = "",
+    stopped: bool = False,
+    error: str = "",
+) -> list[Action]:
+    """``finish_action``, then ``claim_actions(limit=1)`` of ``queue``, in one transaction.
+
+    A slot's next action comes in the same round trip and the same commit as
+    the end of its last one: on PostgreSQL one message of two statements
+    instead of two messages and two commits (bench/README.md, scale-out).
+    The commit is durable, as the finish's own is. Returns what was claimed;
+    a finish refused (the worker no longer holds the action) is logged, as
+    ``finish_action`` logs it, and the claim goes ahead.
+    """
+    finish_sql, finish_params = _finish_statement(
+        pk=pk, worker=worker, counts=counts, result=result, progress=progress,
+        stage=stage, stopped=stopped, error=error,
+    )  # fmt: skip
+    claim_sql, claim_params = _claim_statement(queue=queue, worker=worker, limit=1)
+    if connection.vendor == "postgresql":
+        # One message, so one implicit transaction (see claim_actions); no SET
+        # LOCAL, so its commit waits for the WAL flush.
+        with connection.cursor() as cursor:
+            cursor.execute(f"{finish_sql}; {claim_sql}", finish_params + claim_params)
+            updated = cursor.rowcount
+            cursor.nextset()
+            rows = cursor.fetchall()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(finish_sql, finish_params)
+            updated = cursor.rowcount
+            cursor.execute(claim_sql, claim_params)
+            rows = cursor.fetchall()
+    _ended(pk=pk, worker=worker, updated=updated)
+    return _taken(rows)
+
+
+def _finish_statement(
+    *,
+    pk: int,
+    worker: str,
+    counts: dict[str, Any],
+    result: dict[str, Any],
+    progress: int,
+    stage: str,
+    stopped: bool,
+    error: str,
+) -> tuple[str, list[Any]]:
     if error:
         status_sql, status_params = "%s", [Status.ERROR]
     elif stopped:
@@ -537,12 +613,10 @@ def finish_action(
         Status.PROCESSING,
         worker,
     ]
-    # One statement, so no transaction of its own (outside one, it commits
-    # on its own): on PostgreSQL one round trip instead of BEGIN, UPDATE,
-    # COMMIT. Durable: it waits for the WAL flush, as the session's default is.
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        updated = cursor.rowcount
+    return sql, params
+
+
+def _ended(*, pk: int, worker: str, updated: int) -> bool:
     if updated:
         _changed(pk)
     else:

@@ -40,7 +40,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from connector import queue, retention, schedules
-from connector.fetch.base import execute
+from connector.fetch.base import run
 from connector.logs import action_context
 from connector.models import Action, WorkerProcess
 
@@ -285,34 +285,43 @@ class WorkerEngine:
     # --- The slots -----------------------------------------------------------------
 
     def _slot_loop(self, name: str) -> None:
-        """One slot of a queue: claim an action, run it, repeat; wait when idle."""
+        """One slot of a queue: claim an action, run it, repeat; wait when idle.
+
+        While there is work, the end of each action and the claim of the next
+        go to the database together (``queue.finish_and_claim``): one round
+        trip per action.
+        """
         try:
             while not self.ready.wait(self.poll_seconds):
                 if self._closing.is_set():
                     return
+            claimed = self._claim(name)
+            self._count_first_look()
             while not self._closing.is_set():
-                try:
-                    claimed = queue.claim_actions(queue=name, worker=self.id, limit=1)
-                except Exception:
-                    logger.exception("Worker %s could not claim; retrying", self.id)
-                    close_old_connections()
-                    claimed = []
-                if not self.claiming.is_set():
-                    self._count_first_look()
-                if claimed and not self._closing.is_set():
-                    with self._work:
-                        if self._idle_slots:
-                            # There may be more: rouse another slot to look.
-                            self._add_wake_token()
-                    self._execute(self._register_running(name, claimed[0]))
+                if not claimed:
+                    self._wait_for_wakeup()
+                    if self._closing.is_set():
+                        break
+                    claimed = self._claim(name)
                     continue
-                if claimed:
-                    # Claimed as the shutdown began, and not started: back to the queue.
-                    queue.unclaim_action(pk=claimed[0].pk, worker=self.id)
-                    return
-                self._wait_for_wakeup()
+                with self._work:
+                    if self._idle_slots:
+                        # There may be more: rouse another slot to look.
+                        self._add_wake_token()
+                claimed = self._execute(self._register_running(name, claimed[0]), claim_next=True)
+            if claimed:
+                # Claimed as the shutdown began, and not started: back to the queue.
+                queue.unclaim_action(pk=claimed[0].pk, worker=self.id)
         finally:
             connections.close_all()
+
+    def _claim(self, name: str) -> list[Action]:
+        try:
+            return queue.claim_actions(queue=name, worker=self.id, limit=1)
+        except Exception:
+            logger.exception("Worker %s could not claim; retrying", self.id)
+            close_old_connections()
+            return []
 
     def _count_first_look(self) -> None:
         with self._lock:
@@ -346,28 +355,40 @@ class WorkerEngine:
             running.stop_event.set()
         return running
 
-    def _execute(self, running: _Running) -> None:
+    def _execute(self, running: _Running, *, claim_next: bool = False) -> list[Action]:
+        """Run an action and record its end; with ``claim_next``, claim the
+        slot's next action in the same transaction (unless the worker is
+        closing) and return it."""
         with action_context(running.action.token):
-            self._execute_in_context(running)
+            return self._execute_in_context(running, claim_next=claim_next)
 
-    def _execute_in_context(self, running: _Running) -> None:
+    def _execute_in_context(self, running: _Running, *, claim_next: bool) -> list[Action]:
+        action = running.action
         try:
-            execute(
-                running.action,
+            outcome = run(
+                action,
                 worker=self.id,
                 stop_event=running.stop_event,
                 shutdown_event=self._interrupting,
             )
+            if outcome is None:
+                return []  # interrupted by the shutdown: left to recovery
+            if claim_next and not self._closing.is_set():
+                return queue.finish_and_claim(
+                    queue=running.queue, pk=action.pk, worker=self.id, **outcome.as_finish()
+                )
+            queue.finish_action(pk=action.pk, worker=self.id, **outcome.as_finish())
         except Exception:
-            # execute() records failures itself; this is the database failing
-            # under it. The lease is no longer renewed, so recovery takes over.
-            logger.exception("Worker %s could not record action %s", self.id, running.action.pk)
+            # The database failing under the finish: the lease is no longer
+            # renewed, so recovery takes over.
+            logger.exception("Worker %s could not record action %s", self.id, action.pk)
             close_old_connections()
         finally:
             with self._changed:
-                if self._running.get(running.action.pk) is running:
-                    del self._running[running.action.pk]
+                if self._running.get(action.pk) is running:
+                    del self._running[action.pk]
                 self._changed.notify_all()
+        return []
 
     def _wait_until_idle(self, timeout: float) -> set[int]:
         """Wait up to ``timeout`` for running actions to end; return those left."""

@@ -346,6 +346,19 @@ def test_the_claim_and_the_finish_write_no_history_rows():
     assert len(steps(action)) == 3
 
 
+def test_a_finish_with_the_next_claim_writes_no_history_rows():
+    first = queue.submit_action(fetch_action="NoOp", params={})
+    second = queue.submit_action(fetch_action="NoOp", params={})
+    claim()
+    (claimed,) = queue.finish_and_claim(
+        queue="fetch", pk=first.pk, worker="w1", counts={}, result={}, progress=100
+    )
+    assert claimed.pk == second.pk
+    assert not ActionTransition.objects.exists()
+    assert statuses(first) == [Status.QUEUED, Status.PROCESSING, Status.FINISHED]
+    assert statuses(second) == [Status.QUEUED, Status.PROCESSING]
+
+
 def test_a_claim_of_many_records_each_of_them():
     first = queue.submit_action(fetch_action="NoOp", params={})
     second = queue.submit_action(fetch_action="NoOp", params={})

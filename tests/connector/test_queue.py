@@ -132,6 +132,96 @@ def test_finish_after_a_claim_waits_for_the_wal_flush():
     assert seen == ["on"]
 
 
+def finish_and_claim(action: Action, worker: str = WORKER, **kwargs: Any) -> list[Action]:
+    ending: dict[str, Any] = {"counts": {}, "result": {}, "progress": 0, **kwargs}
+    return queue.finish_and_claim(queue="fetch", pk=action.pk, worker=worker, **ending)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finish_and_claim_ends_one_action_and_claims_the_next_in_one_commit():
+    first, second, third = submit(), submit(), submit()
+    assert claim_one().pk == first.pk
+    heard: list[list[Any]] = []
+
+    def listener(*, pks: list[int], **kwargs: Any) -> None:
+        with connections.create_connection("default").cursor() as other:
+            other.execute("SELECT status FROM connector_action WHERE id = %s", [pks[0]])
+            heard.append([*pks, other.fetchone()[0]])
+
+    signals.action_changed.connect(listener)
+    try:
+        (claimed,) = finish_and_claim(first, counts={"T": {"seen": 1}})
+    finally:
+        signals.action_changed.disconnect(listener)
+    assert claimed.pk == second.pk
+    assert claimed.status == Status.PROCESSING and claimed.worker == WORKER
+    first.refresh_from_db()
+    assert first.status == Status.FINISHED
+    assert first.counts == {"T": {"seen": 1}} and first.progress == 100
+    assert status_of(second) == Status.PROCESSING
+    assert status_of(third) == Status.QUEUED
+    # Told of both, each after the commit.
+    assert heard == [[first.pk, Status.FINISHED], [second.pk, Status.PROCESSING]]
+
+
+def test_finish_and_claim_records_errors_and_stops_as_finish_action_does():
+    for _ in range(3):
+        submit()
+    failing = claim_one()
+    (stopping,) = finish_and_claim(failing, error="the repository is gone")
+    finish_and_claim(stopping, stopped=True, progress=40)
+    failing.refresh_from_db()
+    stopping.refresh_from_db()
+    assert (failing.status, failing.error) == (Status.ERROR, "the repository is gone")
+    assert (stopping.status, stopping.progress) == (Status.STOPPED, 40)
+
+
+def test_finish_and_claim_claims_nothing_from_a_paused_or_empty_queue():
+    action, waiting = submit(), submit()
+    claim_one()
+    queue.set_paused(queue="fetch", paused=True)
+    assert finish_and_claim(action) == []
+    assert status_of(action) == Status.FINISHED
+    assert status_of(waiting) == Status.QUEUED
+    queue.set_paused(queue="fetch", paused=False)
+    (claimed,) = queue.claim_actions(queue="fetch", worker=WORKER, limit=1)
+    assert finish_and_claim(claimed) == []
+    assert status_of(waiting) == Status.FINISHED
+
+
+def test_finish_and_claim_by_a_worker_that_lost_the_action_still_claims(caplog):
+    lost, waiting = submit(), submit()
+    claim_one(worker="old-worker")
+    expire(lost)
+    queue.recover_expired()
+    assert claim_one(worker="new-worker").pk == lost.pk
+    (claimed,) = finish_and_claim(lost, worker="old-worker")
+    assert claimed.pk == waiting.pk and claimed.worker == "old-worker"
+    lost.refresh_from_db()
+    assert (lost.status, lost.worker) == (Status.PROCESSING, "new-worker")
+    assert "which no longer holds it" in caplog.text
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_finish_and_claim_is_one_durable_round_trip_on_postgresql():
+    action, _ = submit(), submit()
+    claim_one()
+    sent: list[tuple[str, str]] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        context["cursor"].cursor.execute("SHOW synchronous_commit")
+        sent.append((sql, context["cursor"].cursor.fetchone()[0]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert len(finish_and_claim(action)) == 1
+    ((sql, synchronous_commit),) = sent
+    assert sql.startswith("UPDATE") and "RETURNING" in sql
+    # The claim's SET LOCAL is not in it: the commit waits for the WAL flush.
+    assert "synchronous_commit" not in sql and synchronous_commit == "on"
+
+
 def test_finish_makes_action_finished_at_full_progress():
     submit()
     action = claim_one()

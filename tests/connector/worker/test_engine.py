@@ -11,7 +11,7 @@ from django.utils import timezone
 from worker_helpers import FINAL, noop_action, sleep_action, status_of, wait_for, wait_for_status
 
 from connector import queue
-from connector.models import Action, Status, WorkerProcess
+from connector.models import Action, ActionTransition, Status, WorkerProcess
 from connector.worker.engine import WorkerEngine, current_engine
 
 threads = pytest.mark.django_db(transaction=True)
@@ -275,3 +275,44 @@ def test_a_slot_that_finds_work_rouses_another_so_a_backlog_fans_out(start_engin
     for action in actions:
         queue.request_stop(pk=action.pk)
         engine.stop_local(action.pk)
+
+
+@threads
+@override_settings(CONNECTOR_POLL_SECONDS=30, CONNECTOR_QUEUES={"fetch": {"MaximumThreads": 1}})
+def test_a_busy_slot_finishes_each_action_and_claims_the_next_in_one_call(
+    start_engine, monkeypatch
+):
+    engine = start_engine()
+    queue.set_paused(queue="fetch", paused=True)
+    actions = [noop_action() for _ in range(4)]
+    calls: list[str] = []
+    for name in ("claim_actions", "finish_action", "finish_and_claim"):
+        real = getattr(queue, name)
+        monkeypatch.setattr(
+            queue, name, lambda _real=real, _name=name, **kw: calls.append(_name) or _real(**kw)
+        )
+    queue.set_paused(queue="fetch", paused=False)
+    engine.wake()
+    for action in actions:
+        assert wait_for_status(action.pk, *FINAL) == Status.FINISHED
+    wait_for(lambda: len(calls) >= 5)
+    time.sleep(0.1)
+    # One claim after the wake-up, then one call per action: its end and the
+    # next claim (the last one finds nothing and the slot waits).
+    assert calls == ["claim_actions"] + ["finish_and_claim"] * 4
+
+
+@threads
+@override_settings(CONNECTOR_QUEUES={"fetch": {"MaximumThreads": 1}})
+def test_shutdown_records_the_last_action_without_claiming_another(start_engine):
+    engine = start_engine()
+    running = sleep_action(0.3, steps=30)
+    waiting = noop_action(priority=-1)
+    engine.wake()
+    wait_for(lambda: running.pk in engine.running_pks())
+    engine.shutdown(grace=5)
+    assert status_of(running.pk) == Status.FINISHED
+    left = Action.objects.get(pk=waiting.pk)
+    assert (left.status, left.worker, left.attempts) == (Status.QUEUED, "", 0)
+    # Never claimed, not claimed and given back (that leaves a step in its history).
+    assert not ActionTransition.objects.filter(action=waiting.pk).exists()
