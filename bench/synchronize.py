@@ -13,9 +13,11 @@ of the worker and of the readers, and the peak resident memory after each
 phase. ``--profile first`` or ``--profile no-change`` also prints where the
 worker spends its time in that run (``BENCH_SORT=cumulative`` to sort by
 cumulative time). ``CONNECTOR_SYNCHRONIZE_READERS=0`` runs everything in the
-worker.
+worker. ``--readers-running`` starts the reader processes before the first
+Synchronize, as in a worker that has synchronized before (they start on a
+worker's first large run and stay); without it the first run starts them.
 
-    python bench/synchronize.py [--files 100000] [--profile first|no-change]
+    python bench/synchronize.py [--files 100000] [--profile first|no-change] [--readers-running]
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ class Timing:
         self.cpu = self.own_cpu + self.readers_cpu
 
 
+def start_readers() -> None:
+    """Start every reader process now and wait until each has run something."""
+    from concurrent.futures import wait
+
+    from django.conf import settings
+
+    from connector.ingest import readers
+
+    pool = readers._get_pool()
+    if pool is None:
+        return
+    started = time.perf_counter()
+    # One submission per process starts it; a few more so that each has answered.
+    wait([pool.submit(os.getpid) for _ in range(4 * settings.CONNECTOR_SYNCHRONIZE_READERS)])
+    print(
+        f"Reader processes {readers.process_ids()} started in {time.perf_counter() - started:.2f} s"
+    )
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -113,6 +134,11 @@ def main() -> None:
         "--profile",
         choices=("first", "no-change"),
         help="also print where that Synchronize spends its time (cProfile; slows it down)",
+    )
+    parser.add_argument(
+        "--readers-running",
+        action="store_true",
+        help="start the reader processes before the first Synchronize",
     )
     args = parser.parse_args()
 
@@ -185,6 +211,8 @@ def main() -> None:
         # the action's path (connector/worker/checkpointer.py).
         checkpointer = WalCheckpointer()
         checkpointer.start()
+        if args.readers_running:
+            start_readers()
         walk, walked = best_walk()
         report("Bare walk (scandir + stat)", walked, walk, walk, walked)
         first, counts = synchronize(args.profile == "first")

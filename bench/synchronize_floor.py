@@ -17,6 +17,12 @@ the walk that a first Synchronize could reach if it did nothing but these
 steps, on one core and on two (perfectly shared). The gap between that and
 ``bench/synchronize.py``'s figure is the Python around the steps.
 
+It also times a datastore this project does not have, to size a redesign:
+one row per folder holding its documents' (name, size, time, hash) as JSON
+(a scratch table in the same database), written as a first run would and
+read back as a no-change run would, against reading a folder's rows as
+``datastore.folder_rows`` does; and prints the ceiling with it.
+
     python bench/synchronize_floor.py [--files 100000]
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -98,6 +105,48 @@ def main() -> None:
                 with transaction.atomic():
                     datastore.record(task, rows, now)
 
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TABLE bench_manifest (task integer, folder text, entries text,"
+                " PRIMARY KEY (task, folder))"
+            )
+
+        def manifest_entries(folder: int) -> list[list[object]]:
+            first = folder * 500
+            return [
+                [f"f{n:06d}.txt", 15, 1_764_000_000_000_000_000 + n, "ab" * 32]
+                for n in range(first, min(first + 500, args.files))
+            ]
+
+        def record_manifests() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("DELETE FROM bench_manifest")
+            for start in range(0, args.files, 1000):
+                with transaction.atomic(), connection.cursor() as cursor:
+                    # A first run's batch of 1000 fills two folders of 500.
+                    for folder in range(start // 500, (start + 999) // 500 + 1):
+                        cursor.execute(
+                            "INSERT OR REPLACE INTO bench_manifest VALUES (%s, %s, %s)",
+                            [task.pk, f"FOLDER{folder:04d}", json.dumps(manifest_entries(folder))],
+                        )
+
+        folder_count = (args.files + 499) // 500
+
+        def read_manifests() -> None:
+            with connection.cursor() as cursor:
+                for folder in range(folder_count):
+                    cursor.execute(
+                        "SELECT entries FROM bench_manifest WHERE task = %s AND folder = %s",
+                        [task.pk, f"FOLDER{folder:04d}"],
+                    )
+                    {entry[0]: entry[1:] for entry in json.loads(cursor.fetchone()[0])}
+
+        def read_rows() -> None:
+            for folder in range(folder_count):
+                datastore.folder_rows(task, f"FOLDER{folder:04d}")
+
         walk = best_of_three(lambda: bare_walk(tree)) / args.files * 1e6
         steps = {
             "read (open, fstat, read, close)": best_of_three(read),
@@ -116,6 +165,20 @@ def main() -> None:
         print(
             f"Best ratio to the walk with nothing else: {walk / total:.3f} on one core,"
             f" {2 * walk / total:.3f} on two. Load average {os.getloadavg()[0]:.1f}."
+        )
+        record_rows = steps["record in the datastore"] / args.files * 1e6
+        manifest = {
+            "record as folder manifests": best_of_three(record_manifests) / args.files * 1e6,
+            "read folder manifests": best_of_three(read_manifests) / args.files * 1e6,
+            "read folder rows (folder_rows)": best_of_three(read_rows) / args.files * 1e6,
+        }
+        print("A datastore of one row per folder (not the product's):")
+        for label, per_file in manifest.items():
+            print(f"  {label:<32} {per_file:11.2f}")
+        with_manifest = total - record_rows + manifest["record as folder manifests"]
+        print(
+            f"  Best ratio with it: {walk / with_manifest:.3f} on one core,"
+            f" {2 * walk / with_manifest:.3f} on two."
         )
 
 
