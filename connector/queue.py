@@ -508,6 +508,18 @@ _FINISH_SQL = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a run of an action ended: what its finish records."""
+
+    counts: dict[str, Any]
+    result: dict[str, Any]
+    progress: int
+    stage: str = ""
+    stopped: bool = False
+    error: str = ""
+
+
 def finish_action(
     *,
     pk: int,
@@ -519,15 +531,18 @@ def finish_action(
     stopped: bool = False,
     error: str = "",
 ) -> bool:
+    """``end_action`` with the ending's parts as arguments."""
+    ending = Ending(counts, result, progress, stage, stopped, error)
+    return end_action(pk=pk, worker=worker, ending=ending)
+
+
+def end_action(*, pk: int, worker: str, ending: Ending) -> bool:
     """Record the end of an action this worker holds; False if it no longer holds it.
 
     An action that completes after a Stop was accepted is recorded as Stopped,
     so a client whose Stop succeeded always sees Stopped.
     """
-    sql, params = _finish_statement(
-        pk=pk, worker=worker, counts=counts, result=result, progress=progress,
-        stage=stage, stopped=stopped, error=error,
-    )  # fmt: skip
+    sql, params = _finish_statement(pk=pk, worker=worker, ending=ending)
     # One statement, so no transaction of its own (outside one, it commits
     # on its own): on PostgreSQL one round trip instead of BEGIN, UPDATE,
     # COMMIT. Durable: it waits for the WAL flush, as the session's default is.
@@ -537,31 +552,17 @@ def finish_action(
     return _ended(pk=pk, worker=worker, updated=updated)
 
 
-def finish_and_claim(
-    *,
-    queue: str,
-    pk: int,
-    worker: str,
-    counts: dict[str, Any],
-    result: dict[str, Any],
-    progress: int,
-    stage: str = "",
-    stopped: bool = False,
-    error: str = "",
-) -> list[Action]:
-    """``finish_action``, then ``claim_actions(limit=1)`` of ``queue``, in one transaction.
+def finish_and_claim(*, queue: str, pk: int, worker: str, ending: Ending) -> list[Action]:
+    """``end_action``, then ``claim_actions(limit=1)`` of ``queue``, in one transaction.
 
     A slot's next action comes in the same round trip and the same commit as
     the end of its last one: on PostgreSQL one message of two statements
     instead of two messages and two commits (bench/README.md, scale-out).
     The commit is durable, as the finish's own is. Returns what was claimed;
     a finish refused (the worker no longer holds the action) is logged, as
-    ``finish_action`` logs it, and the claim goes ahead.
+    ``end_action`` logs it, and the claim goes ahead.
     """
-    finish_sql, finish_params = _finish_statement(
-        pk=pk, worker=worker, counts=counts, result=result, progress=progress,
-        stage=stage, stopped=stopped, error=error,
-    )  # fmt: skip
+    finish_sql, finish_params = _finish_statement(pk=pk, worker=worker, ending=ending)
     claim_sql, claim_params = _claim_statement(queue=queue, worker=worker, limit=1)
     if connection.vendor == "postgresql":
         # One message, so one implicit transaction (see claim_actions); no SET
@@ -581,20 +582,11 @@ def finish_and_claim(
     return _taken(rows)
 
 
-def _finish_statement(
-    *,
-    pk: int,
-    worker: str,
-    counts: dict[str, Any],
-    result: dict[str, Any],
-    progress: int,
-    stage: str,
-    stopped: bool,
-    error: str,
-) -> tuple[str, list[Any]]:
-    if error:
+def _finish_statement(*, pk: int, worker: str, ending: Ending) -> tuple[str, list[Any]]:
+    progress = ending.progress
+    if ending.error:
         status_sql, status_params = "%s", [Status.ERROR]
-    elif stopped:
+    elif ending.stopped:
         status_sql, status_params = "%s", [Status.STOPPED]
     else:
         status_sql = "CASE WHEN stop_requested THEN %s ELSE %s END"
@@ -604,11 +596,11 @@ def _finish_statement(
     params = [
         *status_params,
         _db_time(timezone.now()),
-        _db_json(counts),
-        _db_json(result),
+        _db_json(ending.counts),
+        _db_json(ending.result),
         progress,
-        stage[:200],
-        error,
+        ending.stage[:200],
+        ending.error,
         pk,
         Status.PROCESSING,
         worker,

@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -201,29 +200,6 @@ class FetchContext:
             )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended: what ``queue.finish_action`` records."""
-
-    counts: dict[str, Any]
-    result: dict[str, Any]
-    progress: int
-    stage: str
-    stopped: bool
-    error: str
-
-    def as_finish(self) -> dict[str, Any]:
-        """The keyword arguments of ``queue.finish_action`` (and ``finish_and_claim``)."""
-        return {
-            "counts": self.counts,
-            "result": self.result,
-            "progress": self.progress,
-            "stage": self.stage,
-            "stopped": self.stopped,
-            "error": self.error,
-        }
-
-
 def execute(
     action: Action,
     *,
@@ -237,9 +213,9 @@ def execute(
     not from a client: the action is left Processing (the worker releases its
     lease) so that recovery queues it again instead of recording it Stopped.
     """
-    outcome = run(action, worker=worker, stop_event=stop_event, shutdown_event=shutdown_event)
-    if outcome is not None:
-        queue.finish_action(pk=action.pk, worker=worker, **outcome.as_finish())
+    ending = run(action, worker=worker, stop_event=stop_event, shutdown_event=shutdown_event)
+    if ending is not None:
+        queue.end_action(pk=action.pk, worker=worker, ending=ending)
 
 
 def run(
@@ -248,7 +224,7 @@ def run(
     worker: str,
     stop_event: threading.Event,
     shutdown_event: threading.Event | None = None,
-) -> Outcome | None:
+) -> queue.Ending | None:
     """Run a claimed action and write its log; never raises.
 
     Returns how it ended, for the caller to record, or None if the worker's
@@ -283,7 +259,7 @@ def run(
         logger.exception("Could not write the log of action %s", action.token)
     if interrupted:
         return None
-    return Outcome(
+    return queue.Ending(
         counts=ctx.counts,
         result=ctx.result,
         progress=ctx.percent,

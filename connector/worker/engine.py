@@ -365,19 +365,19 @@ class WorkerEngine:
     def _execute_in_context(self, running: _Running, *, claim_next: bool) -> list[Action]:
         action = running.action
         try:
-            outcome = run(
+            ending = run(
                 action,
                 worker=self.id,
                 stop_event=running.stop_event,
                 shutdown_event=self._interrupting,
             )
-            if outcome is None:
+            if ending is None:
                 return []  # interrupted by the shutdown: left to recovery
             if claim_next and not self._closing.is_set():
                 return queue.finish_and_claim(
-                    queue=running.queue, pk=action.pk, worker=self.id, **outcome.as_finish()
+                    queue=running.queue, pk=action.pk, worker=self.id, ending=ending
                 )
-            queue.finish_action(pk=action.pk, worker=self.id, **outcome.as_finish())
+            queue.end_action(pk=action.pk, worker=self.id, ending=ending)
         except Exception:
             # The database failing under the finish: the lease is no longer
             # renewed, so recovery takes over.

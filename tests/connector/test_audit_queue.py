@@ -350,9 +350,8 @@ def test_a_finish_with_the_next_claim_writes_no_history_rows():
     first = queue.submit_action(fetch_action="NoOp", params={})
     second = queue.submit_action(fetch_action="NoOp", params={})
     claim()
-    (claimed,) = queue.finish_and_claim(
-        queue="fetch", pk=first.pk, worker="w1", counts={}, result={}, progress=100
-    )
+    ending = queue.Ending(counts={}, result={}, progress=100)
+    (claimed,) = queue.finish_and_claim(queue="fetch", pk=first.pk, worker="w1", ending=ending)
     assert claimed.pk == second.pk
     assert not ActionTransition.objects.exists()
     assert statuses(first) == [Status.QUEUED, Status.PROCESSING, Status.FINISHED]

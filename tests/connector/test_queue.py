@@ -133,8 +133,8 @@ def test_finish_after_a_claim_waits_for_the_wal_flush():
 
 
 def finish_and_claim(action: Action, worker: str = WORKER, **kwargs: Any) -> list[Action]:
-    ending: dict[str, Any] = {"counts": {}, "result": {}, "progress": 0, **kwargs}
-    return queue.finish_and_claim(queue="fetch", pk=action.pk, worker=worker, **ending)
+    ending = queue.Ending(**{"counts": {}, "result": {}, "progress": 0, **kwargs})
+    return queue.finish_and_claim(queue="fetch", pk=action.pk, worker=worker, ending=ending)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -286,7 +286,7 @@ def test_a_busy_slot_finishes_each_action_and_claims_the_next_in_one_call(
     queue.set_paused(queue="fetch", paused=True)
     actions = [noop_action() for _ in range(4)]
     calls: list[str] = []
-    for name in ("claim_actions", "finish_action", "finish_and_claim"):
+    for name in ("claim_actions", "end_action", "finish_and_claim"):
         real = getattr(queue, name)
         monkeypatch.setattr(
             queue, name, lambda _real=real, _name=name, **kw: calls.append(_name) or _real(**kw)
