@@ -72,10 +72,13 @@ def stop_loop(sender: wakeups._Sender) -> None:
     if loop is None or thread is None:
         return
     if thread.is_alive():
+        # Sends handed over just before are tasks once the loop has run this.
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
     for task in asyncio.all_tasks(loop):
         task._log_destroy_pending = False  # type: ignore[attr-defined]  # left on purpose
+        task.get_coro().close()  # not a "never awaited" warning when collected
     loop.close()
 
 
