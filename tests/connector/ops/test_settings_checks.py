@@ -35,6 +35,20 @@ def test_no_environment_at_all_is_a_valid_configuration(tmp_path):
     assert "no issues" in done.stdout
 
 
+def test_synchronize_leaves_the_worker_a_core_by_default(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c",
+         "import os; from django.conf import settings;"
+         " print(settings.CONNECTOR_SYNCHRONIZE_READERS, os.cpu_count())"],
+        cwd=ROOT, env={**base, "CONNECTOR_VAR_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    readers, cores = map(int, done.stdout.split())
+    assert readers == min(4, cores - 1)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
