@@ -14,13 +14,18 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``manage.py check`` in a fresh installation folder with this environment."""
+    return manage(tmp_path, "check", **env)
+
+
+def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` with ``args`` in a fresh installation folder with this environment."""
     base = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} and not k.startswith("CONNECTOR_")
     }
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**base, "CONNECTOR_VAR_DIR": str(tmp_path), **env},
         capture_output=True,
@@ -36,13 +41,10 @@ def test_no_environment_at_all_is_a_valid_configuration(tmp_path):
 
 
 def test_synchronize_leaves_the_worker_a_core_by_default(tmp_path):
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c",
-         "import os; from django.conf import settings;"
-         " print(settings.CONNECTOR_SYNCHRONIZE_READERS, os.cpu_count())"],
-        cwd=ROOT, env={**base, "CONNECTOR_VAR_DIR": str(tmp_path)},
-        capture_output=True, text=True, timeout=60,
+    done = manage(
+        tmp_path, "shell", "--no-imports", "-c",
+        "import os; from django.conf import settings;"
+        " print(settings.CONNECTOR_SYNCHRONIZE_READERS, os.cpu_count())",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     readers, cores = map(int, done.stdout.split())
