@@ -23,6 +23,12 @@ one row per folder holding its documents' (name, size, time, hash) as JSON
 read back as a no-change run would, against reading a folder's rows as
 ``datastore.folder_rows`` does; and prints the ceiling with it.
 
+Last, where gcc, SQLite's and OpenSSL's headers are there, it builds
+``bench/first_run_floor.c`` and runs the same steps in C on the same tree and
+database (plus writing and fsyncing the IDX batches), beside the Python
+figures: the floor that no Python around the steps can go under, set by the
+system calls and SQLite themselves.
+
     python bench/synchronize_floor.py [--files 100000]
 """
 
@@ -32,12 +38,14 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import django_on_fresh_sqlite
+from harness import ROOT, django_on_fresh_sqlite
 from synchronize import bare_walk, build_tree
 
 
@@ -48,6 +56,30 @@ def best_of_three(step: Callable[[], object]) -> float:
         step()
         times.append(time.process_time() - started)
     return min(times)
+
+
+def compiled_steps(tmp: Path, tree: Path, database: str, task: int) -> dict[str, float] | None:
+    """CPU microseconds a file of each step in C (``bench/first_run_floor.c``), or
+    None if it cannot be built here."""
+    source = ROOT / "bench" / "first_run_floor.c"
+    program = tmp / "first_run_floor"
+    if shutil.which("gcc") is None:
+        return None
+    built = subprocess.run(
+        ["gcc", "-O2", "-o", str(program), str(source), "-lsqlite3", "-lcrypto"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if built.returncode != 0:
+        print(f"(the C floor was not built: {built.stderr.strip().splitlines()[-1]})")
+        return None
+    output = tmp / "batches"
+    output.mkdir()
+    ran = subprocess.run(
+        [str(program), str(tree), database, str(task), str(output)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    figures = dict(line.split() for line in ran.stdout.splitlines())
+    return {step: float(value) for step, value in figures.items() if step != "files"}
 
 
 def main() -> None:
@@ -179,6 +211,29 @@ def main() -> None:
         print(
             f"  Best ratio with it: {walk / with_manifest:.3f} on one core,"
             f" {2 * walk / with_manifest:.3f} on two."
+        )
+
+        DatastoreDocument.objects.all().delete()
+        database = str(connection.settings_dict["NAME"])
+        compiled = compiled_steps(Path(tmp), tree, database, task.pk)
+        if compiled is None:
+            return
+        print("The same steps in C (bench/first_run_floor.c), CPU us/file:")
+        labels = {
+            "walk": "walk (readdir + fstatat)",
+            "read": "read (openat, fstat, read, close)",
+            "sha256": "sha256 (OpenSSL)",
+            "format": "format the IDX document",
+            "batch": "write and fsync IDX batches",
+            "record": "record in the datastore",
+        }
+        for step, label in labels.items():
+            print(f"  {label:<34} {compiled[step]:9.2f}")
+        floor = sum(value for step, value in compiled.items() if step != "walk")
+        print(f"  {'the steps together':<34} {floor:9.2f}")
+        print(
+            f"  Best ratio to the Python walk with nothing else: {walk / floor:.3f} on one"
+            f" core, {2 * walk / floor:.3f} on two."
         )
 
 
