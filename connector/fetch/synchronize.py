@@ -28,6 +28,7 @@ the next run resumes from there.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -81,10 +82,14 @@ TEXT_LIMIT = 8 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 #: Touched documents (same content, new time) whose time is recorded at once.
 TOUCHED_BATCH = 500
-#: A run hands its jobs to the reader processes once it has read this many
-#: documents: below, they cost more than they save, and a run with little to
-#: read (nothing changed) is faster in the worker alone (bench/README.md).
+#: A run hands its jobs to the reader processes once it has listed this many
+#: documents: below, they cost more than they save.
 READERS_AFTER = 2000
+#: A folder that has rows is only listed in a reader (a list-only job) and
+#: compared with its rows here, as sending the rows costs more than the lstats
+#: it would save (bench/README.md); what changed is read here too when it is
+#: at most this many documents, else the folder goes to a reader whole.
+READ_HERE = 32
 #: Jobs handed to the reader processes ahead of the one being written.
 JOBS_AHEAD = 6
 
@@ -202,8 +207,6 @@ class TaskSynchronizer:
         #: Rows of the extent found present or gone so far.
         self.judged = 0
         self.listed = 0
-        #: Documents read so far (sent, or read to compare their content).
-        self.read = 0
         self.reader = Reader(in_processes=False, checkpoint=ctx.checkpoint)
         #: Folders to do (depth first: the last is next), and jobs handed out, oldest first.
         self.todo: list[tuple[scan.Scope, str]] = []
@@ -308,7 +311,7 @@ class TaskSynchronizer:
                 folder = self.repository.identifier(scope.root, path)
                 self._submit(self._folder_job(scope, path, folder), folder)
             self._handle_next()
-            if not self.reader.in_processes and self.read >= READERS_AFTER:
+            if not self.reader.in_processes and self.listed >= READERS_AFTER:
                 self.reader = Reader(in_processes=True, checkpoint=self.ctx.checkpoint)
 
     def _folder_job(self, scope: scan.Scope, path: str, folder: str) -> scan.FolderJob:
@@ -320,16 +323,41 @@ class TaskSynchronizer:
         )
 
     def _submit(self, job: scan.FolderJob, folder: str) -> None:
-        self.in_flight.append((job, folder, self.reader.submit(job)))
+        handed = job
+        if self.reader.in_processes and job.known and job.names is None:
+            # The reader lists; the rows stay here for _compare.
+            handed = scan.FolderJob(scope=job.scope, path=job.path, known=None, list_only=True)
+        self.in_flight.append((job, folder, self.reader.submit(handed)))
 
     def _handle_next(self) -> None:
         """Wait for the oldest job handed out and write what it found."""
         job, folder, future = self.in_flight.popleft()
         self.ctx.checkpoint()
         result = self.reader.result(job, future)
+        if result.listing is not None:
+            result = self._compare(job, result)
         for name in reversed(result.folders):
             self.todo.append((job.scope, f"{job.path}/{name}" if job.path else name))
         self._handle(job, folder, result)
+
+    def _compare(self, job: scan.FolderJob, listed: scan.FolderResult) -> scan.FolderResult:
+        """The result of ``job`` from a listing of its folder that a reader made.
+
+        The job runs here with the listing, reading what changed, when that is
+        at most READ_HERE documents by size and time; else in a reader, whole.
+        """
+        assert listed.listing is not None and job.known is not None
+        sent = {(row[1], row[2]) for row in job.known.values() if row[4]}
+        to_read = len(job.forced) + sum(
+            1 for _, _, size, modified_ns in listed.listing if (size, modified_ns) not in sent
+        )
+        if to_read > READ_HERE:
+            return self.reader.result(job, self.reader.submit(job))
+        job = dataclasses.replace(job, listing=listed.listing)
+        result = scan.run_job(job, self.ctx.checkpoint)
+        if result.error is None:
+            result.folders, result.skipped = listed.folders, listed.skipped
+        return result
 
     def _handle(self, job: scan.FolderJob, folder: str, result: scan.FolderResult) -> None:
         where = display(job.path) or "/"
@@ -361,7 +389,6 @@ class TaskSynchronizer:
         for path, why in result.failed:
             self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, why)
             self.count("errors")
-        self.read += len(result.records) + len(result.touched) + len(result.large)
         self.touched.extend(result.touched)
         if len(self.touched) >= TOUCHED_BATCH:
             self._record_touched()

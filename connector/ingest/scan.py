@@ -11,6 +11,11 @@ batches and the datastore from the results.
 Jobs run in the worker itself or in reader processes
 (``connector/ingest/readers.py``), which is how a Synchronize uses more than
 one core: that is why this module and what it imports never import Django.
+A list-only job (``FolderJob.list_only``) just lists a folder and stats its
+documents; Synchronize then compares that listing with the folder's rows in
+the worker, by running the job with ``listing``, so a run over folders that
+have rows splits its work between a reader and the worker without sending
+the rows to the reader.
 
 Containment is the repository's: the folder is opened from the root's real
 path one component at a time without following links
@@ -82,6 +87,10 @@ Known = tuple[int, int, int, str, int, dict[str, object] | None]
 #: A document read and formatted, to record once its batch is committed:
 #: (change, identifier, path, size, modified_ns, content hash).
 Record = tuple[Change, str, str, int, int, str]
+#: A document as a list-only job found it: (name, identifier, size,
+#: modified_ns); the size is -1 when it could not be stat'ed then (the job given
+#: the listing tries again).
+Listed = tuple[str, str, int, int]
 
 
 @dataclass(slots=True)
@@ -97,6 +106,13 @@ class FolderJob:
     #: Only these documents of the folder (a slice of a large folder), not a
     #: listing; ``known`` then holds the rows of these alone.
     names: list[str] | None = None
+    #: Only list the folder and stat its documents (``FolderResult.listing``):
+    #: the rows stay with Synchronize, which compares them with what was listed
+    #: by running the job again with ``listing``.
+    list_only: bool = False
+    #: The folder's documents as a list-only job found them: used instead of
+    #: listing the folder again.
+    listing: list[Listed] | None = None
 
 
 @dataclass(slots=True)
@@ -138,6 +154,8 @@ class FolderResult:
     too_many: list[str] | None = None
     #: What the job left when it had read JOB_BYTES: the next job.
     rest: FolderJob | None = None
+    #: What a list-only job found: the folder's documents, sorted by name.
+    listing: list[Listed] | None = None
 
 
 def run_job(job: FolderJob, checkpoint: Callable[[], None] | None = None) -> FolderResult:
@@ -190,13 +208,26 @@ class _Job:
 
     def run(self) -> FolderResult:
         job, result = self.job, self.result
+        entries: Sequence[tuple[str, os.DirEntry[str] | _Stat | None]]
+        #: The entries' identifiers when the listing came with them.
+        identifiers: list[str] | None = None
         if job.names is not None:
-            entries: Sequence[tuple[str, os.DirEntry[str] | None]] = [(n, None) for n in job.names]
+            entries = [(n, None) for n in job.names]
         else:
-            listed = self._list()
-            if listed is None:
-                return result
-            entries = listed
+            if job.listing is not None:
+                entries = [
+                    (name, _Stat(size, modified_ns) if size >= 0 else None)
+                    for name, _, size, modified_ns in job.listing
+                ]
+                identifiers = [identifier for _, identifier, _, _ in job.listing]
+            else:
+                listed = self._list()
+                if listed is None:
+                    return result
+                if job.list_only:
+                    result.listing = [self._listed(name, entry) for name, entry in listed]
+                    return result
+                entries = listed
             if job.known is None or len(entries) > JOB_DOCUMENTS:
                 result.too_many = [name for name, _ in entries]
                 return result
@@ -212,8 +243,12 @@ class _Job:
                 break
             if checkpoint is not None:
                 checkpoint()
+            identifier = (
+                identifiers[done]
+                if identifiers is not None
+                else make_identifier(prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
+            )
             done += 1
-            identifier = make_identifier(prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
             row = known.pop(identifier, None)
             change: Change | Literal["maybe"]
             if row is None or not row[4]:
@@ -279,8 +314,18 @@ class _Job:
         documents.sort()  # names are unique, so the entries are never compared
         return documents
 
+    def _listed(self, name: str, entry: os.DirEntry[str]) -> Listed:
+        identifier = make_identifier(self.prefix + name.encode(_FS_ENCODING, _FS_ERRORS))
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            return (name, identifier, -1, -1)  # gone since the listing: the comparing job says why
+        return (name, identifier, st.st_size, st.st_mtime_ns)
+
     def _hand_back(
-        self, entries: Sequence[tuple[str, os.DirEntry[str] | None]], known: dict[str, Known]
+        self,
+        entries: Sequence[tuple[str, os.DirEntry[str] | _Stat | None]],
+        known: dict[str, Known],
     ) -> None:
         """Give back the documents not done yet as a job of their own (with their rows)."""
         names, rows = [], {}
@@ -353,6 +398,20 @@ class _Job:
     def _failed(self, name: str, error: OSError) -> None:
         why = "it no longer exists" if isinstance(error, FileNotFoundError) else error.strerror
         self.result.failed.append((self.path_prefix + display(name), str(why or error)))
+
+
+class _Stat:
+    """A document's size and time as a list-only job found them, in place of its
+    ``DirEntry`` (the same ``stat`` call, the two fields a job compares)."""
+
+    __slots__ = ("st_mtime_ns", "st_size")
+
+    def __init__(self, size: int, modified_ns: int) -> None:
+        self.st_size = size
+        self.st_mtime_ns = modified_ns
+
+    def stat(self, *, follow_symlinks: bool = True) -> _Stat:
+        return self
 
 
 class NotADocument(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -215,6 +216,103 @@ def test_names_that_are_not_ascii_or_not_utf8_are_found_again_and_kept_apart(
     [changed] = [d for d in documents(tmp_path / "ingest") if d.content == "changed"]
     assert changed.reference == encode_identifier("DOCS", 0, os.fsdecode(b"r\xfe.txt"))
     assert deleted(tmp_path / "ingest") == [encode_identifier("DOCS", 0, "caf\u00e9.txt")]
+
+
+def known_rows(result: scan.FolderResult) -> dict[str, scan.Known]:
+    """The datastore rows a run would have made of a job's records."""
+    return {
+        identifier: (pk, size, modified_ns, digest, 1, None)
+        for pk, (_, identifier, _, size, modified_ns, digest) in enumerate(result.records, 1)
+    }
+
+
+def outcome(result: scan.FolderResult) -> tuple[object, ...]:
+    """All of a result but its subfolders and skipped names (the listing's part)."""
+    return (result.error, result.seen, result.unchanged, result.idx, result.records,
+            result.touched, result.gone, result.failed, result.too_many, result.rest)  # fmt: skip
+
+
+def test_a_folder_listed_in_one_job_and_compared_in_another_gives_what_one_job_gives(
+    tree: Path,
+) -> None:
+    scope = scan.Scope("DOCS", 0, str(tree), True, None, None)
+    folder = tree / "folder1"
+    known = known_rows(scan.run_job(scan.FolderJob(scope=scope, path="folder1", known={})))
+    (folder / "doc01.txt").write_text("Changed, and longer.\n")  # updated
+    os.utime(folder / "doc05.txt", ns=(1_800_000_000_000_000_000,) * 2)  # touched only
+    (folder / "doc17.txt").unlink()  # gone
+    (folder / "new.txt").write_text("New.\n")  # added
+    forced = encode_identifier("DOCS", 0, "folder1/doc13.txt")
+    job = scan.FolderJob(scope=scope, path="folder1", known=known, forced=frozenset({forced}))
+
+    listed = scan.run_job(scan.FolderJob(scope=scope, path="folder1", known=None, list_only=True))
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert listed.listing == [
+        (name, encode_identifier("DOCS", 0, f"folder1/{name}"),
+         (folder / name).lstat().st_size, (folder / name).lstat().st_mtime_ns)
+        for name in names
+    ]  # fmt: skip
+    assert listed.folders == ["deep"] and listed.idx == [] and listed.records == []
+
+    alone = scan.run_job(job)
+    compared = scan.run_job(dataclasses.replace(job, listing=listed.listing))
+    assert outcome(compared) == outcome(alone)
+    assert [record[0] for record in compared.records] == ["updated", "updated", "added"]
+    assert len(compared.touched) == 1 and len(compared.gone) == 1
+
+
+def test_a_document_the_listing_could_not_stat_is_stated_again_when_compared(
+    tree: Path,
+) -> None:
+    scope = scan.Scope("DOCS", 0, str(tree), True, None, None)
+    known = known_rows(scan.run_job(scan.FolderJob(scope=scope, path="folder2", known={})))
+    listed = scan.run_job(scan.FolderJob(scope=scope, path="folder2", known=None, list_only=True))
+    assert listed.listing is not None
+    # As if both had gone between listing and stat; one has come back unchanged.
+    listing = [
+        (name, identifier, -1, -1) if name in ("doc02.txt", "doc06.txt") else entry
+        for entry in listed.listing
+        for name, identifier, _, _ in [entry]
+    ]
+    (tree / "folder2" / "doc02.txt").unlink()
+    job = scan.FolderJob(scope=scope, path="folder2", known=known, listing=listing)
+    result = scan.run_job(job)
+    assert result.failed == [("folder2/doc02.txt", "it no longer exists")]
+    assert result.unchanged == len(listing) - 1 and result.records == []
+
+
+def test_folders_with_rows_are_only_listed_in_readers_and_compared_in_the_worker(
+    db: None, tree: Path, tmp_path: Path, in_processes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_task("DOCS", tree, tmp_path / "ingest")
+    sync()
+    handed: list[scan.FolderJob] = []
+    submit = readers.Reader.submit
+
+    def spy(reader: readers.Reader, job: scan.FolderJob) -> Future[scan.FolderResult]:
+        if reader.in_processes:  # a run's first job is done in the worker
+            handed.append(job)
+        return submit(reader, job)
+
+    monkeypatch.setattr(readers.Reader, "submit", spy)
+    (tree / "folder1" / "doc01.txt").write_text("Changed.\n")
+    action = sync()
+    assert action.counts["DOCS"]["updated"] == 1 and action.counts["DOCS"]["unchanged"] == 61
+    # Every folder has rows: none of them went to a reader with its rows.
+    assert len(handed) == 8
+    assert all(job.list_only and job.known is None for job in handed)
+
+    # More changed than the worker reads itself: that folder goes to a reader whole.
+    monkeypatch.setattr(synchronize, "READ_HERE", 2)
+    handed.clear()
+    for name in ("doc02.txt", "doc10.txt", "doc14.txt"):
+        (tree / "folder2" / name).write_text("Changed again.\n")
+    action = sync()
+    assert action.counts["DOCS"]["updated"] == 3
+    [whole] = [job for job in handed if not job.list_only]
+    assert whole.path == "folder2" and whole.known and len(whole.known) == 10
+    contents = {d.reference: d.content for d in documents(tmp_path / "ingest")}
+    assert contents[encode_identifier("DOCS", 0, "folder2/doc10.txt")] == "Changed again."
 
 
 def test_the_scan_module_imports_nothing_of_django() -> None:
