@@ -520,22 +520,6 @@ class Ending:
     error: str = ""
 
 
-def finish_action(
-    *,
-    pk: int,
-    worker: str,
-    counts: dict[str, Any],
-    result: dict[str, Any],
-    progress: int,
-    stage: str = "",
-    stopped: bool = False,
-    error: str = "",
-) -> bool:
-    """``end_action`` with the ending's parts as arguments."""
-    ending = Ending(counts, result, progress, stage, stopped, error)
-    return end_action(pk=pk, worker=worker, ending=ending)
-
-
 def end_action(*, pk: int, worker: str, ending: Ending) -> bool:
     """Record the end of an action this worker holds; False if it no longer holds it.
 

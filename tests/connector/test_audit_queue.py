@@ -227,8 +227,8 @@ def test_recovery_is_recorded_via_the_worker_and_in_the_history():
     assert (entry.via, entry.action_id, entry.outcome) == (AuditVia.WORKER, action.pk, "done")
     assert "dead-worker stopped responding; action queued again" in entry.detail
     claim("new-worker")
-    assert queue.finish_action(
-        pk=action.pk, worker="new-worker", counts={}, result={}, progress=100
+    assert queue.end_action(
+        pk=action.pk, worker="new-worker", ending=queue.Ending(counts={}, result={}, progress=100)
     )
     shown = steps(action)
     assert [(status, note) for status, _, note in shown] == [
@@ -273,7 +273,9 @@ def test_recovery_of_an_action_with_a_stop_pending_ends_it_stopped_in_the_histor
 def test_the_history_of_a_finished_action_has_its_real_times():
     action = queue.submit_action(fetch_action="NoOp", params={})
     claim()
-    assert queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
+    assert queue.end_action(
+        pk=action.pk, worker="w1", ending=queue.Ending(counts={}, result={}, progress=100)
+    )
     action.refresh_from_db()
     assert [(status, at) for status, at, _ in steps(action)] == [
         (Status.QUEUED, action.queued_at),
@@ -287,7 +289,9 @@ def test_a_stop_is_in_the_history_and_the_end_is_stopped():
     claim()
     queue.request_stop(pk=action.pk, stopped_by="alice", stopped_from="10.0.0.1")
     # Completed before a checkpoint: still Stopped, as the client was told.
-    assert queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
+    assert queue.end_action(
+        pk=action.pk, worker="w1", ending=queue.Ending(counts={}, result={}, progress=100)
+    )
     shown = steps(action)
     assert [status for status, _, _ in shown] == [
         Status.QUEUED,
@@ -301,8 +305,10 @@ def test_a_stop_is_in_the_history_and_the_end_is_stopped():
 def test_an_error_end_keeps_the_error_in_the_history():
     action = queue.submit_action(fetch_action="NoOp", params={})
     claim()
-    queue.finish_action(
-        pk=action.pk, worker="w1", counts={}, result={}, progress=3, error="disk full"
+    queue.end_action(
+        pk=action.pk,
+        worker="w1",
+        ending=queue.Ending(counts={}, result={}, progress=3, error="disk full"),
     )
     status, _, note = steps(action)[-1]
     assert (status, note) == (Status.ERROR, "disk full")
@@ -324,7 +330,9 @@ def test_an_unclaimed_action_is_queued_again_in_the_history():
 def test_a_finish_by_a_worker_that_lost_the_action_adds_no_history():
     action = queue.submit_action(fetch_action="NoOp", params={})
     claim()
-    assert not queue.finish_action(pk=action.pk, worker="other", counts={}, result={}, progress=1)
+    assert not queue.end_action(
+        pk=action.pk, worker="other", ending=queue.Ending(counts={}, result={}, progress=1)
+    )
     assert statuses(action) == [Status.QUEUED, Status.PROCESSING]
 
 
@@ -341,7 +349,9 @@ def test_the_claim_and_the_finish_write_no_history_rows():
     """The hot path stays as fast as before: its steps come from the row."""
     action = queue.submit_action(fetch_action="NoOp", params={})
     claim()
-    queue.finish_action(pk=action.pk, worker="w1", counts={}, result={}, progress=100)
+    queue.end_action(
+        pk=action.pk, worker="w1", ending=queue.Ending(counts={}, result={}, progress=100)
+    )
     assert not ActionTransition.objects.exists()
     assert len(steps(action)) == 3
 

@@ -30,8 +30,8 @@ def claim_one(worker: str = WORKER) -> Action:
 
 
 def finish(action: Action, worker: str = WORKER, **kwargs: Any) -> bool:
-    return queue.finish_action(
-        pk=action.pk, worker=worker, counts={}, result={}, progress=0, **kwargs
+    return queue.end_action(
+        pk=action.pk, worker=worker, ending=queue.Ending(counts={}, result={}, progress=0, **kwargs)
     )
 
 
@@ -164,7 +164,7 @@ def test_finish_and_claim_ends_one_action_and_claims_the_next_in_one_commit():
     assert heard == [[first.pk, Status.FINISHED], [second.pk, Status.PROCESSING]]
 
 
-def test_finish_and_claim_records_errors_and_stops_as_finish_action_does():
+def test_finish_and_claim_records_errors_and_stops_as_end_action_does():
     for _ in range(3):
         submit()
     failing = claim_one()
@@ -225,8 +225,10 @@ def test_finish_and_claim_is_one_durable_round_trip_on_postgresql():
 def test_finish_makes_action_finished_at_full_progress():
     submit()
     action = claim_one()
-    assert queue.finish_action(
-        pk=action.pk, worker=WORKER, counts={"T": {"seen": 2}}, result={"x": 1}, progress=40
+    assert queue.end_action(
+        pk=action.pk,
+        worker=WORKER,
+        ending=queue.Ending(counts={"T": {"seen": 2}}, result={"x": 1}, progress=40),
     )
     action.refresh_from_db()
     assert action.status == Status.FINISHED
@@ -249,8 +251,10 @@ def test_finish_after_a_checkpoint_stop_makes_action_stopped_with_counts_kept():
     submit()
     action = claim_one()
     queue.request_stop(pk=action.pk, stopped_by="ops")
-    assert queue.finish_action(
-        pk=action.pk, worker=WORKER, counts={"T": {"seen": 3}}, result={}, progress=30, stopped=True
+    assert queue.end_action(
+        pk=action.pk,
+        worker=WORKER,
+        ending=queue.Ending(counts={"T": {"seen": 3}}, result={}, progress=30, stopped=True),
     )
     action.refresh_from_db()
     assert action.status == Status.STOPPED

@@ -49,7 +49,9 @@ def finish_all() -> None:
     """Run every queued action to its end as a worker would."""
     queue.claim_actions(queue="fetch", worker="w1", limit=1000)
     for pk in Action.objects.filter(status=Status.PROCESSING).values_list("pk", flat=True):
-        queue.finish_action(pk=pk, worker="w1", counts={}, result={}, progress=100)
+        queue.end_action(
+            pk=pk, worker="w1", ending=queue.Ending(counts={}, result={}, progress=100)
+        )
 
 
 # --- Queuing a due run ---------------------------------------------------------------

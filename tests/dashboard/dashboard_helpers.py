@@ -40,4 +40,4 @@ def finish(action: Action, worker: str = "w", **kwargs: Any) -> None:
     kwargs.setdefault("counts", {})
     kwargs.setdefault("result", {})
     kwargs.setdefault("progress", 100)
-    assert queue.finish_action(pk=action.pk, worker=worker, **kwargs)
+    assert queue.end_action(pk=action.pk, worker=worker, ending=queue.Ending(**kwargs))

@@ -90,7 +90,7 @@ class Aci:
     @staticmethod
     def finish(action: Action, **outcome: Any) -> None:
         fields: dict[str, Any] = {"counts": {}, "result": {}, "progress": 100, **outcome}
-        assert queue.finish_action(pk=action.pk, worker="w1", **fields)
+        assert queue.end_action(pk=action.pk, worker="w1", ending=queue.Ending(**fields))
 
     @staticmethod
     def snapshot() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
