@@ -2,10 +2,11 @@
  * that no Python around it can go under (bench/compiled_floor.py builds and
  * runs it; see bench/README.md, "Synchronize").
  *
- *   first_run_floor TREE DATABASE TASK_ID
+ *   first_run_floor TREE DATABASE TASK_ID OUTPUT_FOLDER
  *
  * TREE holds folders of small files (bench/synchronize.py's build_tree);
- * DATABASE is a migrated SQLite database of the project with a task TASK_ID.
+ * DATABASE is a migrated SQLite database of the project with a task TASK_ID;
+ * the IDX batches are written to OUTPUT_FOLDER.
  * Prints, per file, the CPU microseconds of each step over every file:
  *   walk    readdir and fstatat of each file (what the Python walk does);
  *   read    readdir, then openat (O_NOFOLLOW | O_NONBLOCK), fstat, read, close;

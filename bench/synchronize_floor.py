@@ -64,6 +64,7 @@ def compiled_steps(tmp: Path, tree: Path, database: str, task: int) -> dict[str,
     source = ROOT / "bench" / "first_run_floor.c"
     program = tmp / "first_run_floor"
     if shutil.which("gcc") is None:
+        print("(the C floor was not built: no gcc)")
         return None
     built = subprocess.run(
         ["gcc", "-O2", "-o", str(program), str(source), "-lsqlite3", "-lcrypto"],
