@@ -5,15 +5,22 @@ describe, so a change and its record commit (or roll back) together. A refused
 change is recorded by the queue in a transaction of its own before it raises,
 and a request refused before it reaches the queue (a forged POST) by the view
 that refused it, through :func:`record_refused`.
+
+The action endpoint's refusals of a client (not authorized, or sent by a
+browser for another origin) can come by the thousand a second, so they are
+counted rather than listed: :func:`record_refusal_counted` keeps one entry per
+client, kind of refusal and minute, and counts the repeats in its detail.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from connector.models import (
@@ -115,6 +122,76 @@ def record_refused(
     logger.info(
         "Audit: %s by %r via %s from %s refused: %s", verb, who.user, who.via, who.client, reason
     )
+
+
+#: How many of a client's newest entries are searched for this minute's count.
+#: A client with more entries than this in one minute (its own changes) gets a
+#: second counted entry: still bounded, and the search stays one index read.
+COUNTED_SEARCH = 50
+_COUNTED = re.compile(r"^refused (\d+) times? in this minute: (.*)$", re.S)
+
+
+def record_refusal_counted(
+    *, verb: AuditVerb, who: Who, kind: str, reason: str, call: str, at: datetime | None = None
+) -> AuditEntry:
+    """A refused request, counted: one entry per (client, ``kind``, minute).
+
+    The first refusal of a minute writes an entry whose reason is
+    ``"<kind>: <reason>"`` and whose detail is ``refused 1 time in this
+    minute: <call>``; the next ones of that client and kind in the same minute
+    add one to the count (and their call to the list while it fits), so a
+    flood writes at most one row a minute. The entry keeps the first
+    refusal's verb and reason.
+    """
+    now = at or timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    prefix = f"{kind}: "
+    client = who.client[: _LIMITS["client"]]
+    recent = (
+        AuditEntry.objects.filter(client=client)
+        .order_by("-id")
+        .values_list("pk", "at", "outcome", "via", "reason")[:COUNTED_SEARCH]
+    )
+    found = next(
+        (
+            pk
+            for pk, entry_at, outcome, via, text in recent
+            if outcome == AuditOutcome.REFUSED
+            and via == who.via
+            and text.startswith(prefix)
+            and minute <= entry_at < minute + timedelta(minutes=1)
+        ),
+        None,
+    )
+    with transaction.atomic():
+        entry = AuditEntry.objects.select_for_update().filter(pk=found).first() if found else None
+        if entry is not None and (matched := _COUNTED.match(entry.detail)):
+            calls = matched.group(2).split(", ")
+            if call not in calls:
+                calls.append(call)
+            entry.detail = _counted(int(matched.group(1)) + 1, calls)
+            entry.save(update_fields=["detail"])
+            return entry
+        entry = _entry(
+            verb=verb, outcome=AuditOutcome.REFUSED, who=who, reason=prefix + reason,
+            detail=_counted(1, [call]), at=now,
+        )  # fmt: skip
+        entry.save()
+    logger.info(
+        "Audit: %s via %s from %s refused (%s); repeats this minute are counted",
+        call, who.via, who.client, kind,
+    )  # fmt: skip
+    return entry
+
+
+def _counted(count: int, calls: list[str]) -> str:
+    shown: list[str] = []
+    for name in calls:
+        # The count must survive the cut to the field's length: the list is what gives.
+        if len(", ".join([*shown, name])) > _LIMITS["detail"] - 60:
+            break
+        shown.append(name)
+    return f"refused {count} time{'s' if count != 1 else ''} in this minute: {', '.join(shown)}"
 
 
 def record_many_done(entries: Iterable[AuditEntry]) -> None:

@@ -27,12 +27,20 @@ The client address is ``connector.addresses.client_address`` (the trusted-proxy
 rule). A client whose address is unknown holds no role. An ``X-API-Key`` that
 matches no role's key is refused outright, so a client with a wrong key learns
 so even where a role without a key would have let it in.
+
+A role's ``api_key`` is the key itself or its SHA-256, written
+``sha256:<64 hex digits>``, so the configuration need not hold the key.
+Keys are UTF-8: the header arrives decoded as latin-1 (WSGI and ASGI both),
+so its bytes are taken back from that before they are compared. Every
+comparison is of two SHA-256 digests, constant in time whatever the lengths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +53,8 @@ from connector.addresses import IPNetwork, in_networks, parse_ip, parse_networks
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+#: How a role's api_key names the key by its hash instead of holding it.
+HASHED_KEY_PREFIX = "sha256:"
 
 CHANGE = "change"
 STATUS = "status"
@@ -78,7 +88,10 @@ class Role:
     #: Lower-case entries: classes, action names, ``queueinfo:<queueaction>``, ``*``.
     actions: frozenset[str]
     clients: tuple[IPNetwork, ...]
+    #: As configured: the key, or ``sha256:<hex>``.
     api_key: str = ""
+    #: The SHA-256 of the key (b"" without one): what a sent key is compared with.
+    key_digest: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,17 @@ def parse_roles(raw: Any, *, setting: str = "CONNECTOR_ACI_ROLES") -> tuple[Role
             raise ImproperlyConfigured(f"{where}: clients must be a list of addresses or ranges")
         if not isinstance(api_key, str):
             raise ImproperlyConfigured(f"{where}: api_key must be a string")
+        key_digest = b""
+        if api_key.lower().startswith(HASHED_KEY_PREFIX):
+            hex_digest = api_key[len(HASHED_KEY_PREFIX) :].strip()
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_digest):
+                raise ImproperlyConfigured(
+                    f"{where}: api_key {HASHED_KEY_PREFIX}... must be followed by the 64 hex "
+                    "digits of the key's SHA-256"
+                )
+            key_digest = bytes.fromhex(hex_digest)
+        elif api_key:
+            key_digest = hashlib.sha256(api_key.encode("utf-8")).digest()
         entries = frozenset(entry.strip().lower() for entry in actions)
         if bad := sorted(entries - valid):
             raise ImproperlyConfigured(
@@ -176,6 +200,7 @@ def parse_roles(raw: Any, *, setting: str = "CONNECTOR_ACI_ROLES") -> tuple[Role
                 actions=entries,
                 clients=parse_networks(clients, setting=where),
                 api_key=api_key,
+                key_digest=key_digest,
             )
         )
     return tuple(roles)
@@ -208,7 +233,7 @@ class Decision:
 def decide(call: Call, *, client: str, api_key: str | None) -> Decision:
     """Whether ``client``, sending ``api_key`` (None: no header), may make ``call``."""
     roles = configured_roles()
-    sent = None if api_key is None else api_key.encode("utf-8", "surrogateescape")
+    sent = None if api_key is None else hashlib.sha256(_header_bytes(api_key)).digest()
     if sent is not None and not any([_key_matches(sent, role) for role in roles if role.api_key]):
         # A list, not a generator: every keyed role is compared, so the time
         # taken says nothing about which key came close.
@@ -231,7 +256,17 @@ def decide(call: Call, *, client: str, api_key: str | None) -> Decision:
 
 
 def _key_matches(sent: bytes | None, role: Role) -> bool:
-    return sent is not None and hmac.compare_digest(sent, role.api_key.encode("utf-8"))
+    """Whether the SHA-256 ``sent`` is the role's key's (two 32-byte digests: constant time)."""
+    return sent is not None and hmac.compare_digest(sent, role.key_digest)
+
+
+def _header_bytes(value: str) -> bytes:
+    """The bytes a client sent as a header: servers hand them over decoded as latin-1."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        # Not from the wire (a test or a caller passing text): the text's own UTF-8.
+        return value.encode("utf-8", "surrogateescape")
 
 
 def authorize(call: Call, *, client: str, api_key: str | None) -> None:

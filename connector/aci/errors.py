@@ -136,6 +136,15 @@ _KINDS = (
         "This client submitted more actions than this connector accepts in a short time; "
         "wait and submit again.",
     ),
+    # Browsers acting for another origin (issue 13).
+    ErrorKind(
+        "ERRORCROSSORIGIN",
+        119,
+        "Request from another origin",
+        "A browser sent this request for a page of another origin; the action endpoint does "
+        "not act for other sites' pages. Call it from a script or an ACI client, or from a "
+        "page of an origin listed in CSRF_TRUSTED_ORIGINS.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorKind] = {kind.code: kind for kind in _KINDS}

@@ -15,10 +15,12 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from connector.aci.access import API_KEY_HEADER, authorize, classify
+from connector.aci import refusals
+from connector.aci.access import API_KEY_HEADER, Call, authorize, classify
 from connector.aci.dispatch import dispatch
 from connector.aci.errors import AciError, error_id, from_parameter_error, raw_error_id
 from connector.aci.limits import take_submission
+from connector.aci.origin import refuse_foreign
 from connector.aci.render import XML, Element, el, envelope, render
 from connector.aci.request import AciRequest, parse
 from connector.aci.status import error_time
@@ -41,11 +43,15 @@ _FALLBACK = (
 @csrf_exempt
 def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
     aci: AciRequest | None = None
+    call: Call | None = None
     try:
         aci = parse(request)
         if aci.problem is not None:
             raise aci.problem
         call = classify(aci.action, aci.params.get("QueueAction", ""))
+        # Before anything is looked up or changed: a browser acting for another
+        # origin's page, then a client without the right, are refused.
+        refuse_foreign(request, call)
         authorize(call, client=aci.client, api_key=request.headers.get(API_KEY_HEADER))
         if call.submits:
             take_submission(aci.client)
@@ -65,6 +71,7 @@ def endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpRespo
             refused.description,
             aci.params.get("ActionID", "") if aci else "",
         )
+        refusals.record(call, client=aci.client if aci else "", error=refused)
         return _error_response(aci, refused)
     except Exception:
         logger.exception(
