@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from urllib.parse import urlencode
 
@@ -233,6 +234,75 @@ def test_a_wrong_key_is_refused_even_where_no_key_is_needed(aci, roles):
     roles(admin=ADMIN, remote=KEYED)
     root = call(aci, "GetVersion", "127.0.0.1", headers={"X-API-Key": "guess"})
     assert "X-API-Key" in not_authorized(aci, root)
+
+
+def wire(text):
+    """A header value as a server hands it over: the UTF-8 bytes sent, decoded as latin-1."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+NON_ASCII_KEY = "clé-sécrète-€-键"
+
+
+def test_a_non_ascii_key_sent_as_utf8_matches(aci, roles):
+    roles(admin=ADMIN, remote={**KEYED, "api_key": NON_ASCII_KEY})
+    headers = {"X-API-Key": wire(NON_ASCII_KEY)}
+    aci.success(call(aci, "Fetch", "192.0.2.8", headers=headers, FetchAction="NoOp"))
+    wrong = {"X-API-Key": wire(NON_ASCII_KEY[:-1] + "x")}
+    not_authorized(aci, call(aci, "Fetch", "192.0.2.8", headers=wrong, FetchAction="NoOp"))
+    assert Action.objects.count() == 1
+
+
+def test_a_non_ascii_key_matches_under_asgi(roles):
+    # The ASGI request decodes the raw header bytes itself (latin-1), as daphne serves it.
+    from django.test import AsyncRequestFactory
+
+    from connector.aci.views import endpoint
+
+    roles(admin=ADMIN, remote={**KEYED, "api_key": NON_ASCII_KEY})
+    request = AsyncRequestFactory().get(
+        "/?action=Fetch&FetchAction=NoOp", headers={"X-API-Key": wire(NON_ASCII_KEY)}
+    )
+    request.META["REMOTE_ADDR"] = "192.0.2.8"
+    assert b"<response>SUCCESS</response>" in endpoint(request).content
+
+
+def test_a_key_configured_by_its_sha256_lets_the_role_in(aci, roles):
+    digest = hashlib.sha256(NON_ASCII_KEY.encode()).hexdigest()
+    roles(admin=ADMIN, remote={**KEYED, "api_key": f"sha256:{digest.upper()}"})
+    headers = {"X-API-Key": wire(NON_ASCII_KEY)}
+    aci.success(call(aci, "Fetch", "192.0.2.8", headers=headers, FetchAction="NoOp"))
+    # The hash is not a key: sending it is refused.
+    for sent in (digest, f"sha256:{digest}"):
+        root = call(aci, "Fetch", "192.0.2.8", headers={"X-API-Key": sent}, FetchAction="NoOp")
+        not_authorized(aci, root)
+    assert Action.objects.count() == 1
+
+
+@pytest.mark.parametrize("bad", ["sha256:abc", "sha256:" + "g" * 64, "SHA256:" + "0" * 63])
+def test_a_malformed_hashed_key_stops_the_start(bad):
+    with pytest.raises(ImproperlyConfigured, match="SHA-256"):
+        access.parse_roles({"r": {"actions": ["*"], "clients": ["*"], "api_key": bad}})
+
+
+def test_keys_are_compared_as_digests_with_every_keyed_role(monkeypatch, roles):
+    roles(
+        a={"actions": ["*"], "clients": ["*"], "api_key": "first"},
+        b={"actions": ["*"], "clients": ["*"], "api_key": "x" * 500},
+        c={"actions": ["*"], "clients": ["*"]},
+    )
+    compared = []
+    real = access.hmac.compare_digest
+
+    def spy(sent, key):
+        compared.append((len(sent), len(key)))
+        return real(sent, key)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    decision = access.decide(access.classify("GetVersion"), client="127.0.0.1", api_key="first")
+    assert decision.allowed
+    # Both keyed roles, each as two 32-byte digests whatever the keys' lengths.
+    assert compared[:2] == [(32, 32), (32, 32)]
 
 
 def test_an_admin_api_key_from_the_environment_applies_to_loopback_too(monkeypatch):
