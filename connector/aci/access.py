@@ -186,7 +186,7 @@ def parse_roles(raw: Any, *, setting: str = "CONNECTOR_ACI_ROLES") -> tuple[Role
                 )
             key_digest = bytes.fromhex(hex_digest)
         elif api_key:
-            key_digest = hashlib.sha256(api_key.encode("utf-8")).digest()
+            key_digest = hashlib.sha256(api_key.encode("utf-8", "surrogateescape")).digest()
         entries = frozenset(entry.strip().lower() for entry in actions)
         if bad := sorted(entries - valid):
             raise ImproperlyConfigured(

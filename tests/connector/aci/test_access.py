@@ -285,6 +285,12 @@ def test_a_malformed_hashed_key_stops_the_start(bad):
         access.parse_roles({"r": {"actions": ["*"], "clients": ["*"], "api_key": bad}})
 
 
+def test_a_key_from_an_environment_that_is_not_utf8_is_its_bytes():
+    # os.environ gives undecodable bytes as surrogates; the key is still those bytes.
+    (role,) = access.parse_roles({"r": {"actions": ["*"], "clients": ["*"], "api_key": "k\udce9"}})
+    assert role.key_digest == hashlib.sha256(b"k\xe9").digest()
+
+
 def test_keys_are_compared_as_digests_with_every_keyed_role(monkeypatch, roles):
     roles(
         a={"actions": ["*"], "clients": ["*"], "api_key": "first"},
