@@ -151,6 +151,10 @@ def test_a_page_of_another_origin_cannot_pause_stop_or_delete(browser, server, a
     # Nothing changed: no action made, the queue runs, the running action was
     # not asked to stop, the document is there.
     assert refusals_counted(server) == expected
+    # Chromium said which: another port of this host is the same site, evil.localhost is not.
+    logs = server.site.logs()
+    assert "refused: sent for a page of another origin (Sec-Fetch-Site: same-site)" in logs
+    assert "refused: sent for a page of another origin (Sec-Fetch-Site: cross-site)" in logs
     assert server.site.query("SELECT COUNT(*) FROM connector_action")[0][0] == actions_before
     assert not queue_paused(server)
     status = server.status(token)
