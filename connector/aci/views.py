@@ -3,6 +3,10 @@
 Every answer is HTTP 200 with an ACI envelope, errors included: IDOL clients
 read the body only on success statuses, and a script gets a description of
 what to do instead of a traceback.
+
+The endpoint takes no CSRF token (ACI clients cannot send one): instead
+``origin.refuse_foreign`` refuses what a browser sends for another origin's
+page, and ``refusals.record`` audits that and unauthorised changes.
 """
 
 from __future__ import annotations
