@@ -23,7 +23,7 @@ SIMPLEJSON = "simplejson"
 FORMATS = (XML, JSON, SIMPLEJSON)
 
 CONTENT_TYPES = {
-    XML: "application/xml; charset=utf-8",
+    XML: "text/xml; charset=utf-8",
     JSON: "application/json; charset=utf-8",
     SIMPLEJSON: "application/json; charset=utf-8",
 }

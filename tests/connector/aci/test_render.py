@@ -44,7 +44,7 @@ def test_xml_has_the_declaration_namespace_and_escaped_values():
         "Fetch", success=True, data=[el("value", "<a & 'b'>", attrs={"q": 'say "hi"\n'})]
     )
     body, content_type = render(root, "xml")
-    assert content_type == "application/xml; charset=utf-8"
+    assert content_type == "text/xml; charset=utf-8"
     assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<autnresponse ')
     assert b'xmlns:autn="http://schemas.autonomy.com/aci/"' in body
     parsed = ElementTree.fromstring(body)
