@@ -114,7 +114,16 @@ def test_status_in_json_keeps_single_elements_as_objects(aci):
     status = data["autnresponse"]["responsedata"]["actions"]["action"]
     assert status["status"] == {"$": "Finished"}
     assert status["documentcounts"] == {"documentcount": {"@task": "DOCS", "@seen": "1"}}
-    assert status["tasks"] == {"success": {"$": "ID1"}}
+    # The list that is empty is still there, as an empty list (it was left out).
+    assert status["tasks"] == {"success": {"$": "ID1"}, "failed": []}
+
+
+@pytest.mark.parametrize("response_format", ["json", "simplejson"])
+def test_an_empty_queue_lists_no_actions_as_an_empty_list(aci, response_format):
+    data = aci.json("QueueInfo", response_format, QueueName="fetch", QueueAction="GetStatus")
+    actions = data["autnresponse"]["responsedata"]["actions"]
+    # Empty as non-empty: the action key is there and holds a list (it was {} with no key).
+    assert actions["action"] == []
 
 
 def test_error_in_each_format_has_the_whole_envelope(aci):
