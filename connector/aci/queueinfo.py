@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -62,7 +63,100 @@ def queue_info(aci: AciRequest) -> list[Element]:
             f"QueueAction {queue_action[:80]!r} is not known; "
             f"use one of: {', '.join(QUEUE_ACTIONS)}.",
         )
+    refuse_conflicting_parameters(queue_action.lower(), params)
     return handler(aci, resolved)
+
+
+# --- Parameters that would change the meaning ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Parameters a QueueAction does not take where ignoring them would change its meaning.
+
+    ``when`` names a parameter that must be present too for the refusal to apply
+    (GetStatus takes its filters, but not beside a Token); "" means always.
+    """
+
+    parameters: tuple[str, ...]
+    advice: str
+    when: str = ""
+
+
+#: Parameters of the whole-queue listing, which mean nothing beside a Token.
+LISTING_PARAMETERS = (
+    "State",
+    "MaxResults",
+    "Sort-By",
+    "Sort-Order",
+    "Queued-After",
+    "Queued-Before",
+    "Finished-After",
+    "Finished-Before",
+    "Min-Priority",
+    "Max-Priority",
+)
+
+_WHOLE_QUEUE = (
+    "it applies to the whole queue. To keep one queued action from running use "
+    "QueueAction=Cancel with its Token; to stop a running one, QueueAction=Stop."
+)
+
+#: The one table of refused parameters, by QueueAction (lower case). Parameters
+#: not listed are accepted and ignored, as IDOL does: clients send standard
+#: extra ones, and ignoring those changes nothing.
+CONFLICTS: dict[str, tuple[Conflict, ...]] = {
+    "pause": (Conflict(("Token",), _WHOLE_QUEUE),),
+    "resume": (
+        Conflict(
+            ("Token",),
+            "it applies to the whole queue (no single action is paused); leave the Token out.",
+        ),
+    ),
+    "queuestatus": (
+        Conflict(
+            ("Token",),
+            "it describes the whole queue. For one action use QueueAction=GetStatus "
+            "or QueueAction=Progress with its Token.",
+        ),
+    ),
+    "getstatus": (
+        Conflict(
+            LISTING_PARAMETERS,
+            "with a Token GetStatus shows that one action, so there is nothing to filter or "
+            "sort. Leave the Token out to list the queue's actions with filters.",
+            when="Token",
+        ),
+    ),
+    "duplicate": (
+        Conflict(
+            ("Priority",),
+            "Duplicate queues the copy with the original's priority. Duplicate it, then "
+            "use QueueAction=ChangePriority with the new Token and Priority.",
+        ),
+    ),
+}
+
+
+def refuse_conflicting_parameters(queue_action: str, params: Params) -> None:
+    """ERRORPARAMINVALID if a parameter the QueueAction would have to ignore is present."""
+    for conflict in CONFLICTS.get(queue_action, ()):
+        if conflict.when and not _present(params, conflict.when):
+            continue
+        for name in conflict.parameters:
+            if _present(params, name):
+                shown = _QUEUE_ACTION_NAMES.get(queue_action, queue_action)
+                beside = f" beside a {conflict.when}" if conflict.when else ""
+                raise AciError(
+                    "ERRORPARAMINVALID",
+                    f"QueueAction={shown} does not take the {name} parameter{beside}: "
+                    f"{conflict.advice}",
+                )
+
+
+def _present(params: Params, name: str) -> bool:
+    # An empty value is what a form sends for a field left blank: not a request.
+    return bool(params.get(name, "").strip())
 
 
 def _action(aci: AciRequest, queue_name: str) -> Action:
@@ -349,3 +443,5 @@ QUEUE_ACTIONS = (
     "GetActionParameters",
     "Duplicate",
 )
+
+_QUEUE_ACTION_NAMES = {name.lower(): name for name in QUEUE_ACTIONS}
