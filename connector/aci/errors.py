@@ -136,6 +136,14 @@ _KINDS = (
         "This client submitted more actions than this connector accepts in a short time; "
         "wait and submit again.",
     ),
+    # Requests refused before they reach the endpoint (issue 14).
+    ErrorKind(
+        "ERRORHOSTNOTALLOWED",
+        119,
+        "Host not allowed",
+        "The request's Host header names no host this connector answers as; send the "
+        "request to one of the connector's configured host names.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorKind] = {kind.code: kind for kind in _KINDS}

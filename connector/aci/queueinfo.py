@@ -133,6 +133,8 @@ CONFLICTS: dict[str, tuple[Conflict, ...]] = {
             ("Priority",),
             "Duplicate queues the copy with the original's priority. Duplicate it, then "
             "use QueueAction=ChangePriority with the new Token and Priority.",
+            # Without a Token the missing Token is the error to report first.
+            when="Token",
         ),
     ),
 }
