@@ -26,6 +26,7 @@ from connector.aci.status import (
     IdentifierPage,
     action_status,
     documentcounts,
+    paging,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
 from connector.models import Action, AuditVia, Status
@@ -34,9 +35,11 @@ from connector.tokens import InvalidToken, canonical_token
 
 logger = logging.getLogger(__name__)
 
-#: GetStatus lists at most this many actions unless MaxResults says otherwise.
+#: GetStatus lists at most this many actions unless MaxResults says otherwise,
+#: and never more: MaxResults over it is refused (not clamped, so that a client
+#: never takes a partial list for the whole), and Start pages through the rest.
 DEFAULT_MAX_RESULTS = 1000
-MAX_RESULTS_LIMIT = 100_000
+MAX_RESULTS_LIMIT = 1000
 
 STATES = {status.value.lower(): status.value for status in Status}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
@@ -187,17 +190,28 @@ def _action(aci: AciRequest, queue_name: str) -> Action:
 
 
 def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
-    page = IdentifierPage()
-    if aci.params.get("Token", "").strip():
-        # Checked before the token is looked up, like every other parameter.
-        page = read_identifier_page(aci.params)
-        actions = [_action(aci, queue_name)]
-    else:
-        actions = list_actions(queue=queue_name, filters=read_filters(aci.params))
+    params = aci.params
     now = timezone.now()
-    return [
-        el("actions", children=[action_status(action, now=now, page=page) for action in actions])
-    ]
+    if _present(params, "Token"):
+        # Checked before the token is looked up, like every other parameter.
+        page = read_identifier_page(params)
+        action = _action(aci, queue_name)
+        statuses = [action_status(action, now=now, page=page)]
+        return [
+            el("actions", attrs=paging(total=1, start=1, shown=1, next_query={}), children=statuses)
+        ]
+    filters = read_filters(params)
+    start = params.integer("Start", 1, minimum=1)
+    page = IdentifierPage(start=1, size=read_identifiers_per_action(params, filters.max_results))
+    listing = list_actions(queue=queue_name, filters=filters, start=start)
+    statuses = [action_status(action, now=now, page=page) for action in listing.actions]
+    attrs = paging(
+        total=listing.total,
+        start=start,
+        shown=len(statuses),
+        next_query={"MaxResults": filters.max_results},
+    )
+    return [el("actions", attrs=attrs, children=statuses)]
 
 
 def read_identifier_page(params: Params) -> IdentifierPage:
@@ -210,6 +224,21 @@ def read_identifier_page(params: Params) -> IdentifierPage:
     )
 
 
+def read_identifiers_per_action(params: Params, max_results: int) -> int:
+    """``MaxIdentifiers`` without a Token: none unless asked, and at most
+    ``MAX_IDENTIFIERS_LIMIT`` in the whole answer."""
+    per_action = params.integer("MaxIdentifiers", 0, minimum=0, maximum=MAX_IDENTIFIERS_LIMIT)
+    if per_action * max_results > MAX_IDENTIFIERS_LIMIT:
+        raise AciError(
+            "ERRORPARAMINVALID",
+            f"MaxIdentifiers={per_action} for each of MaxResults={max_results} actions would "
+            f"show more than {MAX_IDENTIFIERS_LIMIT} identifiers in one answer, the most it "
+            "may. Lower MaxResults or MaxIdentifiers, or read one action's identifiers with "
+            "its Token (Start and MaxIdentifiers page them).",
+        )
+    return per_action
+
+
 def read_filters(params: Params) -> ActionFilter:
     statuses = []
     for state in params.csv("State"):
@@ -218,9 +247,7 @@ def read_filters(params: Params) -> ActionFilter:
         statuses.append(STATES[state.lower()])
     return ActionFilter(
         statuses=tuple(statuses),
-        max_results=params.integer(
-            "MaxResults", DEFAULT_MAX_RESULTS, minimum=1, maximum=MAX_RESULTS_LIMIT
-        ),
+        max_results=_max_results(params),
         sort_by=params.choice("Sort-By", {name: name for name in SORT_FIELDS}, "queue-time"),
         descending=params.choice(
             "Sort-Order", {"ascending": "ascending", "descending": "descending"}, "descending"
@@ -233,6 +260,19 @@ def read_filters(params: Params) -> ActionFilter:
         min_priority=_optional_integer(params, "Min-Priority"),
         max_priority=_optional_integer(params, "Max-Priority"),
     )
+
+
+def _max_results(params: Params) -> int:
+    try:
+        return params.integer(
+            "MaxResults", DEFAULT_MAX_RESULTS, minimum=1, maximum=MAX_RESULTS_LIMIT
+        )
+    except InvalidParameter as error:
+        raise AciError(
+            "ERRORPARAMINVALID",
+            f"{error} One answer lists at most {MAX_RESULTS_LIMIT} actions: read the rest "
+            "with Start (the answer's <actions next=...> gives the parameters of the next page).",
+        ) from None
 
 
 def _time(params: Params, name: str) -> datetime | None:

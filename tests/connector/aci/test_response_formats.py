@@ -90,32 +90,45 @@ def test_status_in_simplejson_lists_elements_that_can_repeat_even_when_there_is_
             "failed": [{"identifier": "ID2", "reason": "locked"}],
         },
     )
-    data = aci.json("QueueInfo", "simplejson", QueueName="fetch", QueueAction="GetStatus")
+    data = aci.json(
+        "QueueInfo", "simplejson", QueueName="fetch", QueueAction="GetStatus", Token=token
+    )
     assert data["autnresponse"]["action"] == "QUEUEINFO"
     (status,) = data["autnresponse"]["responsedata"]["actions"]["action"]
     assert status["token"] == token
     assert status["status"] == "Finished"
     assert status["documentcounts"] == {"documentcount": [{"@task": "DOCS", "@seen": "1"}]}
+    # Lists come in pages (issue 13): each says where it is and that there is no more.
+    page = {"@total": "2", "@start": "1", "@shown": "2", "@more": "false"}
     assert status["tasks"] == {
+        **page,
         "success": ["ID1"],
         "failed": [{"@reason": "locked", "$": "ID2"}],
     }
     assert status["identifiers"] == {
+        **page,
         "@total": "1",
-        "@start": "1",
+        "@shown": "1",
         "identifier": [{"@type": "file", "$": "ID1"}],
     }
 
 
 def test_status_in_json_keeps_single_elements_as_objects(aci):
-    aci.submit()
+    token = aci.submit()
     aci.finish(aci.claim(), counts={"DOCS": {"seen": 1}}, result={"success": ["ID1"]})
-    data = aci.json("QueueInfo", "json", QueueName="fetch", QueueAction="GetStatus")
+    data = aci.json("QueueInfo", "json", QueueName="fetch", QueueAction="GetStatus", Token=token)
     status = data["autnresponse"]["responsedata"]["actions"]["action"]
     assert status["status"] == {"$": "Finished"}
     assert status["documentcounts"] == {"documentcount": {"@task": "DOCS", "@seen": "1"}}
     # The list that is empty is still there, as an empty list (it was left out).
-    assert status["tasks"] == {"success": {"$": "ID1"}, "failed": []}
+    assert status["tasks"] == {
+        "@total": "1",
+        "@start": "1",
+        "@shown": "1",
+        "@more": "false",
+        "success": {"$": "ID1"},
+        "failed": [],
+    }
 
 
 @pytest.mark.parametrize("response_format", ["json", "simplejson"])
