@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: never takes a partial list for the whole), and Start pages through the rest.
 DEFAULT_MAX_RESULTS = 1000
 MAX_RESULTS_LIMIT = 1000
+#: The largest Start (far past any list's end).
+START_LIMIT = 1_000_000_000
 
 STATES = {status.value.lower(): status.value for status in Status}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
@@ -201,7 +203,7 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
             el("actions", attrs=paging(total=1, start=1, shown=1, next_query={}), children=statuses)
         ]
     filters = read_filters(params)
-    start = params.integer("Start", 1, minimum=1)
+    start = read_start(params)
     page = IdentifierPage(start=1, size=read_identifiers_per_action(params, filters.max_results))
     listing = list_actions(queue=queue_name, filters=filters, start=start)
     statuses = [action_status(action, now=now, page=page) for action in listing.actions]
@@ -217,11 +219,16 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
 def read_identifier_page(params: Params) -> IdentifierPage:
     """``Start`` and ``MaxIdentifiers`` (extension): which identifiers GetStatus shows."""
     return IdentifierPage(
-        start=params.integer("Start", 1, minimum=1),
+        start=read_start(params),
         size=params.integer(
             "MaxIdentifiers", DEFAULT_MAX_IDENTIFIERS, minimum=1, maximum=MAX_IDENTIFIERS_LIMIT
         ),
     )
+
+
+def read_start(params: Params) -> int:
+    # Bounded so that it always fits the databases' 64-bit OFFSET.
+    return params.integer("Start", 1, minimum=1, maximum=START_LIMIT)
 
 
 def read_identifiers_per_action(params: Params, max_results: int) -> int:

@@ -76,7 +76,8 @@ def test_one_action_by_token_is_a_page_of_one(aci):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("Start", "0"), ("Start", "x"), ("MaxIdentifiers", "-1")]
+    ("name", "value"),
+    [("Start", "0"), ("Start", "x"), ("Start", "99999999999999999999"), ("MaxIdentifiers", "-1")],
 )
 def test_bad_listing_paging_values_are_refused(aci, name, value):
     root = aci.queue_info("GetStatus", **{name: value})
@@ -116,3 +117,9 @@ def test_get_action_parameters_and_duplicate_still_see_the_parameters(aci):
     assert data.findtext("parameters/param[@name='Note']") == "kept"
     copy = aci.success(aci.queue_info("Duplicate", Token=token)).findtext("token")
     assert Action.objects.get(token=copy).params["Note"] == "kept"
+
+
+def test_a_huge_start_with_a_token_is_refused_not_a_failure(aci):
+    token = aci.submit()
+    root = aci.queue_info("GetStatus", Token=token, Start="99999999999999999999")
+    assert aci.error_code(root) == "ERRORPARAMINVALID"
