@@ -67,7 +67,7 @@ STATUS_FIELDS = (
 
 
 class ResultListLength(Func):
-    """The length of ``result[key]`` when it is a JSON array, else NULL (no such list)."""
+    """The length of the list ``result[key]``, NULL when the result has no such list."""
 
     output_field = IntegerField()
 
@@ -81,11 +81,10 @@ class ResultListLength(Func):
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
     ) -> tuple[str, tuple[str | int, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
-        path = f"$.{self.key}"
-        return (
-            f"(CASE WHEN json_type({sql}, %s) = 'array' THEN json_array_length({sql}, %s) END)",
-            (*params, path, *params, path),
-        )
+        # One call, so SQLite parses the result once per list (a result of 100000
+        # identifiers is about 24 MB of JSON, 65 MiB once parsed): NULL without
+        # the list, and the connector never stores one that is not an array.
+        return f"json_array_length({sql}, %s)", (*params, f"$.{self.key}")
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
@@ -126,8 +125,9 @@ def result_slice(action_pk: int, key: str, offset: int, limit: int) -> list[Any]
         if connection.vendor == "sqlite":
             cursor.execute(
                 f"SELECT item.type, item.value FROM {table} AS a, json_each(a.result, %s) AS item "  # noqa: S608
-                "WHERE a.id = %s AND json_type(a.result, %s) = 'array' LIMIT %s OFFSET %s",
-                [f"$.{key}", action_pk, f"$.{key}", limit, offset],
+                "WHERE a.id = %s LIMIT %s OFFSET %s",
+                # One parse of the result (no type check beside it): the lists are arrays.
+                [f"$.{key}", action_pk, limit, offset],
             )
             # Objects and arrays come back as JSON text, strings and numbers as values.
             return [
