@@ -93,3 +93,20 @@ def test_a_bad_host_on_a_page_that_is_not_aci_keeps_a_plain_400_with_security_he
 
 def test_a_bare_get_of_the_root_from_a_bad_host_is_not_answered_as_aci(client):
     assert client.get("/", HTTP_HOST=BAD_HOST).status_code == 400
+
+
+def test_a_failure_outside_the_view_is_an_aci_internal_error_on_aci_paths(rf):
+    from connector.aci import fallbacks
+
+    _, code, description = _error(fallbacks.server_error(rf.get("/action=GetVersion")))
+    assert code == "ERRORINTERNAL"
+    assert "Traceback" not in description
+    assert fallbacks.server_error(rf.get("/dashboard/")).status_code == 500
+
+
+def test_the_urlconf_names_the_fallbacks():
+    from connector import urls
+
+    assert urls.handler400 == "connector.aci.fallbacks.bad_request"
+    assert urls.handler404 == "connector.aci.fallbacks.page_not_found"
+    assert urls.handler500 == "connector.aci.fallbacks.server_error"
