@@ -22,3 +22,10 @@ urlpatterns = [
     re_path(r"^[Aa](?:[Cc][Tt][Ii][Oo][Nn])?=", aci.endpoint, name="aci-path"),
     path("", aci.root, name="aci"),
 ]
+
+# A refused Host, an unknown path and an unexpected failure outside the view get
+# the ACI error envelope when the request is shaped like an ACI one
+# (connector/aci/fallbacks.py), Django's plain pages otherwise.
+handler400 = "connector.aci.fallbacks.bad_request"
+handler404 = "connector.aci.fallbacks.page_not_found"
+handler500 = "connector.aci.fallbacks.server_error"

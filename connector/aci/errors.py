@@ -145,6 +145,14 @@ _KINDS = (
         "not act for other sites' pages. Call it from a script or an ACI client, or from a "
         "page of an origin listed in CSRF_TRUSTED_ORIGINS.",
     ),
+    # Requests refused before they reach the endpoint (issue 14).
+    ErrorKind(
+        "ERRORHOSTNOTALLOWED",
+        120,
+        "Host not allowed",
+        "The request's Host header names no host this connector answers as; send the "
+        "request to one of the connector's configured host names.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorKind] = {kind.code: kind for kind in _KINDS}

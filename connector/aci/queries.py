@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Func, IntegerField, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from connector.models import Action, WorkerProcess
@@ -33,13 +39,137 @@ class ActionFilter:
     max_priority: int | None = None
 
 
+#: The lists an action's result may hold that GetStatus shows in pages.
+RESULT_LISTS = ("identifiers", "success", "failed")
+
+#: What GetStatus and the QueueInfo actions read of an action. Not ``result``,
+#: which can hold 100000 identifiers (megabytes of JSON): its lists are counted
+#: and paged in the database instead (``result_sizes``, ``result_slice``). Not
+#: ``params`` either, which can be megabytes (InsertXML): the two QueueActions
+#: that show or copy them load them for their one action when they read them.
+STATUS_FIELDS = (
+    "id",
+    "token",
+    "queue",
+    "fetch_action",
+    "action_id",
+    "priority",
+    "status",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "stop_requested",
+    "progress",
+    "stage",
+    "counts",
+    "error",
+)
+
+
+class ResultListLength(Func):
+    """The length of the list ``result[key]``, NULL when the result has no such list."""
+
+    output_field = IntegerField()
+
+    def __init__(self, key: str) -> None:
+        if key not in RESULT_LISTS:
+            raise ValueError(key)
+        self.key = key
+        super().__init__(F("result"))
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        # One call, so SQLite parses the result once per list (a result of 100000
+        # identifiers is about 24 MB of JSON, 65 MiB once parsed): NULL without
+        # the list, and the connector never stores one that is not an array.
+        return f"json_array_length({sql}, %s)", (*params, f"$.{self.key}")
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"(CASE WHEN jsonb_typeof({sql} -> %s) = 'array' "
+            f"THEN jsonb_array_length({sql} -> %s) END)",
+            (*params, self.key, *params, self.key),
+        )
+
+
+def _status_rows(rows: QuerySet[Action]) -> QuerySet[Action]:
+    return rows.only(*STATUS_FIELDS).annotate(
+        **{f"{key}_total": ResultListLength(key) for key in RESULT_LISTS}
+    )
+
+
+def result_sizes(action: Action) -> dict[str, int]:
+    """The lengths of the result's lists an action has (annotated by ``_status_rows``)."""
+    sizes = {}
+    for key in RESULT_LISTS:
+        total = getattr(action, f"{key}_total", None)
+        if total is not None:
+            sizes[key] = int(total)
+    return sizes
+
+
+def result_slice(action_pk: int, key: str, offset: int, limit: int) -> list[Any]:
+    """``result[key][offset:offset + limit]``, read in the database: the rest never loads."""
+    if key not in RESULT_LISTS:
+        raise ValueError(key)
+    if limit <= 0:
+        return []
+    # The table's name comes from the model, never from a request; values are parameters.
+    table = connection.ops.quote_name(Action._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                f"SELECT item.type, item.value FROM {table} AS a, json_each(a.result, %s) AS item "  # noqa: S608
+                "WHERE a.id = %s LIMIT %s OFFSET %s",
+                # One parse of the result (no type check beside it): the lists are arrays.
+                [f"$.{key}", action_pk, limit, offset],
+            )
+            # Objects and arrays come back as JSON text, strings and numbers as values.
+            return [
+                json.loads(value) if kind in ("object", "array") else value
+                for kind, value in cursor.fetchall()
+            ]
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT item.value FROM "  # noqa: S608
+                f"{table} AS a, jsonb_array_elements(a.result -> %s) WITH ORDINALITY "
+                "AS item(value, n) WHERE a.id = %s AND jsonb_typeof(a.result -> %s) = 'array' "
+                "ORDER BY item.n LIMIT %s OFFSET %s",
+                [key, action_pk, key, limit, offset],
+            )
+            return [_json_value(value) for (value,) in cursor.fetchall()]
+    # Another database: correct, but loads the whole result.
+    result = Action.objects.filter(pk=action_pk).values_list("result", flat=True).first()
+    items = result.get(key) if isinstance(result, dict) else None
+    return items[offset : offset + limit] if isinstance(items, list) else []
+
+
+def _json_value(value: Any) -> Any:
+    # Django reads jsonb as text (it decodes JSONField values itself).
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
 def find_action(*, queue: str, token: str) -> Action | None:
-    """The action of ``queue`` with that (canonical) token."""
-    return Action.objects.filter(queue=queue, token=token).first()
+    """The action of ``queue`` with that (canonical) token, without its result."""
+    return _status_rows(Action.objects.filter(queue=queue, token=token)).first()
 
 
-def list_actions(*, queue: str, filters: ActionFilter) -> list[Action]:
-    """Actions of a queue; "after" bounds are inclusive, "before" bounds exclusive."""
+@dataclass(frozen=True)
+class ActionPage:
+    #: Actions matching the filters, in all.
+    total: int
+    #: The page's actions, read one by one (``result`` left in the database).
+    actions: Iterator[Action]
+
+
+def list_actions(*, queue: str, filters: ActionFilter, start: int = 1) -> ActionPage:
+    """Actions of a queue from position ``start`` (1-based); "after" bounds are
+    inclusive, "before" bounds exclusive."""
     actions = Action.objects.filter(queue=queue)
     if filters.statuses:
         actions = actions.filter(status__in=filters.statuses)
@@ -61,7 +191,10 @@ def list_actions(*, queue: str, filters: ActionFilter) -> list[Action]:
         order = [field.desc(nulls_last=True), F("id").desc()]
     else:
         order = [field.asc(nulls_last=True), F("id").asc()]
-    return list(actions.order_by(*order)[: filters.max_results])
+    total = actions.count()
+    offset = start - 1
+    page = _status_rows(actions.order_by(*order))[offset : offset + filters.max_results]
+    return ActionPage(total=total, actions=page.iterator(chunk_size=100))
 
 
 @dataclass(frozen=True)

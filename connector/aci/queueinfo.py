@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -25,6 +26,7 @@ from connector.aci.status import (
     IdentifierPage,
     action_status,
     documentcounts,
+    paging,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
 from connector.models import Action, AuditVia, Status
@@ -33,9 +35,13 @@ from connector.tokens import InvalidToken, canonical_token
 
 logger = logging.getLogger(__name__)
 
-#: GetStatus lists at most this many actions unless MaxResults says otherwise.
+#: GetStatus lists at most this many actions unless MaxResults says otherwise,
+#: and never more: MaxResults over it is refused (not clamped, so that a client
+#: never takes a partial list for the whole), and Start pages through the rest.
 DEFAULT_MAX_RESULTS = 1000
-MAX_RESULTS_LIMIT = 100_000
+MAX_RESULTS_LIMIT = 1000
+#: The largest Start (far past any list's end).
+START_LIMIT = 1_000_000_000
 
 STATES = {status.value.lower(): status.value for status in Status}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
@@ -62,7 +68,102 @@ def queue_info(aci: AciRequest) -> list[Element]:
             f"QueueAction {queue_action[:80]!r} is not known; "
             f"use one of: {', '.join(QUEUE_ACTIONS)}.",
         )
+    refuse_conflicting_parameters(queue_action.lower(), params)
     return handler(aci, resolved)
+
+
+# --- Parameters that would change the meaning ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Parameters a QueueAction does not take where ignoring them would change its meaning.
+
+    ``when`` names a parameter that must be present too for the refusal to apply
+    (GetStatus takes its filters, but not beside a Token); "" means always.
+    """
+
+    parameters: tuple[str, ...]
+    advice: str
+    when: str = ""
+
+
+#: Parameters of the whole-queue listing, which mean nothing beside a Token.
+LISTING_PARAMETERS = (
+    "State",
+    "MaxResults",
+    "Sort-By",
+    "Sort-Order",
+    "Queued-After",
+    "Queued-Before",
+    "Finished-After",
+    "Finished-Before",
+    "Min-Priority",
+    "Max-Priority",
+)
+
+_WHOLE_QUEUE = (
+    "it applies to the whole queue. To keep one queued action from running use "
+    "QueueAction=Cancel with its Token; to stop a running one, QueueAction=Stop."
+)
+
+#: The one table of refused parameters, by QueueAction (lower case). Parameters
+#: not listed are accepted and ignored, as IDOL does: clients send standard
+#: extra ones, and ignoring those changes nothing.
+CONFLICTS: dict[str, tuple[Conflict, ...]] = {
+    "pause": (Conflict(("Token",), _WHOLE_QUEUE),),
+    "resume": (
+        Conflict(
+            ("Token",),
+            "it applies to the whole queue (no single action is paused); leave the Token out.",
+        ),
+    ),
+    "queuestatus": (
+        Conflict(
+            ("Token",),
+            "it describes the whole queue. For one action use QueueAction=GetStatus "
+            "or QueueAction=Progress with its Token.",
+        ),
+    ),
+    "getstatus": (
+        Conflict(
+            LISTING_PARAMETERS,
+            "with a Token GetStatus shows that one action, so there is nothing to filter or "
+            "sort. Leave the Token out to list the queue's actions with filters.",
+            when="Token",
+        ),
+    ),
+    "duplicate": (
+        Conflict(
+            ("Priority",),
+            "Duplicate queues the copy with the original's priority. Duplicate it, then "
+            "use QueueAction=ChangePriority with the new Token and Priority.",
+            # Without a Token the missing Token is the error to report first.
+            when="Token",
+        ),
+    ),
+}
+
+
+def refuse_conflicting_parameters(queue_action: str, params: Params) -> None:
+    """ERRORPARAMINVALID if a parameter the QueueAction would have to ignore is present."""
+    for conflict in CONFLICTS.get(queue_action, ()):
+        if conflict.when and not _present(params, conflict.when):
+            continue
+        for name in conflict.parameters:
+            if _present(params, name):
+                shown = _QUEUE_ACTION_NAMES.get(queue_action, queue_action)
+                beside = f" beside a {conflict.when}" if conflict.when else ""
+                raise AciError(
+                    "ERRORPARAMINVALID",
+                    f"QueueAction={shown} does not take the {name} parameter{beside}: "
+                    f"{conflict.advice}",
+                )
+
+
+def _present(params: Params, name: str) -> bool:
+    # An empty value is what a form sends for a field left blank: not a request.
+    return bool(params.get(name, "").strip())
 
 
 def _action(aci: AciRequest, queue_name: str) -> Action:
@@ -91,27 +192,58 @@ def _action(aci: AciRequest, queue_name: str) -> Action:
 
 
 def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
-    page = IdentifierPage()
-    if aci.params.get("Token", "").strip():
-        # Checked before the token is looked up, like every other parameter.
-        page = read_identifier_page(aci.params)
-        actions = [_action(aci, queue_name)]
-    else:
-        actions = list_actions(queue=queue_name, filters=read_filters(aci.params))
+    params = aci.params
     now = timezone.now()
-    return [
-        el("actions", children=[action_status(action, now=now, page=page) for action in actions])
-    ]
+    if _present(params, "Token"):
+        # Checked before the token is looked up, like every other parameter.
+        page = read_identifier_page(params)
+        action = _action(aci, queue_name)
+        statuses = [action_status(action, now=now, page=page)]
+        return [
+            el("actions", attrs=paging(total=1, start=1, shown=1, next_query={}), children=statuses)
+        ]
+    filters = read_filters(params)
+    start = read_start(params)
+    page = IdentifierPage(start=1, size=read_identifiers_per_action(params, filters.max_results))
+    listing = list_actions(queue=queue_name, filters=filters, start=start)
+    statuses = [action_status(action, now=now, page=page) for action in listing.actions]
+    attrs = paging(
+        total=listing.total,
+        start=start,
+        shown=len(statuses),
+        next_query={"MaxResults": filters.max_results},
+    )
+    return [el("actions", attrs=attrs, children=statuses)]
 
 
 def read_identifier_page(params: Params) -> IdentifierPage:
     """``Start`` and ``MaxIdentifiers`` (extension): which identifiers GetStatus shows."""
     return IdentifierPage(
-        start=params.integer("Start", 1, minimum=1),
+        start=read_start(params),
         size=params.integer(
             "MaxIdentifiers", DEFAULT_MAX_IDENTIFIERS, minimum=1, maximum=MAX_IDENTIFIERS_LIMIT
         ),
     )
+
+
+def read_start(params: Params) -> int:
+    # Bounded so that it always fits the databases' 64-bit OFFSET.
+    return params.integer("Start", 1, minimum=1, maximum=START_LIMIT)
+
+
+def read_identifiers_per_action(params: Params, max_results: int) -> int:
+    """``MaxIdentifiers`` without a Token: none unless asked, and at most
+    ``MAX_IDENTIFIERS_LIMIT`` in the whole answer."""
+    per_action = params.integer("MaxIdentifiers", 0, minimum=0, maximum=MAX_IDENTIFIERS_LIMIT)
+    if per_action * max_results > MAX_IDENTIFIERS_LIMIT:
+        raise AciError(
+            "ERRORPARAMINVALID",
+            f"MaxIdentifiers={per_action} for each of MaxResults={max_results} actions would "
+            f"show more than {MAX_IDENTIFIERS_LIMIT} identifiers in one answer, the most it "
+            "may. Lower MaxResults or MaxIdentifiers, or read one action's identifiers with "
+            "its Token (Start and MaxIdentifiers page them).",
+        )
+    return per_action
 
 
 def read_filters(params: Params) -> ActionFilter:
@@ -122,9 +254,7 @@ def read_filters(params: Params) -> ActionFilter:
         statuses.append(STATES[state.lower()])
     return ActionFilter(
         statuses=tuple(statuses),
-        max_results=params.integer(
-            "MaxResults", DEFAULT_MAX_RESULTS, minimum=1, maximum=MAX_RESULTS_LIMIT
-        ),
+        max_results=_max_results(params),
         sort_by=params.choice("Sort-By", {name: name for name in SORT_FIELDS}, "queue-time"),
         descending=params.choice(
             "Sort-Order", {"ascending": "ascending", "descending": "descending"}, "descending"
@@ -137,6 +267,19 @@ def read_filters(params: Params) -> ActionFilter:
         min_priority=_optional_integer(params, "Min-Priority"),
         max_priority=_optional_integer(params, "Max-Priority"),
     )
+
+
+def _max_results(params: Params) -> int:
+    try:
+        return params.integer(
+            "MaxResults", DEFAULT_MAX_RESULTS, minimum=1, maximum=MAX_RESULTS_LIMIT
+        )
+    except InvalidParameter as error:
+        raise AciError(
+            "ERRORPARAMINVALID",
+            f"{error} One answer lists at most {MAX_RESULTS_LIMIT} actions: read the rest "
+            "with Start (the answer's <actions next=...> gives the parameters of the next page).",
+        ) from None
 
 
 def _time(params: Params, name: str) -> datetime | None:
@@ -349,3 +492,5 @@ QUEUE_ACTIONS = (
     "GetActionParameters",
     "Duplicate",
 )
+
+_QUEUE_ACTION_NAMES = {name.lower(): name for name in QUEUE_ACTIONS}

@@ -23,7 +23,7 @@ SIMPLEJSON = "simplejson"
 FORMATS = (XML, JSON, SIMPLEJSON)
 
 CONTENT_TYPES = {
-    XML: "application/xml; charset=utf-8",
+    XML: "text/xml; charset=utf-8",
     JSON: "application/json; charset=utf-8",
     SIMPLEJSON: "application/json; charset=utf-8",
 }
@@ -40,6 +40,19 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 SIMPLEJSON_LISTS = frozenset(
     {"action", "documentcount", "success", "failed", "identifier", "item", "param", "queue"}
 )
+
+#: Elements that hold a list, and the elements they list. In both JSON forms an
+#: empty one still has its list keys, as empty lists, so that a client reads
+#: ``actions.action`` the same way whether there are none, one or many (an
+#: empty ``{}`` would make it test for a missing key first).
+LIST_CONTAINERS: dict[str, tuple[str, ...]] = {
+    "actions": ("action",),
+    "documentcounts": ("documentcount",),
+    "tasks": ("success", "failed"),
+    "identifiers": ("identifier",),
+    "parameters": ("param",),
+    "queues": ("queue",),
+}
 
 
 @dataclass
@@ -185,7 +198,13 @@ def _idol_json(element: Element) -> dict[str, Any]:
     for tag, group in _grouped(element.children, lambda tag: tag).items():
         values = [_idol_json(child) for child in group]
         data[tag] = values[0] if len(values) == 1 else values
+    _add_empty_lists(element.tag, data)
     return data
+
+
+def _add_empty_lists(tag: str, data: dict[str, Any]) -> None:
+    for listed in LIST_CONTAINERS.get(tag, ()):
+        data.setdefault(listed, [])
 
 
 def _simple_tag(tag: str) -> str:
@@ -193,16 +212,17 @@ def _simple_tag(tag: str) -> str:
 
 
 def _simple_json(element: Element) -> Any:
-    if not element.attrs and not element.children:
+    tag = _simple_tag(element.tag)
+    if not element.attrs and not element.children and tag not in LIST_CONTAINERS:
         return {} if element.text is None else clean(element.text)
     data = _attributes(element)
     if element.text is not None:
         data["$"] = clean(element.text)
-    tag = _simple_tag(element.tag)
     for child_tag, group in _grouped(element.children, _simple_tag).items():
         values = [_simple_json(child) for child in group]
         forced = child_tag in SIMPLEJSON_LISTS and not (
             child_tag == "action" and tag == "autnresponse"
         )
         data[child_tag] = values if forced or len(values) > 1 else values[0]
+    _add_empty_lists(tag, data)
     return data

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.utils import timezone
 
+from connector.aci.queries import result_sizes, result_slice
 from connector.aci.render import Element, el
 from connector.models import Action, Status
 
@@ -29,22 +31,41 @@ COUNT_ORDER = (
 )
 
 
-#: How many identifiers GetStatus shows of an action unless MaxIdentifiers says otherwise.
+#: How many identifiers (or task entries) GetStatus shows of an action with a Token,
+#: unless MaxIdentifiers says otherwise.
 DEFAULT_MAX_IDENTIFIERS = 1000
-#: Identifiers keeps at most 100000 (connector.fetch.identifiers.MAX_IDENTIFIERS).
-MAX_IDENTIFIERS_LIMIT = 100_000
+#: The most MaxIdentifiers may ask for. Identifiers keeps up to 100000 per action
+#: (connector.fetch.identifiers.MAX_IDENTIFIERS); an answer shows at most this
+#: many of them (about 2 MB of XML), and the rest are read in further pages.
+MAX_IDENTIFIERS_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
 class IdentifierPage:
-    """Which identifiers of a result to show: ``size`` of them from ``start`` (1-based).
+    """Which entries of an action's lists to show: ``size`` of them from ``start`` (1-based).
 
-    A result can hold 100000 identifiers; rendering them all in every GetStatus
-    would make each answer megabytes, so a client pages through them instead.
+    The lists (``<identifiers>``, ``<tasks>``) are read page by page from the
+    database, never whole: one can hold 100000 identifiers.
     """
 
     start: int = 1
     size: int = DEFAULT_MAX_IDENTIFIERS
+
+
+def paging(
+    *, total: int, start: int, shown: int, next_query: dict[str, object]
+) -> dict[str, object]:
+    """The attributes that say where a page is and how to ask for the next one.
+
+    ``more`` is true while entries after this page remain; ``next`` is then the
+    parameters to send (with the same request otherwise) for the next page.
+    """
+    following = start + shown
+    more = following <= total
+    attrs: dict[str, object] = {"total": total, "start": start, "shown": shown, "more": more}
+    if more:
+        attrs["next"] = urlencode({**next_query, "Start": following})
+    return attrs
 
 
 def _local(moment: datetime) -> datetime:
@@ -80,10 +101,12 @@ def documentcounts(counts: dict[str, Any]) -> Element:
     return el("documentcounts", children=rows)
 
 
-def action_status(
-    action: Action, *, now: datetime | None = None, page: IdentifierPage | None = None
-) -> Element:
-    """The ``<action>`` element of the protocol page; elements that do not apply are left out."""
+def action_status(action: Action, *, now: datetime | None = None, page: IdentifierPage) -> Element:
+    """The ``<action>`` element of the protocol page; elements that do not apply are left out.
+
+    ``action`` comes from ``connector.aci.queries`` (its result is left in the
+    database); ``page`` says which entries of its lists to show.
+    """
     now = now or timezone.now()
     children = [
         el("token", action.token),
@@ -112,45 +135,51 @@ def action_status(
         children.append(el("stoprequested", True))
     if action.action_id:
         children.append(el("actionid", action.action_id))
-    children += result_elements(action.result, page=page)
+    children += result_elements(action, page)
     return el("action", children=children)
 
 
-def result_elements(result: dict[str, Any], *, page: IdentifierPage | None = None) -> list[Element]:
-    """``<tasks>`` (per-document success and failure) and ``<identifiers>`` of a result."""
-    if not isinstance(result, dict):
-        return []
+def result_elements(action: Action, page: IdentifierPage) -> list[Element]:
+    """One page of ``<tasks>`` (per-document success and failure) and of ``<identifiers>``."""
+    sizes = result_sizes(action)
+    next_query = {"Token": action.token, "MaxIdentifiers": page.size or DEFAULT_MAX_IDENTIFIERS}
     elements = []
-    success = result.get("success") or []
-    failed = result.get("failed") or []
-    if success or failed:
-        tasks = [el("success", identifier) for identifier in success]
-        for failure in failed:
-            if isinstance(failure, dict):
-                tasks.append(
-                    el(
-                        "failed",
-                        failure.get("identifier", ""),
-                        attrs={"reason": failure.get("reason", "")},
-                    )
-                )
-            else:
-                tasks.append(el("failed", failure))
-        elements.append(el("tasks", children=tasks))
-    if "identifiers" in result:
-        elements.append(identifiers_element(result["identifiers"], page or IdentifierPage()))
+    successes, failures = sizes.get("success", 0), sizes.get("failed", 0)
+    if successes or failures:
+        # One list of entries: the successes, then the failures.
+        offset = page.start - 1
+        shown_success = result_slice(action.pk, "success", offset, page.size)
+        failed_offset = max(0, offset - successes)
+        shown_failed = result_slice(
+            action.pk, "failed", failed_offset, page.size - len(shown_success)
+        )
+        tasks = [el("success", identifier) for identifier in shown_success]
+        tasks += [_failure(failure) for failure in shown_failed]
+        attrs = paging(
+            total=successes + failures,
+            start=page.start,
+            shown=len(tasks),
+            next_query=next_query,
+        )
+        elements.append(el("tasks", attrs=attrs, children=tasks))
+    if "identifiers" in sizes:
+        items = result_slice(action.pk, "identifiers", page.start - 1, page.size)
+        attrs = paging(
+            total=sizes["identifiers"],
+            start=page.start,
+            shown=len(items),
+            next_query=next_query,
+        )
+        elements.append(el("identifiers", attrs=attrs, children=[_identifier(i) for i in items]))
     return elements
 
 
-def identifiers_element(identifiers: object, page: IdentifierPage) -> Element:
-    """One page of identifiers; ``total`` and ``start`` let a client ask for the next."""
-    items = identifiers if isinstance(identifiers, list) else []
-    shown = items[page.start - 1 : page.start - 1 + page.size]
-    return el(
-        "identifiers",
-        attrs={"total": len(items), "start": page.start},
-        children=[_identifier(item) for item in shown],
-    )
+def _failure(failure: object) -> Element:
+    if isinstance(failure, dict):
+        return el(
+            "failed", failure.get("identifier", ""), attrs={"reason": failure.get("reason", "")}
+        )
+    return el("failed", failure)
 
 
 def _identifier(item: object) -> Element:

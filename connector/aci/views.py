@@ -34,14 +34,19 @@ from connector.params import ParameterError
 
 logger = logging.getLogger(__name__)
 
-# The last resort when even rendering an error fails: no template, no data.
+# The last resort when even rendering an error fails: no template, no data. It
+# carries an errorid, which the Java client's binary processor (View) needs to
+# tell an error from a document, and its content type is text/xml like every
+# other XML answer (the Java client parses nothing else).
 _FALLBACK = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b'<autnresponse xmlns:autn="http://schemas.autonomy.com/aci/">'
     b"<action></action><response>ERROR</response><responsedata><error>"
+    b"<errorid>CONNECTOR112</errorid><rawerrorid>0x70</rawerrorid>"
     b"<errorstring>Internal error</errorstring><errorcode>ERRORINTERNAL</errorcode>"
     b"</error></responsedata></autnresponse>\n"
 )
+_FALLBACK_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
 @csrf_exempt
@@ -121,7 +126,7 @@ def _error_response(aci: AciRequest | None, error: AciError) -> HttpResponse:
         return _response(root, aci.response_format if aci else XML)
     except Exception:
         logger.exception("Could not render an ACI error")
-        return HttpResponse(_FALLBACK, content_type="application/xml; charset=utf-8")
+        return HttpResponse(_FALLBACK, content_type=_FALLBACK_CONTENT_TYPE)
 
 
 def _response(root: Element, response_format: str) -> HttpResponse:

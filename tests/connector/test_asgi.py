@@ -49,7 +49,7 @@ async def test_static_files_are_served_without_debug():
 async def test_the_action_endpoint_answers_through_the_asgi_application():
     status, body, headers = await get("/action=GetVersion")
     assert status == 200
-    assert headers[b"Content-Type"] == b"application/xml; charset=utf-8"
+    assert headers[b"Content-Type"] == b"text/xml; charset=utf-8"
     assert b"<response>SUCCESS</response>" in body
 
 

@@ -56,7 +56,7 @@ class Aci:
     @staticmethod
     def parse_xml(response: Any) -> Element:
         assert response.status_code == 200
-        assert response["Content-Type"] == "application/xml; charset=utf-8"
+        assert response["Content-Type"] == "text/xml; charset=utf-8"
         return ElementTree.fromstring(response.content)
 
     @staticmethod

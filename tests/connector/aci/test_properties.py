@@ -130,7 +130,7 @@ def _send(client: Client, request: dict):
 def _check_answer(response) -> None:
     assert response.status_code == 200, response.content[:500]
     content_type = response["Content-Type"]
-    if content_type == "application/xml; charset=utf-8":
+    if content_type == "text/xml; charset=utf-8":
         root = ElementTree.fromstring(response.content)
         assert root.tag == "autnresponse"
         assert root.findtext("response") in {"SUCCESS", "ERROR"}

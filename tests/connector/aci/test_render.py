@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from defusedxml import ElementTree
 
 from connector.aci.render import el, envelope, render
@@ -44,7 +45,7 @@ def test_xml_has_the_declaration_namespace_and_escaped_values():
         "Fetch", success=True, data=[el("value", "<a & 'b'>", attrs={"q": 'say "hi"\n'})]
     )
     body, content_type = render(root, "xml")
-    assert content_type == "application/xml; charset=utf-8"
+    assert content_type == "text/xml; charset=utf-8"
     assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<autnresponse ')
     assert b'xmlns:autn="http://schemas.autonomy.com/aci/"' in body
     parsed = ElementTree.fromstring(body)
@@ -81,7 +82,7 @@ def test_json_follows_idols_mapping():
                     "action": {
                         "token": {"$": "T1"},
                         "documentcounts": {"documentcount": {"@task": "DOCS", "@seen": "3"}},
-                        "tasks": {"failed": {"@reason": "gone", "$": "ID1"}},
+                        "tasks": {"failed": {"@reason": "gone", "$": "ID1"}, "success": []},
                     }
                 },
                 "note": [{"$": "a"}, {"$": "b"}],
@@ -106,7 +107,7 @@ def test_simplejson_uses_plain_strings_and_lists_for_elements_that_can_repeat():
                         {
                             "token": "T1",
                             "documentcounts": {"documentcount": [{"@task": "DOCS", "@seen": "3"}]},
-                            "tasks": {"failed": [{"@reason": "gone", "$": "ID1"}]},
+                            "tasks": {"failed": [{"@reason": "gone", "$": "ID1"}], "success": []},
                         }
                     ]
                 },
@@ -145,3 +146,30 @@ def test_attribute_names_lose_namespace_prefixes():
     root = envelope("X", success=True, data=[el("v", "1", attrs={"x:y": "z"})])
     parsed = ElementTree.fromstring(render(root, "xml")[0])
     assert parsed.find("responsedata/v").attrib == {"xy": "z"}
+
+
+@pytest.mark.parametrize(
+    ("container", "listed"),
+    [
+        ("actions", ["action"]),
+        ("documentcounts", ["documentcount"]),
+        ("tasks", ["success", "failed"]),
+        ("identifiers", ["identifier"]),
+        ("parameters", ["param"]),
+        ("queues", ["queue"]),
+    ],
+)
+def test_empty_lists_keep_their_list_keys_in_both_json_forms(container, listed):
+    root = envelope("QueueInfo", success=True, data=[el(container)])
+    simple = json.loads(render(root, "simplejson")[0])["autnresponse"]["responsedata"]
+    idol = json.loads(render(root, "json")[0])["autnresponse"]["responsedata"]
+    assert simple[container] == {name: [] for name in listed}
+    assert idol[container] == {name: [] for name in listed}
+
+
+def test_an_empty_list_with_attributes_keeps_both():
+    root = envelope(
+        "QueueInfo", success=True, data=[el("identifiers", attrs={"total": 0, "start": 1})]
+    )
+    simple = json.loads(render(root, "simplejson")[0])["autnresponse"]["responsedata"]
+    assert simple["identifiers"] == {"@total": "0", "@start": "1", "identifier": []}

@@ -90,31 +90,53 @@ def test_status_in_simplejson_lists_elements_that_can_repeat_even_when_there_is_
             "failed": [{"identifier": "ID2", "reason": "locked"}],
         },
     )
-    data = aci.json("QueueInfo", "simplejson", QueueName="fetch", QueueAction="GetStatus")
+    data = aci.json(
+        "QueueInfo", "simplejson", QueueName="fetch", QueueAction="GetStatus", Token=token
+    )
     assert data["autnresponse"]["action"] == "QUEUEINFO"
     (status,) = data["autnresponse"]["responsedata"]["actions"]["action"]
     assert status["token"] == token
     assert status["status"] == "Finished"
     assert status["documentcounts"] == {"documentcount": [{"@task": "DOCS", "@seen": "1"}]}
+    # Lists come in pages (issue 13): each says where it is and that there is no more.
+    page = {"@total": "2", "@start": "1", "@shown": "2", "@more": "false"}
     assert status["tasks"] == {
+        **page,
         "success": ["ID1"],
         "failed": [{"@reason": "locked", "$": "ID2"}],
     }
     assert status["identifiers"] == {
+        **page,
         "@total": "1",
-        "@start": "1",
+        "@shown": "1",
         "identifier": [{"@type": "file", "$": "ID1"}],
     }
 
 
 def test_status_in_json_keeps_single_elements_as_objects(aci):
-    aci.submit()
+    token = aci.submit()
     aci.finish(aci.claim(), counts={"DOCS": {"seen": 1}}, result={"success": ["ID1"]})
-    data = aci.json("QueueInfo", "json", QueueName="fetch", QueueAction="GetStatus")
+    data = aci.json("QueueInfo", "json", QueueName="fetch", QueueAction="GetStatus", Token=token)
     status = data["autnresponse"]["responsedata"]["actions"]["action"]
     assert status["status"] == {"$": "Finished"}
     assert status["documentcounts"] == {"documentcount": {"@task": "DOCS", "@seen": "1"}}
-    assert status["tasks"] == {"success": {"$": "ID1"}}
+    # The list that is empty is still there, as an empty list (it was left out).
+    assert status["tasks"] == {
+        "@total": "1",
+        "@start": "1",
+        "@shown": "1",
+        "@more": "false",
+        "success": {"$": "ID1"},
+        "failed": [],
+    }
+
+
+@pytest.mark.parametrize("response_format", ["json", "simplejson"])
+def test_an_empty_queue_lists_no_actions_as_an_empty_list(aci, response_format):
+    data = aci.json("QueueInfo", response_format, QueueName="fetch", QueueAction="GetStatus")
+    actions = data["autnresponse"]["responsedata"]["actions"]
+    # Empty as non-empty: the action key is there and holds a list (it was {} with no key).
+    assert actions["action"] == []
 
 
 def test_error_in_each_format_has_the_whole_envelope(aci):
