@@ -13,6 +13,12 @@ changes during the following interval together at its end. A storm of a
 thousand changes a second costs one card a second. The cards' figures are read
 once for all the sockets of a process where that is safe (``shared_overview``):
 with a million actions, counting them by status is most of a card's cost.
+
+A socket belongs to the session it was opened with: when that session signs
+out, the socket is closed at once (``dashboard.signout``) and sends nothing
+more. A user who lost the view permission, or whose session ended otherwise
+(expired, flushed elsewhere), is noticed at the next change after
+``PERMISSION_RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.template.loader import render_to_string
 
 from connector import queue, wakeups
-from dashboard import broadcast, queries
+from dashboard import broadcast, queries, signout
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     may_operate = False
     checked_at = 0.0
     shows_overview = False
+    #: Set once the socket is being closed: nothing more is sent on it.
+    ended = False
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -89,13 +97,34 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         wakeups.set_home_loop(asyncio.get_running_loop())
+        if self.session_key:
+            await self.channel_layer.group_add(
+                signout.session_group(self.session_key), self.channel_name
+            )
         await self.channel_layer.group_add(broadcast.GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.ended = True
         if task := getattr(self, "overview_task", None):
             task.cancel()
         await self.channel_layer.group_discard(broadcast.GROUP, self.channel_name)
+        if self.session_key:
+            await self.channel_layer.group_discard(
+                signout.session_group(self.session_key), self.channel_name
+            )
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The session signed out (``dashboard.signout``): close now, send nothing more."""
+        await self._end()
+
+    async def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if task := getattr(self, "overview_task", None):
+            task.cancel()
+        await self.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The page sends no commands over the socket: its buttons are POSTs.
@@ -118,7 +147,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             # A row that cannot be rendered must not end the socket for every other row.
             logger.exception("Could not render dashboard rows %s", event.get("pks"))
             return
-        if html:
+        if html and not self.ended:
             await self.send(text_data=html)
 
     async def queue_changed(self, event: dict[str, Any]) -> None:
@@ -137,6 +166,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def _send_overview(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        if self.ended:
+            return
         queues, self.dirty_queues = self.dirty_queues, set()
         # Changes from here on start the next round.
         self.overview_task = None
@@ -146,16 +177,18 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("Could not render the overview cards of %s", sorted(queues))
             return
-        if html:
+        if html and not self.ended:
             await self.send(text_data=html)
 
     async def _still_allowed(self) -> bool:
         """False (and the socket closed) once the user lost the view permission."""
+        if self.ended:
+            return False
         stale = time.monotonic() - self.checked_at > PERMISSION_RECHECK_SECONDS
         if stale and not await self._allowed():
-            await self.close()
+            await self._end()
             return False
-        return True
+        return not self.ended
 
     async def _allowed(self) -> bool:
         allowed, may_operate = await database_sync_to_async(self._permissions)()
