@@ -16,9 +16,9 @@ with a million actions, counting them by status is most of a card's cost.
 
 A socket belongs to the session it was opened with: when that session signs
 out, the socket is closed at once (``dashboard.signout``) and sends nothing
-more. A user who lost the view permission, or whose session ended otherwise
-(expired, flushed elsewhere), is noticed at the next change after
-``PERMISSION_RECHECK_SECONDS``.
+more. A user who lost the view permission or was made inactive, or whose
+session ended otherwise (expired, flushed elsewhere, the password changed), is
+noticed at the next change after ``PERMISSION_RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib import auth
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 
 from connector import queue, wakeups
@@ -197,13 +198,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return allowed
 
     def _permissions(self) -> tuple[bool, bool]:
-        # Signed out or expired since the socket opened: the session no longer names the user.
-        store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
-        if str(store.load().get(SESSION_KEY)) != str(self.user_pk):
-            return False, False
+        # The session read again, as a request would read it: signed out, expired,
+        # or no longer valid since the password changed (Django's session hash), it
+        # no longer names the user, nor does it for a user made inactive.
+        request = HttpRequest()
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
         # A fresh user each time: the permission cache lives on the instance.
-        user = get_user_model().objects.filter(pk=self.user_pk, is_active=True).first()
-        if user is None:
+        user = auth.get_user(request)
+        if not user.is_authenticated or str(user.pk) != str(self.user_pk):
             return False, False
         return user.has_perm(VIEW_PERMISSION), user.has_perm(OPERATE_PERMISSION)
 

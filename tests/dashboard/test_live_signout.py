@@ -120,3 +120,30 @@ async def test_signing_out_with_no_socket_open_just_signs_out():
     await sign_out(client)
     response = await database_sync_to_async(client.get)(reverse("dashboard:home"))
     assert response.status_code == 302
+
+
+def _change_password(user: User) -> None:
+    user.set_password("a-new-password-for-tests")
+    user.save()
+
+
+def _deactivate(user: User) -> None:
+    user.is_active = False
+    user.save()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", [_change_password, _deactivate])
+async def test_a_session_a_request_would_refuse_gets_no_more_rows_after_the_recheck(
+    monkeypatch, change
+):
+    """A changed password ends the other sessions (Django's session hash), and so does
+    making the user inactive: their sockets close at the next change, as a request would
+    be refused."""
+    user = await database_sync_to_async(make_user)("viewer", "view_action")
+    client = await database_sync_to_async(signed_in)(user)
+    communicator = await open_socket(client)
+    await database_sync_to_async(change)(user)
+    monkeypatch.setattr("dashboard.consumers.PERMISSION_RECHECK_SECONDS", 0)
+    await database_sync_to_async(submit)()
+    assert await closed_at_once(communicator)
