@@ -13,10 +13,10 @@ django_asgi_app = get_asgi_application()
 # Imported after Django is set up: they use models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from connector.ops.drain import FinishRequestsOnShutdown  # noqa: E402
+from connector.websocket_origin import SameOriginValidator  # noqa: E402
 from connector.worker.consumer import FetchConsumer  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
@@ -29,9 +29,9 @@ application = ProtocolTypeRouter(
         # serve a collectstatic copy instead (docs/deployment.md).
         # On SIGTERM, requests in flight get time to answer (connector.ops.drain).
         "http": FinishRequestsOnShutdown(ASGIStaticFilesHandler(django_asgi_app)),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Only pages of this very origin (scheme, host and port) may open a
+        # socket with the operator's cookie (connector.websocket_origin).
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "channel": ChannelNameRouter({"fetch": FetchConsumer.as_asgi()}),
     }
 )

@@ -33,12 +33,29 @@ DEFAULT_POLICY = "; ".join(
 )
 
 
+#: The policy of every answer carrying a document's bytes (``action=View``): a
+#: sandbox (no script, no plugins, an origin of its own) that loads nothing.
+#: It is not configurable: a document is never a page of this site.
+DOCUMENT_POLICY = "; ".join(
+    [
+        "sandbox",
+        "default-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
 def policy() -> str:
     return str(getattr(settings, "CONNECTOR_CONTENT_SECURITY_POLICY", "") or DEFAULT_POLICY)
 
 
 class ContentSecurityPolicyMiddleware:
     """Adds the policy to every response that has none of its own.
+
+    A response with its own (a document's ``DOCUMENT_POLICY``) keeps it: the
+    site's policy allows this origin's scripts, a document's allows nothing.
 
     Synchronous only, like the rest of the chain (see SyncMiddlewareChain).
     """

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig, apps
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_migrate, post_save
 
 
@@ -12,13 +13,15 @@ class DashboardConfig(AppConfig):
     def ready(self) -> None:
         from connector.models import QueueState
         from connector.signals import action_changed
-        from dashboard import broadcast, roles
+        from dashboard import broadcast, roles, signout
 
         action_changed.connect(broadcast.action_changed, dispatch_uid="dashboard.broadcast")
         # Pause and Resume save a QueueState row, whoever asks (dashboard or ACI).
         post_save.connect(
             broadcast.queue_state_saved, sender=QueueState, dispatch_uid="dashboard.queue_state"
         )
+        # Signing out closes that session's live dashboards at once.
+        user_logged_out.connect(signout.user_logged_out, dispatch_uid="dashboard.signout")
         # post_migrate is sent per app with models, and this app has none: follow
         # the connector's, whose permissions the groups hold.
         post_migrate.connect(

@@ -13,6 +13,12 @@ changes during the following interval together at its end. A storm of a
 thousand changes a second costs one card a second. The cards' figures are read
 once for all the sockets of a process where that is safe (``shared_overview``):
 with a million actions, counting them by status is most of a card's cost.
+
+A socket belongs to the session it was opened with: when that session signs
+out, the socket is closed at once (``dashboard.signout``) and sends nothing
+more. A user who lost the view permission or was made inactive, or whose
+session ended otherwise (expired, flushed elsewhere, the password changed), is
+noticed at the next change after ``PERMISSION_RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib import auth
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 
 from connector import queue, wakeups
-from dashboard import broadcast, queries
+from dashboard import broadcast, queries, signout
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     may_operate = False
     checked_at = 0.0
     shows_overview = False
+    #: Set once the socket is being closed: nothing more is sent on it.
+    ended = False
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -89,13 +98,34 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         wakeups.set_home_loop(asyncio.get_running_loop())
+        if self.session_key:
+            await self.channel_layer.group_add(
+                signout.session_group(self.session_key), self.channel_name
+            )
         await self.channel_layer.group_add(broadcast.GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.ended = True
         if task := getattr(self, "overview_task", None):
             task.cancel()
         await self.channel_layer.group_discard(broadcast.GROUP, self.channel_name)
+        if self.session_key:
+            await self.channel_layer.group_discard(
+                signout.session_group(self.session_key), self.channel_name
+            )
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The session signed out (``dashboard.signout``): close now, send nothing more."""
+        await self._end()
+
+    async def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if task := getattr(self, "overview_task", None):
+            task.cancel()
+        await self.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The page sends no commands over the socket: its buttons are POSTs.
@@ -118,7 +148,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             # A row that cannot be rendered must not end the socket for every other row.
             logger.exception("Could not render dashboard rows %s", event.get("pks"))
             return
-        if html:
+        if html and not self.ended:
             await self.send(text_data=html)
 
     async def queue_changed(self, event: dict[str, Any]) -> None:
@@ -137,6 +167,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def _send_overview(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        if self.ended:
+            return
         queues, self.dirty_queues = self.dirty_queues, set()
         # Changes from here on start the next round.
         self.overview_task = None
@@ -146,16 +178,18 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("Could not render the overview cards of %s", sorted(queues))
             return
-        if html:
+        if html and not self.ended:
             await self.send(text_data=html)
 
     async def _still_allowed(self) -> bool:
         """False (and the socket closed) once the user lost the view permission."""
+        if self.ended:
+            return False
         stale = time.monotonic() - self.checked_at > PERMISSION_RECHECK_SECONDS
         if stale and not await self._allowed():
-            await self.close()
+            await self._end()
             return False
-        return True
+        return not self.ended
 
     async def _allowed(self) -> bool:
         allowed, may_operate = await database_sync_to_async(self._permissions)()
@@ -164,13 +198,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return allowed
 
     def _permissions(self) -> tuple[bool, bool]:
-        # Signed out or expired since the socket opened: the session no longer names the user.
-        store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
-        if str(store.load().get(SESSION_KEY)) != str(self.user_pk):
-            return False, False
+        # The session read again, as a request would read it: signed out, expired,
+        # or no longer valid since the password changed (Django's session hash), it
+        # no longer names the user, nor does it for a user made inactive.
+        request = HttpRequest()
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
         # A fresh user each time: the permission cache lives on the instance.
-        user = get_user_model().objects.filter(pk=self.user_pk, is_active=True).first()
-        if user is None:
+        user = auth.get_user(request)
+        if not user.is_authenticated or str(user.pk) != str(self.user_pk):
             return False, False
         return user.has_perm(VIEW_PERMISSION), user.has_perm(OPERATE_PERMISSION)
 

@@ -1,11 +1,23 @@
 """``action=View``: a document of a fetch task, synchronously.
 
-By default (``NoACI=true``) the answer is the document itself, streamed, with
-its content type, and ``Range: bytes=...`` answered with 206 Partial Content
-(416 when the range is outside the document). With ``NoACI=false`` it is an ACI
+By default (``NoACI=true``) the answer is the document itself, streamed, and
+``Range: bytes=...`` answered with 206 Partial Content (416 when the range is
+outside the document). With ``NoACI=false`` it is an ACI
 response holding the content base64-encoded, for clients that only read ACI.
 The identifier is resolved by the task's repository, so it can never reach
 outside the task's roots.
+
+Repository bytes are data, never a page (docs/security.md, "Documents are never
+active content"): anyone who can write into a task's roots chooses them, and
+the connector's origin is also the dashboard's, where a script could act as the
+signed-in operator. So a document is shown inline only when its type is one a
+browser can only display (``INLINE_TYPES``: plain text and raster images);
+everything else is an attachment typed ``application/octet-stream``, which no
+browser runs as a script or applies as a style (with ``nosniff``), and every
+answer carries a ``sandbox`` policy (``connector.csp.DOCUMENT_POLICY``) in case
+a browser renders it anyway. Clients read the bytes whatever the headers say;
+the real type is the ``<contenttype>`` of ``NoACI=false`` and follows from the
+file name.
 """
 
 from __future__ import annotations
@@ -18,7 +30,9 @@ from collections.abc import Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.utils.http import content_disposition_header
 
+from connector import csp
 from connector.aci.errors import AciError
 from connector.aci.render import Element, el
 from connector.aci.request import AciRequest
@@ -39,6 +53,24 @@ MAX_ACI_CONTENT_BYTES = 16 * 1024 * 1024
 CHUNK_BYTES = 256 * 1024
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+#: The only types a document is served inline with. None of them can run
+#: script or load anything: not SVG (an image that runs script), not PDF (PDF
+#: readers run the document's JavaScript and forms; Chromium will not show one
+#: under a sandbox anyway), not HTML, XML, CSS or JavaScript.
+INLINE_TYPES = frozenset(
+    {
+        "text/plain",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+    }
+)
+#: The type of every other document: bytes to save, never a page, script or style.
+OPAQUE_TYPE = "application/octet-stream"
 
 
 def open_document(aci: AciRequest) -> tuple[Repository, Item]:
@@ -72,6 +104,26 @@ def content_type(item: Item) -> str:
     if guessed is None:
         return "application/octet-stream"
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+
+
+def served_type(item: Item) -> tuple[str, bool]:
+    """The ``Content-Type`` a document is served with, and whether it may be inline."""
+    guessed, _ = mimetypes.guess_type(item.name)
+    if guessed in INLINE_TYPES:
+        return content_type(item), True
+    return OPAQUE_TYPE, False
+
+
+def document_headers(response: HttpResponseBase, item: Item) -> None:
+    """What makes any answer carrying a document's bytes inert in a browser."""
+    kind, inline = served_type(item)
+    response["Content-Type"] = kind
+    response["Content-Disposition"] = content_disposition_header(not inline, item.name) or "inline"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Set here, so the site-wide policy (which allows this origin's scripts) is not added.
+    response[csp.HEADER] = csp.DOCUMENT_POLICY
+    # No other site may embed it (an <img> or <script> of another origin learns nothing).
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
 def view_aci(aci: AciRequest) -> list[Element]:
@@ -115,6 +167,7 @@ def view_raw(aci: AciRequest, range_header: str) -> HttpResponseBase:
         wanted = _parse_range(range_header, size)
         if wanted is None:
             refused = HttpResponse(status=416)
+            document_headers(refused, item)
             refused["Content-Range"] = f"bytes */{size}"
             return refused
         start, end = wanted
@@ -131,12 +184,10 @@ def view_raw(aci: AciRequest, range_header: str) -> HttpResponseBase:
     response = StreamingHttpResponse(
         itertools.chain([first], chunks),
         status=status,
-        content_type=content_type(item),
     )
+    document_headers(response, item)
     response["Content-Length"] = str(max(0, end - start + 1))
     response["Accept-Ranges"] = "bytes"
-    response["Content-Disposition"] = _inline(item.name)
-    response["X-Content-Type-Options"] = "nosniff"
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response
@@ -166,8 +217,3 @@ def _slice(repository: Repository, identifier: str, start: int, length: int) -> 
             return
         yield chunk[:length]
         length -= len(chunk)
-
-
-def _inline(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "'")
-    return f'inline; filename="{ascii_name}"'

@@ -1,11 +1,20 @@
-"""The ASGI application as daphne runs it: static files, the endpoint, the middleware."""
+"""The ASGI application as daphne runs it: static files, the endpoint, the middleware,
+the websocket's origin check."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth.models import Permission, User
 from django.core.handlers.asgi import ASGIHandler
+from django.test import Client
 from django.utils.deprecation import MiddlewareMixin
 
 from connector.asgi import application
@@ -67,3 +76,112 @@ def test_every_middleware_runs_synchronously_under_asgi(monkeypatch):
     names = {type(instance).__name__ for instance in made}
     assert {"SessionMiddleware", "CsrfViewMiddleware", "SecurityMiddleware"} <= names
     assert [type(i).__name__ for i in made if i.async_mode] == []
+
+
+# The dashboard's websocket: only its own origin, whole (issue 13 item 11).
+
+
+@pytest.fixture
+def fresh_channel_layer() -> Iterator[None]:
+    # The in-memory layer's queues belong to one event loop; each test has its own.
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def _viewer_cookie() -> bytes:
+    user, _ = User.objects.get_or_create(username="viewer")
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_action", content_type__app_label="connector")
+    )
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_socket(
+    origin: bytes | None, host: bytes, *, scheme: str = "ws", extra: list[Any] | None = None
+) -> bool:
+    """Whether a signed-in viewer's socket with these headers is accepted."""
+    headers = [(b"host", host), (b"cookie", await sync_to_async(_viewer_cookie)())]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    communicator = WebsocketCommunicator(
+        application, "/ws/dashboard/", headers=headers + (extra or [])
+    )
+    communicator.scope["scheme"] = scheme  # as daphne sets it; read when the app starts
+    connected, _ = await communicator.connect(timeout=3)
+    await communicator.disconnect()
+    return connected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_channel_layer")
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme"),
+    [
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000", "ws"),
+        (b"http://localhost:8000", b"localhost:8000", "ws"),
+        (b"HTTP://LocalHost:8000", b"localhost:8000", "ws"),
+        (b"http://127.0.0.1", b"127.0.0.1:80", "ws"),
+        (b"https://localhost", b"localhost", "wss"),
+        (b"http://[::1]:8000", b"[::1]:8000", "ws"),
+    ],
+)
+async def test_a_socket_from_the_dashboards_own_origin_is_accepted(origin, host, scheme):
+    assert await open_socket(origin, host, scheme=scheme)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_channel_layer")
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme"),
+    [
+        # Another port of the same host: the attack of issue 13 item 11.
+        (b"http://127.0.0.1:3000", b"127.0.0.1:8000", "ws"),
+        (b"http://127.0.0.1", b"127.0.0.1:8000", "ws"),
+        # Another scheme: a plain-http page may not read an https dashboard, nor the reverse.
+        (b"http://localhost", b"localhost", "wss"),
+        (b"https://localhost", b"localhost", "ws"),
+        # Another host, allowed or not.
+        (b"http://localhost:8000", b"127.0.0.1:8000", "ws"),
+        (b"http://evil.example:8000", b"127.0.0.1:8000", "ws"),
+        (b"http://127.0.0.1.evil.example:8000", b"127.0.0.1:8000", "ws"),
+        # A Host that is not one of ALLOWED_HOSTS (DNS rebinding) even when Origin matches it.
+        (b"http://evil.example:8000", b"evil.example:8000", "ws"),
+        # No usable origin at all.
+        (None, b"127.0.0.1:8000", "ws"),
+        (b"null", b"127.0.0.1:8000", "ws"),
+        (b"", b"127.0.0.1:8000", "ws"),
+        (b"http://127.0.0.1:8000/dashboard/", b"127.0.0.1:8000", "ws"),
+        (b"file://", b"127.0.0.1:8000", "ws"),
+        (b"http://127.0.0.1:99999", b"127.0.0.1:8000", "ws"),
+    ],
+)
+async def test_a_socket_from_any_other_origin_is_refused(origin, host, scheme):
+    assert not await open_socket(origin, host, scheme=scheme)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_channel_layer")
+async def test_the_tls_proxys_header_makes_the_socket_https_when_django_trusts_it(settings):
+    proto = [(b"x-forwarded-proto", b"https")]
+    assert not await open_socket(b"https://localhost", b"localhost", extra=proto)
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert await open_socket(b"https://localhost", b"localhost", extra=proto)
+    assert not await open_socket(b"http://localhost", b"localhost", extra=proto)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fresh_channel_layer")
+async def test_csrf_trusted_origins_may_open_the_socket_too(settings):
+    settings.ALLOWED_HOSTS = ["connector.example.com", "127.0.0.1"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://connector.example.com", "https://*.corp.example"]
+    host = b"127.0.0.1:8001"  # what the proxy may pass on
+    assert await open_socket(b"https://connector.example.com", host)
+    assert await open_socket(b"https://connector.example.com:443", host)
+    assert await open_socket(b"https://ops.corp.example", host)
+    assert not await open_socket(b"http://connector.example.com", host)
+    assert not await open_socket(b"https://connector.example.com:8443", host)
+    assert not await open_socket(b"https://corp.example.evil", host)
+    assert not await open_socket(b"http://ops.corp.example", host)

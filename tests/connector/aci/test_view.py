@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from test_errors import refused
 
+from connector import csp
 from connector.aci import view
 from connector.models import Action, FetchTask
 from connector.repositories import ItemUnreadable
@@ -33,6 +34,124 @@ def test_view_streams_the_document_with_its_type(client, readme):
     assert response["Content-Length"] == "8"
     assert response["Accept-Ranges"] == "bytes"
     assert response["Content-Disposition"] == 'inline; filename="readme.txt"'
+
+
+def identifier_of(docs_task, docs_tree, name: str, content: bytes = b"x") -> str:
+    (docs_tree / name).write_bytes(content)
+    return encode_identifier(docs_task.name, 0, name)
+
+
+def assert_inert(response, *, inline_type: str | None = None) -> None:
+    """The headers that keep a document's bytes from running or rendering as active content."""
+    if inline_type is None:
+        assert response["Content-Type"] == "application/octet-stream"
+        assert response["Content-Disposition"].startswith("attachment; ")
+    else:
+        assert response["Content-Type"] == inline_type
+        assert response["Content-Disposition"].startswith("inline; ")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    # The document's own sandbox, not the site's policy (which allows this origin's scripts).
+    assert response["Content-Security-Policy"] == csp.DOCUMENT_POLICY
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+ACTIVE_DOCUMENTS = [
+    "evil.html",
+    "evil.htm",
+    "evil.xhtml",
+    "evil.js",
+    "evil.mjs",
+    "evil.css",
+    "evil.svg",
+    "evil.xml",
+    "evil.xsl",
+    "evil.pdf",
+    "evil.json",
+    "evil.swf",
+    "evil.md",
+    "evil.csv",
+    "evil.eml",
+    "evil.vtt",
+    "no-extension",
+    "evil.unknown-type",
+]
+
+
+@pytest.mark.parametrize("name", ACTIVE_DOCUMENTS)
+def test_view_serves_every_other_type_as_an_opaque_attachment(client, docs_task, docs_tree, name):
+    """HTML, script, style, SVG, XML, PDF...: bytes to save, never a page of this origin."""
+    document = identifier_of(docs_task, docs_tree, name, b"<script>alert(1)</script>")
+    response = client.get(view_url(Identifier=document))
+    assert response.status_code == 200
+    assert_inert(response)
+    assert response["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert b"".join(response.streaming_content) == b"<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    ("name", "served"),
+    [
+        ("readme.txt", "text/plain; charset=utf-8"),
+        ("photo.png", "image/png"),
+        ("photo.jpg", "image/jpeg"),
+        ("photo.gif", "image/gif"),
+        ("photo.webp", "image/webp"),
+    ],
+)
+def test_view_shows_only_plain_text_and_raster_images_inline(
+    client, docs_task, docs_tree, name, served
+):
+    document = identifier_of(docs_task, docs_tree, name)
+    response = client.get(view_url(Identifier=document))
+    assert_inert(response, inline_type=served)
+    assert response["Content-Disposition"] == f'inline; filename="{name}"'
+
+
+@pytest.mark.parametrize(
+    ("header", "status"), [("bytes=0-5", 206), ("bytes=-3", 206), ("bytes=900-", 416)]
+)
+def test_view_ranges_and_refused_ranges_are_as_inert_as_the_whole(
+    client, docs_task, docs_tree, header, status
+):
+    document = identifier_of(docs_task, docs_tree, "evil.html", b"<script>alert(1)</script>")
+    response = client.get(view_url(Identifier=document), headers={"Range": header})
+    assert response.status_code == status
+    assert_inert(response)
+
+
+def test_view_by_path_through_the_whole_middleware_chain_keeps_the_sandbox(
+    client, docs_task, docs_tree
+):
+    """/action=View&Identifier=... as the issue's attack used it, with the site's CSP middleware."""
+    document = identifier_of(docs_task, docs_tree, "evil.js", b"fetch('/admin/')")
+    response = client.get(f"/action=View&Identifier={document}")
+    assert_inert(response)
+    assert "'self'" not in response["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition"),
+    [
+        ('say "hi".txt', 'inline; filename="say \\"hi\\".txt"'),
+        ("r\u00e9sum\u00e9.html", "attachment; filename*=utf-8''r%C3%A9sum%C3%A9.html"),
+        ("a;b=c.js", 'attachment; filename="a;b=c.js"'),
+    ],
+)
+def test_view_names_the_file_without_breaking_the_header(
+    client, docs_task, docs_tree, name, disposition
+):
+    document = identifier_of(docs_task, docs_tree, name)
+    response = client.get(view_url(Identifier=document))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == disposition
+
+
+def test_view_of_a_file_name_with_a_line_break_is_served_not_an_error(client, docs_task, docs_tree):
+    document = identifier_of(docs_task, docs_tree, "two\nlines.txt", b"ok")
+    response = client.get(view_url(Identifier=document))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == "inline; filename*=utf-8''two%0Alines.txt"
+    assert b"".join(response.streaming_content) == b"ok"
 
 
 @pytest.mark.parametrize(
