@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    # The sign-in throttle of every credential path (dashboard.signin).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +124,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a throttled sign-in anywhere (the admin's too) into its refusal page.
+    "axes.middleware.AxesMiddleware",
     # Last: keeps the chain above in one thread under ASGI (see its docstring).
     "connector.middleware.SyncMiddlewareChain",
 ]
@@ -345,10 +349,41 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "connector.csp.ContentSecurityPolicyMiddleware",
 )
-#: Sign-in throttling (dashboard.signin): this many failures per user name and
-#: client address within the window, then refused until the window ends.
+#: Sign-in throttling (dashboard.signin), on every credential path: this many
+#: failures per identity and client address within the window, then refused
+#: until the window ends; and this many per client address whatever the names.
 CONNECTOR_LOGIN_FAILURES = int(env_number("CONNECTOR_LOGIN_FAILURES", 5, minimum=1))
+CONNECTOR_LOGIN_CLIENT_FAILURES = int(env_number("CONNECTOR_LOGIN_CLIENT_FAILURES", 20, minimum=1))
 CONNECTOR_LOGIN_WINDOW_SECONDS = env_number("CONNECTOR_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+# django-axes runs the throttle: its backend first refuses a throttled attempt
+# before any password is checked, whatever view called authenticate().
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "dashboard.signin.SignInThrottle"
+AXES_USERNAME_CALLABLE = "dashboard.signin.identity"
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client"
+AXES_FAILURE_LIMIT = "dashboard.signin.failure_limit"
+AXES_COOLOFF_TIME = "dashboard.signin.cool_off"
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out_response"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# A refused attempt is not counted: the window ends when it was due to.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The counts live in the cache (dashboard.signin); axes's tables and admin pages stay empty.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+
+#: Password-reset pages exist only when mail can be sent (EMAIL_HOST set):
+#: without it they would offer a reset that tries SMTP on localhost:25.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+CONNECTOR_PASSWORD_RESET = bool(EMAIL_HOST)
+if EMAIL_HOST:
+    EMAIL_PORT = int(env_number("EMAIL_PORT", 25, minimum=1))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 # --- Access and limits of the ACI endpoint (issue 6) ---------------------------
 # docs/configuration.md "Access and limits"; connector/aci/access.py, limits.py.
