@@ -17,9 +17,20 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from connector import private_files
+
+# First, before any file is made: what the process creates is private unless
+# CONNECTOR_UMASK says otherwise (connector.private_files). Every entry point
+# (manage.py, daphne connector.asgi, runworker, the tests) reads these settings.
+try:
+    CONNECTOR_UMASK = private_files.apply_umask()
+except ValueError as _problem:
+    raise ImproperlyConfigured(str(_problem)) from None
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CONNECTOR_VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = private_files.private_dir(
+    Path(os.environ.get("CONNECTOR_VAR_DIR", BASE_DIR / "var")).resolve()
+)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -86,10 +97,8 @@ def _secret_key() -> str:
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    private_files.tighten(path)  # one an older version made
+    return private_files.write_private_once(path, secrets.token_urlsafe(50)).strip()
 
 
 SECRET_KEY = _secret_key()
@@ -171,6 +180,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Created 0600 before SQLite opens it: its -wal and -shm files take its mode.
+    if (
+        (_db := str(DATABASES["default"]["NAME"]))
+        and _db != ":memory:"
+        and "mode=memory" not in _db
+    ):
+        private_files.create_private_file(Path(_db))
+        for _suffix in ("", "-wal", "-shm"):
+            private_files.tighten(Path(_db + _suffix))  # files an older version made
     # A file, so threads in tests share it; one per test run, so runs don't collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-connector-{os.getpid()}.sqlite3")}
 else:
@@ -241,7 +259,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+#: collectstatic's folder, for a proxy to serve. Outside var/ when a proxy serves
+#: it (var/ is private to the service user); its files are the public pages'
+#: assets, so they are made readable by all whatever the umask.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", "") or VAR_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
+}
 
 # Request bodies: large enough for InsertXML with content; the ACI endpoint
 # answers larger ones with an ACI error.
