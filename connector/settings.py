@@ -167,6 +167,13 @@ DATABASES = {
         conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 0)),
     )
 }
+#: SQLite only: FULL syncs the WAL at every commit, so a token the endpoint
+#: returned survives a power loss; NORMAL syncs only at checkpoints and may lose
+#: the last commits (never corrupts). FULL by default: its cost is in
+#: bench/README.md ("Durability"), docs/deployment.md says what each promises.
+CONNECTOR_SQLITE_SYNCHRONOUS = env_choice(
+    "CONNECTOR_SQLITE_SYNCHRONOUS", "full", {"full", "normal"}
+).upper()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
     # lock at BEGIN, so a transaction never fails half-way on a lock upgrade.
@@ -175,7 +182,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # checkpoint, inside some unlucky commit, for processes without one.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": (
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000"
+            f"PRAGMA journal_mode=WAL; PRAGMA synchronous={CONNECTOR_SQLITE_SYNCHRONOUS};"
+            " PRAGMA wal_autocheckpoint=10000"
         ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
