@@ -394,7 +394,7 @@ CONNECTOR_LOGIN_WINDOW_SECONDS = env_number("CONNECTOR_LOGIN_WINDOW_SECONDS", 15
 # django-axes runs the throttle: its backend first refuses a throttled attempt
 # before any password is checked, whatever view called authenticate().
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "dashboard.signin.SignInBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "dashboard.signin.SignInThrottle"

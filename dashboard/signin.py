@@ -41,6 +41,7 @@ import unicodedata
 from datetime import timedelta
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
 from axes.handlers.cache import AxesCacheHandler
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
@@ -188,6 +189,26 @@ class SignInThrottle(AxesCacheHandler):
 
     def user_logged_out(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         return None
+
+
+class SignInBackend(AxesStandaloneBackend):
+    """First of AUTHENTICATION_BACKENDS: refuses a throttled attempt before any password check.
+
+    A call without a request (code, not a web credential path: every sign-in
+    view passes its request; Django's test client's ``login()``) has no client
+    to count by and passes through; its failure is still logged.
+    """
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)  # type: ignore[no-any-return]
 
 
 def log_refused(name: str, address: str, path: str) -> None:

@@ -183,15 +183,14 @@ class Command(BaseCommand):
             reactor.callWhenRunning(start_worker)
             reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
 
-        base, welcome = welcome_lines(host, port, worker=worker, admin_password=admin_password)
+        base, _ = welcome_lines(host, port, worker=worker, admin_password=admin_password)
 
         def print_welcome() -> None:
             # Once the reactor runs, which it does only if the bind succeeded
             # (daphne does not start it after a listen failure): "listening"
             # is never printed for a port that is not ours.
             if server.listening_addresses:
-                self.stdout.write("\n".join(welcome))
-                self.stdout.flush()
+                self._print_welcome(host, port, worker=worker, admin_password=admin_password)
 
         reactor.callWhenRunning(print_welcome)
         if open_browser and desktop_browser_available():
@@ -208,6 +207,15 @@ class Command(BaseCommand):
                 )
             raise CommandError(bind_failure(host, port))
         self.stdout.write("Connector stopped.")
+
+    def _print_welcome(
+        self, host: str, port: int, *, worker: Any, admin_password: str | None
+    ) -> str:
+        """Print the URLs, who may call what and how to sign in; return the base URL."""
+        base, lines = welcome_lines(host, port, worker=worker, admin_password=admin_password)
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+        return base
 
 
 def bind_failure(host: str, port: int) -> str:
