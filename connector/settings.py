@@ -403,6 +403,8 @@ AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client"
 AXES_FAILURE_LIMIT = "dashboard.signin.failure_limit"
 AXES_COOLOFF_TIME = "dashboard.signin.cool_off"
 AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out_response"
+# What SignInThrottle counts (it keys the cache itself, with per-key limits);
+# axes reads this only in its checks and reports.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 # A refused attempt is not counted: the window ends when it was due to.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
