@@ -5,6 +5,13 @@ import os
 import sys
 
 if __name__ == "__main__":
+    from connector.private_files import apply_umask
+
+    try:
+        # Before anything can create a file (connector.private_files).
+        apply_umask()
+    except ValueError as problem:
+        sys.exit(f"Configuration error: {problem}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

@@ -90,14 +90,10 @@ class ActionLogLineInline(admin.TabularInline):
     readonly_fields = ["logged_at", "level", "message"]
 
 
-@admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
-    """Read-only: actions change state only through the queue (the endpoint, the dashboard)."""
-
-    list_display = ["token", "fetch_action", "status", "priority", "queued_at", "finished_at"]
-    list_filter = ["status", "queue", "fetch_action"]
-    search_fields = ["token", "action_id"]
-    inlines = [ActionLogLineInline]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never changed here: the queue's own functions change these rows and
+    audit each change (connector.queue; the endpoint and the dashboard call them).
+    A change made in the admin would skip both the queue's rules and the audit."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -105,14 +101,32 @@ class ActionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Action)
+class ActionAdmin(ReadOnlyAdmin):
+    """Actions change state only through the queue (the endpoint, the dashboard);
+    retention deletes old final ones."""
+
+    list_display = ["token", "fetch_action", "status", "priority", "queued_at", "finished_at"]
+    list_filter = ["status", "queue", "fetch_action"]
+    search_fields = ["token", "action_id"]
+    inlines = [ActionLogLineInline]
+
 
 @admin.register(QueueState)
-class QueueStateAdmin(admin.ModelAdmin):
+class QueueStateAdmin(ReadOnlyAdmin):
+    """Pause and Resume go through queue.set_paused (the dashboard, the endpoint), which audits."""
+
     list_display = ["name", "paused", "changed_at", "changed_by"]
 
 
 @admin.register(WorkerProcess)
-class WorkerProcessAdmin(admin.ModelAdmin):
+class WorkerProcessAdmin(ReadOnlyAdmin):
+    """Workers keep their own rows (heartbeat, stopping); recovery forgets dead ones."""
+
     list_display = ["id", "hostname", "pid", "heartbeat_at", "stopping"]
 
 

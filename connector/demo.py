@@ -54,13 +54,24 @@ def ensure_demo_task() -> FetchTask | None:
     return task
 
 
+def _copy_contents(source: Path, destination: Path) -> None:
+    """Copy files and folders, not their modes (copytree would copy the shipped
+    0644/0755): the copy is made under the service's umask, as all of var/ is."""
+    destination.mkdir()
+    for entry in sorted(source.iterdir()):
+        if entry.is_dir():
+            _copy_contents(entry, destination / entry.name)
+        elif entry.is_file():
+            shutil.copyfile(entry, destination / entry.name)
+
+
 def _copy_sample(demo_dir: Path) -> None:
     """Copy the sample next to its destination, then rename: all of it or nothing."""
     demo_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{demo_dir.name}-", dir=demo_dir.parent))
     try:
         copy = staging / "docs"
-        shutil.copytree(SAMPLE_DIR, copy)
+        _copy_contents(SAMPLE_DIR, copy)
         try:
             copy.rename(demo_dir)
         except OSError:

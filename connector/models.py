@@ -225,6 +225,9 @@ class WorkerProcess(models.Model):
     threads = models.JSONField(default=dict, blank=True)
     stopping = models.BooleanField(default=False)
 
+    class Meta:
+        verbose_name_plural = "worker processes"
+
     def __str__(self) -> str:
         return self.id
 

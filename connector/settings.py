@@ -17,9 +17,20 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from connector import private_files
+
+# First, before any file is made: what the process creates is private unless
+# CONNECTOR_UMASK says otherwise (connector.private_files). Every entry point
+# (manage.py, daphne connector.asgi, runworker, the tests) reads these settings.
+try:
+    CONNECTOR_UMASK = private_files.apply_umask()
+except ValueError as _problem:
+    raise ImproperlyConfigured(str(_problem)) from None
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CONNECTOR_VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = private_files.private_dir(
+    Path(os.environ.get("CONNECTOR_VAR_DIR", BASE_DIR / "var")).resolve()
+)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -86,10 +97,8 @@ def _secret_key() -> str:
     if key := os.environ.get("SECRET_KEY"):
         return key
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    private_files.tighten(path)  # one an older version made
+    return private_files.write_private_once(path, secrets.token_urlsafe(50)).strip()
 
 
 SECRET_KEY = _secret_key()
@@ -111,6 +120,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    # The sign-in throttle of every credential path (dashboard.signin).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +133,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a throttled sign-in anywhere (the admin's too) into its refusal page.
+    "axes.middleware.AxesMiddleware",
     # Last: keeps the chain above in one thread under ASGI (see its docstring).
     "connector.middleware.SyncMiddlewareChain",
 ]
@@ -154,6 +167,13 @@ DATABASES = {
         conn_max_age=int(env_number("DATABASE_CONN_MAX_AGE", 0)),
     )
 }
+#: SQLite only: FULL syncs the WAL at every commit, so a token the endpoint
+#: returned survives a power loss; NORMAL syncs only at checkpoints and may lose
+#: the last commits (never corrupts). FULL by default: its cost is in
+#: bench/README.md ("Durability"), docs/deployment.md says what each promises.
+CONNECTOR_SQLITE_SYNCHRONOUS = env_choice(
+    "CONNECTOR_SQLITE_SYNCHRONOUS", "full", {"full", "normal"}
+).upper()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
     # lock at BEGIN, so a transaction never fails half-way on a lock upgrade.
@@ -162,11 +182,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # checkpoint, inside some unlucky commit, for processes without one.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": (
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000"
+            f"PRAGMA journal_mode=WAL; PRAGMA synchronous={CONNECTOR_SQLITE_SYNCHRONOUS};"
+            " PRAGMA wal_autocheckpoint=10000"
         ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Created 0600 before SQLite opens it: its -wal and -shm files take its mode.
+    if (
+        (_db := str(DATABASES["default"]["NAME"]))
+        and _db != ":memory:"
+        and "mode=memory" not in _db
+    ):
+        private_files.create_private_file(Path(_db))
+        for _suffix in ("", "-wal", "-shm"):
+            private_files.tighten(Path(_db + _suffix))  # files an older version made
     # A file, so threads in tests share it; one per test run, so runs don't collide.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-connector-{os.getpid()}.sqlite3")}
 else:
@@ -237,7 +267,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+#: collectstatic's folder, for a proxy to serve. Outside var/ when a proxy serves
+#: it (var/ is private to the service user); its files are the public pages'
+#: assets, so they are made readable by all whatever the umask.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", "") or VAR_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
+}
 
 # Request bodies: large enough for InsertXML with content; the ACI endpoint
 # answers larger ones with an ACI error.
@@ -345,10 +385,43 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "connector.csp.ContentSecurityPolicyMiddleware",
 )
-#: Sign-in throttling (dashboard.signin): this many failures per user name and
-#: client address within the window, then refused until the window ends.
+#: Sign-in throttling (dashboard.signin), on every credential path: this many
+#: failures per identity and client address within the window, then refused
+#: until the window ends; and this many per client address whatever the names.
 CONNECTOR_LOGIN_FAILURES = int(env_number("CONNECTOR_LOGIN_FAILURES", 5, minimum=1))
+CONNECTOR_LOGIN_CLIENT_FAILURES = int(env_number("CONNECTOR_LOGIN_CLIENT_FAILURES", 20, minimum=1))
 CONNECTOR_LOGIN_WINDOW_SECONDS = env_number("CONNECTOR_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+# django-axes runs the throttle: its backend first refuses a throttled attempt
+# before any password is checked, whatever view called authenticate().
+AUTHENTICATION_BACKENDS = [
+    "dashboard.signin.SignInBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "dashboard.signin.SignInThrottle"
+AXES_USERNAME_CALLABLE = "dashboard.signin.identity"
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client"
+AXES_FAILURE_LIMIT = "dashboard.signin.failure_limit"
+AXES_COOLOFF_TIME = "dashboard.signin.cool_off"
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out_response"
+# What SignInThrottle counts (it keys the cache itself, with per-key limits);
+# axes reads this only in its checks and reports.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# A refused attempt is not counted: the window ends when it was due to.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The counts live in the cache (dashboard.signin); axes's tables and admin pages stay empty.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+
+#: Password-reset pages exist only when mail can be sent (EMAIL_HOST set):
+#: without it they would offer a reset that tries SMTP on localhost:25.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+CONNECTOR_PASSWORD_RESET = bool(EMAIL_HOST)
+if EMAIL_HOST:
+    EMAIL_PORT = int(env_number("EMAIL_PORT", 25, minimum=1))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 # --- Access and limits of the ACI endpoint (issue 6) ---------------------------
 # docs/configuration.md "Access and limits"; connector/aci/access.py, limits.py.

@@ -13,9 +13,11 @@ process exits; the rest are left for recovery.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
+import socket
 import sys
 import webbrowser
 from pathlib import Path
@@ -25,6 +27,8 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
+
+from connector.banner import manage_command, welcome_lines
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class Command(BaseCommand):
         if plan:
             raise CommandError(
                 f"The database has {len(plan)} unapplied migration(s). Run"
-                " `python manage.py migrate` (or `make run`, which does) and start again."
+                f" `{manage_command('migrate')}` (or `make run`, which does) and start again."
             )
 
     def _load_tasks(self) -> None:
@@ -179,53 +183,70 @@ class Command(BaseCommand):
             reactor.callWhenRunning(start_worker)
             reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
 
-        base = self._print_welcome(host, port, worker=worker, admin_password=admin_password)
+        base, _ = welcome_lines(host, port, worker=worker, admin_password=admin_password)
+
+        def print_welcome() -> None:
+            # Once the reactor runs, which it does only if the bind succeeded
+            # (daphne does not start it after a listen failure): "listening"
+            # is never printed for a port that is not ours.
+            if server.listening_addresses:
+                self._print_welcome(host, port, worker=worker, admin_password=admin_password)
+
+        reactor.callWhenRunning(print_welcome)
         if open_browser and desktop_browser_available():
             reactor.callWhenRunning(
                 lambda: reactor.callInThread(webbrowser.open, f"{base}/dashboard/")
             )
         server.run()
         if not server.listening_addresses:
-            raise CommandError(f"Could not listen on {host}:{port} (see the log above).")
+            if admin_password:
+                # Made before the bind: shown now, or it would be lost with the run.
+                self.stdout.write(
+                    "Created the user admin for the dashboard; its password (shown only now) is:"
+                    f"\n  {admin_password}"
+                )
+            raise CommandError(bind_failure(host, port))
         self.stdout.write("Connector stopped.")
 
     def _print_welcome(
         self, host: str, port: int, *, worker: Any, admin_password: str | None
     ) -> str:
-        """Print the URLs and how to sign in; return the base URL."""
-        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
-        if ":" in shown:
-            shown = f"[{shown}]"
-        base = f"http://{shown}:{port}"
-        lines = [
-            f"Connector listening on {host}:{port}",
-            f"  Dashboard:     {base}/dashboard/",
-            f"  ACI endpoint:  {base}/action=GetVersion",
-            "  Try:           curl"
-            f" '{base}/action=Fetch&FetchAction=Identifiers&ConfigSection=DEMO'",
-            f"  Follow it:     curl '{base}/action=QueueInfo&QueueName=fetch"
-            "&QueueAction=GetStatus&Token=TOKEN'",
-        ]
-        if worker is not None:
-            threads = ", ".join(f"{name} {n}" for name, n in worker.engine.queues.items())
-            lines.append(f"  Worker:        in this process (MaximumThreads: {threads})")
-        else:
-            lines.append("  Worker:        none (--no-worker); run `manage.py runworker fetch`")
-        if admin_password:
-            lines += [
-                "",
-                "Created the user admin for the dashboard; its password (shown only now) is:",
-                f"  {admin_password}",
-                "Change it with: python manage.py changepassword admin",
-                "Users for your colleagues (each gets a password printed once):",
-                "  python manage.py adduser NAME --role viewer     (sees everything)",
-                "  python manage.py adduser NAME --role operator   (also cancels, stops, pauses)",
-                "  python manage.py adduser NAME --role admin      (also fetch tasks and users)",
-            ]
-        lines.append("Stop with Ctrl-C.")
+        """Print the URLs, who may call what and how to sign in; return the base URL."""
+        base, lines = welcome_lines(host, port, worker=worker, admin_password=admin_password)
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
         return base
+
+
+def bind_failure(host: str, port: int) -> str:
+    """Why serve could not listen, plainly, and what to do about it."""
+    reason = _bind_error(host, port)
+    if reason is not None and reason.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} on {host} is already in use (another connector, or another program,"
+            " listens there). Choose another port: `make run PORT=8001`, or"
+            f" `{manage_command('serve --port 8001')}`."
+        )
+    if reason is not None and reason.errno == errno.EACCES:
+        return (
+            f"Not allowed to listen on port {port} of {host} (ports below 1024 need privileges)."
+            " Choose another port: `make run PORT=8001`."
+        )
+    detail = f" ({reason.strerror})" if reason is not None else " (see the log above)"
+    return f"Could not listen on {host}:{port}{detail}."
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """The error a bind to host:port gives now (the same one daphne met, for its message)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As Twisted binds: SO_REUSEADDR, so a port in TIME_WAIT is not "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host or "0.0.0.0", port))  # noqa: S104
+    except OSError as error:
+        return error
+    return None
 
 
 def desktop_browser_available() -> bool:
