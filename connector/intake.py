@@ -60,6 +60,11 @@ logger = logging.getLogger(__name__)
 
 #: Request line excluded: the most bytes of headers one request may send.
 MAX_HEADER_BYTES = 16 * 1024
+#: After refusing a request whose body may still be coming, the connection is
+#: half-closed and what the client still sends is read and dropped for this
+#: long, so that the client reads the answer instead of a reset (nginx's
+#: "lingering close"); nothing of it is kept.
+LINGER_SECONDS = 2.0
 #: URL names of the ACI endpoint (connector/urls.py): its bodies need a role.
 ACI_URL_NAMES = frozenset({"aci", "aci-path"})
 
@@ -192,8 +197,11 @@ class IntakeChannel(HTTPChannel):
 
     _read_deadline: Any = None
     _cut_request: IntakeRequest | None = None
-    #: Answered and closing: nothing more is read.
+    #: Answered and closing: what still arrives is dropped.
     _closing = False
+    #: Close by lingering (see LINGER_SECONDS) rather than at once.
+    _linger = False
+    _linger_call: Any = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -258,6 +266,7 @@ class IntakeChannel(HTTPChannel):
         # sends the body.
         request.parseCookies()
         self.persistent = False
+        self._linger = True
         request.gotLength(0)
         request.refuse_body(refusal)
         self.length = 0
@@ -318,6 +327,7 @@ class IntakeChannel(HTTPChannel):
             )
             return
         self.persistent = False
+        self._linger = True
         request.refuse_body(TOO_LARGE)
         self.allContentReceived()
 
@@ -353,10 +363,31 @@ class IntakeChannel(HTTPChannel):
     def _answer_and_close(self, status: int, text: str) -> None:
         self._stop_deadline()
         self._closing = True
+        self._linger = True
         transport: Any = self.transport
         if transport is not None:
             transport.write(plain_answer(status, text))
         self.loseConnection()
+
+    def loseConnection(self) -> None:
+        transport: Any = self.transport
+        if not self._linger or transport is None or not hasattr(transport, "loseWriteConnection"):
+            super().loseConnection()
+            return
+        self._linger = False
+        self._closing = True
+        # The answer goes out, then FIN; reading goes on (into nothing) until
+        # the client closes too or LINGER_SECONDS pass.
+        producer: Any = self._networkProducer
+        producer.resumeProducing()
+        transport.loseWriteConnection()
+        self._linger_call = self.callLater(LINGER_SECONDS, self._end_linger)
+
+    def _end_linger(self) -> None:
+        self._linger_call = None
+        transport: Any = self.transport
+        if transport is not None:
+            transport.abortConnection()
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted's answer to a malformed request is a bare 400 without a body.
@@ -364,6 +395,9 @@ class IntakeChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_deadline()
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
         super().connectionLost(reason)
 
 
