@@ -123,6 +123,11 @@ def _header(request: Any, name: bytes) -> str | None:
     return ",".join(value.decode("latin-1") for value in values)
 
 
+def _peer(request: Any) -> str:
+    # A UNIX socket's peer has no host: an unknown client, which holds no role.
+    return str(getattr(request.client, "host", ""))
+
+
 def is_aci_path(target: bytes) -> bool:
     """Whether a request target (path and query) is for the ACI endpoint."""
     path = unquote(target.split(b"?", 1)[0].decode("latin-1"))
@@ -282,8 +287,7 @@ class IntakeChannel(HTTPChannel):
             return None  # no body
         if is_aci_path(self._target()):
             forwarded = _header(request, b"X-Forwarded-For") or ""
-            peer = str(getattr(request.client, "host", ""))
-            client = client_address(cast_request(_Peer(peer, forwarded)))
+            client = client_address(cast_request(_Peer(_peer(request), forwarded)))
             decision = may_send_body(client, _header(request, API_KEY_HEADER.encode()))
             if not decision.allowed:
                 logger.warning(
@@ -294,7 +298,7 @@ class IntakeChannel(HTTPChannel):
             logger.warning(
                 "Request body of %s bytes from %s refused before reading (limit %s)",
                 self.length,
-                request.client.host,
+                _peer(request),
                 max_request_bytes(),
             )
             return TOO_LARGE
@@ -318,7 +322,7 @@ class IntakeChannel(HTTPChannel):
             return
         logger.warning(
             "Request body from %s cut at %s bytes (the limit)",
-            request.client.host,
+            _peer(request),
             max_request_bytes(),
         )
         if not is_aci_path(self._target()):

@@ -280,6 +280,21 @@ def test_a_stalled_body_times_out(served):
         assert name in answer.headers, name
 
 
+def test_a_hundred_stalled_bodies_all_time_out(served):
+    socks = [connect(served) for _ in range(100)]
+    try:
+        for sock in socks:
+            sock.sendall(head("POST", "/?action=GetVersion", "Content-Length: 1000000") + b"ab")
+        started = time.monotonic()
+        answers = [read_answer(sock, timeout=READ_SECONDS + 10) for sock in socks]
+        waited = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+    assert [answer.status for answer in answers] == [408] * 100
+    assert waited < READ_SECONDS + 5
+
+
 def test_a_request_line_sent_a_byte_at_a_time_times_out(served):
     with connect(served) as sock:
         started = time.monotonic()
