@@ -13,12 +13,18 @@ django_asgi_app = get_asgi_application()
 # Imported after Django is set up: they use models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from connector import intake  # noqa: E402
 from connector.ops.drain import FinishRequestsOnShutdown  # noqa: E402
+from connector.static_files import StaticFiles  # noqa: E402
 from connector.websocket_origin import SameOriginValidator  # noqa: E402
 from connector.worker.consumer import FetchConsumer  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne builds its protocol factory after it has loaded this module: from here
+# on it reads requests through connector.intake (bounded, the body only once its
+# caller may send it), under `manage.py serve` and plain `daphne` alike.
+intake.install()
 
 application = ProtocolTypeRouter(
     {
@@ -28,7 +34,8 @@ application = ProtocolTypeRouter(
         # It serves with DEBUG off and under plain daphne too; a proxy may
         # serve a collectstatic copy instead (docs/deployment.md).
         # On SIGTERM, requests in flight get time to answer (connector.ops.drain).
-        "http": FinishRequestsOnShutdown(ASGIStaticFilesHandler(django_asgi_app)),
+        # Static answers carry the security headers too (connector.static_files).
+        "http": FinishRequestsOnShutdown(StaticFiles(django_asgi_app)),
         # Only pages of this very origin (scheme, host and port) may open a
         # socket with the operator's cookie (connector.websocket_origin).
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),

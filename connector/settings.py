@@ -283,6 +283,16 @@ STORAGES = {
 # answers larger ones with an ACI error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env_number("CONNECTOR_MAX_REQUEST_BYTES", 16 * 1024 * 1024))
 DATA_UPLOAD_MAX_NUMBER_FIELDS = int(env_number("CONNECTOR_MAX_PARAMETERS", 1000, minimum=1))
+# File parts of one multipart body (each is a parameter too).
+DATA_UPLOAD_MAX_NUMBER_FILES = int(env_number("CONNECTOR_MAX_FILES", 100, minimum=1))
+#: The longest request line (method, path and query string) the server reads;
+#: a longer one is answered 414 (connector.intake). Parameters beyond it go in a body.
+CONNECTOR_MAX_REQUEST_LINE_BYTES = int(
+    env_number("CONNECTOR_MAX_REQUEST_LINE_BYTES", 64 * 1024, minimum=1024)
+)
+#: A request must arrive whole (request line, headers, body) within this many
+#: seconds of its first byte, or it is answered 408 and its connection closed.
+CONNECTOR_REQUEST_READ_SECONDS = env_number("CONNECTOR_REQUEST_READ_SECONDS", 30, minimum=0.1)
 
 #: plain: lines for people; json: one JSON object a line for log collectors.
 #: Both carry the token of the action a line is about (connector.logs).

@@ -282,3 +282,30 @@ def authorize(call: Call, *, client: str, api_key: str | None) -> None:
         f"This client may not run {call.shown}: {decision.reason}. Ask the connector's "
         "administrator for a role that allows it (CONNECTOR_ACI_ROLES).",
     )
+
+
+# --- Before the body ---------------------------------------------------------------
+
+
+def may_send_body(client: str, api_key: str | None) -> Decision:
+    """Whether ``client`` (sending ``api_key``) could be allowed any action at all.
+
+    Asked by the server (connector.intake) from the address and headers alone,
+    before a byte of an ACI request's body is read: a client that no role lets
+    run anything is refused without its body. It is ``decide`` over every call
+    there is, so it follows the same rules (addresses, keys) by construction;
+    which action the body asks for is decided later, by ``authorize``.
+    """
+    calls = [classify(action) for action in KNOWN_ACTIONS]
+    calls += [classify("queueinfo", queue_action) for queue_action in KNOWN_QUEUE_ACTIONS]
+    refusals = []
+    for call in calls:
+        decision = decide(call, client=client, api_key=api_key)
+        if decision.allowed:
+            return decision
+        refusals.append(decision.reason)
+    # A key problem says best what to do; otherwise the client holds no role.
+    for reason in refusals:
+        if API_KEY_HEADER in reason:
+            return Decision(False, reason)
+    return Decision(False, f"no role lets client {client or '(unknown)'} run any action")

@@ -14,6 +14,11 @@
 
 The queued-actions limit is the queue's own rule (``queue.QueueFull``), checked
 in the transaction that inserts the action.
+
+The request's own bounds (body bytes, the request line, how long it may take to
+arrive) are enforced by the server before the view runs (``connector.intake``);
+when it refuses a body it still hands the request on, without the body, marked
+with ``BODY_REFUSED_HEADER``, and the view answers with ``body_refused_error``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from connector.aci.errors import AciError
 from connector.params import Params
 
 logger = logging.getLogger(__name__)
+
+#: The request header by which the server (connector.intake) tells the view that
+#: it refused the body; the server removes any copy a client sends.
+BODY_REFUSED_HEADER = "Connector-Body-Refused"
+#: Its values: the body is over the limit / the client may run no action at all.
+TOO_LARGE = "too-large"
+NOT_AUTHORIZED = "not-authorized"
 
 #: The comma-separated identifier lists of the fetch actions.
 IDENTIFIER_LISTS = ("Identifiers", "ParentIdentifiers")
@@ -84,3 +96,27 @@ def take_submission(client: str, *, now: float | None = None) -> None:
             f"This client sent more than {limit} submissions (Fetch, Duplicate) in "
             f"{window:g} seconds, the most this connector accepts. Try again in {retry} seconds.",
         )
+
+
+def max_request_bytes() -> int:
+    """The most bytes of body one request may send (``CONNECTOR_MAX_REQUEST_BYTES``)."""
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+def request_too_large() -> AciError:
+    return AciError(
+        "ERRORREQUESTTOOLARGE",
+        f"The request body is larger than {max_request_bytes()} bytes, the most this "
+        "connector accepts; send less in one request.",
+    )
+
+
+def body_refused_error(refusal: str, *, reason: str) -> AciError:
+    """The ACI error for a body the server refused (``refusal`` is a BODY_REFUSED_HEADER value)."""
+    if refusal == NOT_AUTHORIZED:
+        return AciError(
+            "ERRORNOTAUTHORIZED",
+            f"This client may not send a request body: {reason}. Ask the connector's "
+            "administrator for a role that allows it (CONNECTOR_ACI_ROLES).",
+        )
+    return request_too_large()

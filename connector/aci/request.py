@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 
+from connector.aci.access import API_KEY_HEADER, may_send_body
 from connector.aci.errors import AciError
+from connector.aci.limits import BODY_REFUSED_HEADER, body_refused_error, request_too_large
 from connector.aci.render import FORMATS, XML
 from connector.addresses import client_address, server_address
 from connector.params import Params
@@ -60,7 +62,11 @@ def parse(request: HttpRequest) -> AciRequest:
     pairs: list[tuple[str, str]] = []
     pairs += _form_pairs(_path_parameters(request))
     pairs += _form_pairs(_query_string(request))
-    if request.method not in ("GET", "POST"):
+    if refusal := request.headers.get(BODY_REFUSED_HEADER, ""):
+        # The server refused the body before reading it (connector.intake).
+        reason = may_send_body(aci.client, request.headers.get(API_KEY_HEADER)).reason
+        aci.refuse(body_refused_error(refusal, reason=reason))
+    elif request.method not in ("GET", "POST"):
         aci.refuse(
             AciError(
                 "ERRORMETHODNOTALLOWED",
@@ -138,18 +144,24 @@ def _body_pairs(request: HttpRequest, aci: AciRequest) -> list[tuple[str, str]]:
     content_type = request.META.get("CONTENT_TYPE", "")
     try:
         if content_type.lower().startswith("multipart/"):
+            # Django counts only a multipart body's plain fields against the
+            # limit; its file parts are parameters here and count too.
+            if _content_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                raise RequestDataTooBig
             return _multipart_pairs(request)
         return _form_pairs(request.body)
     except RequestDataTooBig:
+        aci.refuse(request_too_large())
+    except TooManyFieldsSent:
+        _refuse_count(aci)
+    except TooManyFilesSent:
         aci.refuse(
             AciError(
                 "ERRORREQUESTTOOLARGE",
-                f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, "
-                "the most this connector accepts; send less in one request.",
+                f"The multipart body has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} file "
+                "parts, the most this connector accepts; send fewer.",
             )
         )
-    except TooManyFieldsSent:
-        _refuse_count(aci)
     except MultiPartParserError as error:
         aci.refuse(
             AciError(
@@ -159,6 +171,13 @@ def _body_pairs(request: HttpRequest, aci: AciRequest) -> list[tuple[str, str]]:
             )
         )
     return []
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _multipart_pairs(request: HttpRequest) -> list[tuple[str, str]]:

@@ -202,12 +202,18 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        return max(0, size - int(last)), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+        return max(0, size - _position(last)), size - 1
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
     if start >= size or end < start:
         return None
     return start, end
+
+
+def _position(digits: str) -> int:
+    # Past any document's size already; int() of thousands of digits would
+    # cost time and then refuse (Python's digit limit).
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _slice(repository: Repository, identifier: str, start: int, length: int) -> Iterator[bytes]:
