@@ -4,8 +4,11 @@ Parameters: ``Identifiers`` (required), documents of configured tasks;
 ``ConfigSection`` optionally restricts them to one task.
 
 A held document fails with reason ``held``, a missing one with ``not found``.
-The datastore row stays: the next Synchronize finds the document gone and
-sends it in a delete list, so the ingest target learns of the deletion.
+The hold is checked and the document deleted under the row's lock
+(``documents.locked_row``; a row is made for a document Synchronize has not
+recorded yet, so there is one to lock). The datastore row stays: the next
+Synchronize finds the document gone and sends it in a delete list, so the
+ingest target learns of the deletion.
 Counts per task: ``deleted``, ``errors``.
 """
 
@@ -17,10 +20,11 @@ from connector.fetch.documents import (
     Outcomes,
     for_each_identifier,
     identifier_tasks,
+    locked_row,
 )
-from connector.models import DatastoreDocument, FetchTask
+from connector.models import FetchTask
 from connector.params import Params
-from connector.repositories import Repository
+from connector.repositories import ItemNotFound, Repository
 
 STAGE = "deleting"
 
@@ -39,7 +43,13 @@ class Delete(FetchAction):
 
     @staticmethod
     def _delete(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-        if DatastoreDocument.objects.filter(task=task, identifier=identifier, held=True).exists():
-            return HELD
-        repository.delete_document(identifier)
+        item = repository.stat(identifier)
+        if item.is_container:
+            raise ItemNotFound("The identifier names a folder, not a document")
+        # The hold check and the delete under the row's lock: a Hold racing
+        # this Delete either comes first (and the document stays) or after.
+        with locked_row(task, identifier, item.path, item.parent) as row:
+            if row.held:
+                return HELD
+            repository.delete_document(identifier)
         return None

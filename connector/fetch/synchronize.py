@@ -487,9 +487,11 @@ class TaskSynchronizer:
             modified=scan.iso_seconds(large.modified_ns // 1_000_000_000),
             content_hash=digest,
             text=text,
-            metadata=large.known[5] if large.known is not None else None,
+            metadata=(metadata := large.known[5] if large.known is not None else None),
         )
-        record: scan.Record = (change, large.identifier, path, size, large.modified_ns, digest)
+        record: scan.Record = (
+            change, large.identifier, path, size, large.modified_ns, digest, metadata
+        )  # fmt: skip
         return document.encode("utf-8"), record
 
     def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, str | None]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from connector.fetch.documents import NEVER
+from connector.fetch.documents import NEVER, NOT_INGESTED_SIZE
 from connector.ingest import datastore
 from connector.ingest.idx import (
     IdxDocument,
@@ -132,8 +132,15 @@ def docs(db: None, tmp_path: Path) -> FetchTask:
     return FetchTask.objects.create(name="DOCS", directory_paths=[str(tmp_path)])
 
 
-def _sent(identifier: str, path: str, size: int, modified_ns: int, content_hash: str) -> Record:
-    return ("added", identifier, path, size, modified_ns, content_hash)
+def _sent(
+    identifier: str,
+    path: str,
+    size: int,
+    modified_ns: int,
+    content_hash: str,
+    metadata: dict[str, object] | None = None,
+) -> Record:
+    return ("added", identifier, path, size, modified_ns, content_hash, metadata)
 
 
 def test_recorded_rows_are_read_back_by_folder_exactly_as_written(docs: FetchTask) -> None:
@@ -180,10 +187,42 @@ def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     assert known is not None
     assert known["A"][2:] == (-1, "", 0, {"Dept": "Sales"})  # time, hash, ingested, metadata
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h"))], moment)
+    # Sent with the metadata read, as Synchronize sends it.
+    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h", known["A"][5]))], moment)
     row = DatastoreDocument.objects.get(identifier="A")
     assert (row.size, row.modified_ns, row.last_ingested_at) == (5, 7, moment)
     assert row.metadata == {"Dept": "Sales"} and row.held
+
+
+def test_recording_a_document_whose_metadata_changed_since_it_was_read_sends_it_again(
+    docs: FetchTask,
+) -> None:
+    """An Update between Synchronize's read of the rows and its record is not overwritten:
+    the row keeps its new metadata and stays "not ingested as it is"."""
+    DatastoreDocument.objects.create(
+        task=docs, identifier="A", folder="F", path="a.txt", size=5, modified_ns=7,
+        metadata={"KA": "1"}, last_ingested_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    known = datastore.folder_rows(docs, "F")
+    assert known is not None and known["A"][5] == {"KA": "1"}
+    # An Update lands while the batch is written: new metadata, size marks it unsent.
+    DatastoreDocument.objects.filter(identifier="A").update(
+        metadata={"KA": "1", "KB": "2"}, size=NOT_INGESTED_SIZE
+    )
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    datastore.record(docs, [("F", _sent("A", "a.txt", 6, 8, "h", known["A"][5]))], moment)
+    row = DatastoreDocument.objects.get(identifier="A")
+    assert row.metadata == {"KA": "1", "KB": "2"}
+    assert row.size == NOT_INGESTED_SIZE  # sent again by the next run
+    assert (row.modified_ns, row.content_hash, row.last_ingested_at) == (8, "h", moment)
+    # A row made by an Update after the read (none was there) is not overwritten either.
+    DatastoreDocument.objects.create(
+        task=docs, identifier="B", folder="F", path="b.txt", size=NOT_INGESTED_SIZE,
+        metadata={"KC": "3"}, last_ingested_at=NEVER,
+    )  # fmt: skip
+    datastore.record(docs, [("F", _sent("B", "b.txt", 4, 9, "g"))], moment)
+    row = DatastoreDocument.objects.get(identifier="B")
+    assert row.metadata == {"KC": "3"} and row.size == NOT_INGESTED_SIZE
 
 
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
