@@ -24,7 +24,7 @@ from connector.fetch.documents import (
 )
 from connector.models import FetchTask
 from connector.params import Params
-from connector.repositories import ItemNotFound, Repository
+from connector.repositories import Repository
 
 STAGE = "deleting"
 
@@ -43,12 +43,11 @@ class Delete(FetchAction):
 
     @staticmethod
     def _delete(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-        item = repository.stat(identifier)
-        if item.is_container:
-            raise ItemNotFound("The identifier names a folder, not a document")
+        path, folder = repository.placement(identifier)
         # The hold check and the delete under the row's lock: a Hold racing
-        # this Delete either comes first (and the document stays) or after.
-        with locked_row(task, identifier, item.path, item.parent) as row:
+        # this Delete either comes first (and the document stays) or after
+        # (and finds it gone). A failure rolls back the row made for the lock.
+        with locked_row(task, identifier, path, folder) as row:
             if row.held:
                 return HELD
             repository.delete_document(identifier)

@@ -41,12 +41,13 @@ class Hold(FetchAction):
 
     @staticmethod
     def _hold(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-        item = repository.stat(identifier)
-        if item.is_container:
-            raise ItemNotFound("The identifier names a folder, not a document")
+        path, folder = repository.placement(identifier)
         # Under the row's lock: a Delete, Update or Insert checking the hold
-        # sees it, or finished before it was set.
-        with locked_row(task, identifier, item.path, item.parent) as row:
+        # sees it, or finished before it was set. The document is looked for
+        # under the lock too, so a Delete that got the lock first is seen.
+        with locked_row(task, identifier, path, folder) as row:
+            if repository.stat(identifier).is_container:
+                raise ItemNotFound("The identifier names a folder, not a document")
             if not row.held:
                 row.held = True
                 row.save(update_fields=["held"])

@@ -81,13 +81,13 @@ class Update(FetchAction):
         outcomes = Outcomes(ctx, "updated", [task.name])
 
         def update(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-            item = repository.stat(identifier)
-            if item.is_container:
-                raise ItemNotFound("The identifier names a folder, not a document")
+            path, folder = repository.placement(identifier)
             # Read, merged and written under the row's lock: concurrent Updates
             # of one document each keep the others' fields, and a Hold is
-            # either seen here or comes after.
-            with locked_row(task, identifier, item.path, item.parent) as row:
+            # either seen here or comes after; so is a Delete.
+            with locked_row(task, identifier, path, folder) as row:
+                if repository.stat(identifier).is_container:
+                    raise ItemNotFound("The identifier names a folder, not a document")
                 if row.held:
                     return HELD
                 row.metadata = merge_metadata(row.metadata or {}, changes[identifier])
