@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +90,65 @@ def test_a_failing_commit_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(OSError, match="Input/output"):
         batch.commit()
     assert list(tmp_path.iterdir()) == []
+
+
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a redirect to /landing, whose GET answers 200."""
+
+    status = 302
+    requests: list[tuple[str, str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Redirecting.requests.append(("POST", self.path))
+        self.send_response(Redirecting.status)
+        self.send_header("Location", "/landing")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        Redirecting.requests.append(("GET", self.path))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[str]:
+    Redirecting.requests = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/ingest"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_failed_delivery_and_never_followed(
+    tmp_path: Path, redirecting: str, status: int
+) -> None:
+    Redirecting.status = status
+    batch = tmp_path / "b.idx"
+    batch.write_text("#DREREFERENCE R\n#DREENDDOC\n")
+    with pytest.raises(IngestPostFailed, match=f"answered {status} .*redirects are not followed"):
+        post_batch(redirecting, batch, "idx")
+    # The batch went once, to the URL given; the landing page was never asked.
+    assert Redirecting.requests == [("POST", "/ingest")]
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "data:,x", "HTTP:/no-host", "gopher://h/"])
+def test_posting_refuses_other_schemes_before_connecting(tmp_path: Path, url: str) -> None:
+    batch = tmp_path / "b.idx"
+    batch.write_text("x")
+    with pytest.raises(IngestPostFailed):
+        post_batch(url, batch, "idx")
 
 
 def test_posting_refuses_urls_that_are_not_http(tmp_path: Path) -> None:

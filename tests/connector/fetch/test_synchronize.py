@@ -489,6 +489,57 @@ def test_a_batch_the_ingest_url_refuses_is_an_error_and_sent_again_next_time(
     assert counts(action)["added"] == 5 and len(datastore()) == 5
 
 
+class Redirector(http.server.BaseHTTPRequestHandler):
+    """An ingest URL that redirects every POST to a landing page answering 200."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Redirector.requests.append(f"POST {self.path}")
+        self.send_response(302)
+        self.send_header("Location", "/landing")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        Redirector.requests.append(f"GET {self.path}")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_ingest_url_that_redirects_has_not_ingested_the_batch(
+    task: FetchTask, ingest: Path
+) -> None:
+    """A 302 is not a delivery: the batch is kept as .failed, nothing is recorded, and
+    the next run sends the documents again."""
+    Redirector.requests = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        task.ingest_url = f"http://127.0.0.1:{server.server_address[1]}/ingest"
+        task.save()
+        action = sync()
+        assert Redirector.requests == ["POST /ingest"]  # never followed to /landing
+        assert counts(action)["errors"] == 1 and counts(action)["added"] == 0
+        assert datastore() == {} and batches(ingest) == []
+        assert len(list(ingest.glob("*.idx.failed"))) == 1
+        logged = " ".join(
+            ActionLogLine.objects.filter(action=action).values_list("message", flat=True)
+        )
+        assert "answered 302" in logged and "redirects are not followed" in logged
+        action = sync()
+        assert counts(action)["added"] == 0 and len(list(ingest.glob("*.idx.failed"))) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_ingest_url_nobody_answers_is_an_error(task: FetchTask) -> None:
     task.ingest_url = "http://127.0.0.1:9/ingest"
     task.save()
