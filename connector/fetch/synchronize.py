@@ -235,9 +235,12 @@ class TaskSynchronizer:
         except RepositoryUnavailable as error:
             return self._unusable(str(error))
         except OSError as error:
+            # The folder's path stays in the log: the answer reaches ACI clients.
+            logger.warning(
+                "Ingest folder %s of fetch task %s: %s", self.spool.folder, self.name, error
+            )
             return self._unusable(
-                f"Ingest folder {self.spool.folder} of fetch task {self.name}"
-                f" cannot be used: {error.strerror}"
+                f"The ingest folder of fetch task {self.name} cannot be used: {error.strerror}"
             )
         self.extent = datastore.extent(self.task)
         self._group_forced()

@@ -33,6 +33,7 @@ import stat as stat_module
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,8 +43,10 @@ from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
     children_prefix,
     is_document_name,
+    is_temporary_name,
     make_identifier,
     open_folder_below,
+    remove_stale_temporary,
 )
 
 #: Documents of one job; a folder with more is split into jobs of this many.
@@ -297,6 +300,13 @@ class _Job:
                             continue  # sockets, devices, FIFOs are not documents
                     except OSError:
                         continue  # gone since the folder was listed
+                    if name[0] == "." and is_temporary_name(name):
+                        # An Insert's or a copy's file being written, or one a
+                        # killed write left: never a document; removed once stale.
+                        with suppress(OSError):
+                            st = entry.stat(follow_symlinks=False)
+                            remove_stale_temporary(self.folder, name, st.st_mtime)
+                        continue
                     if not (self.every_name or scope.is_document_name(name)):
                         continue
                     if "\\" in name:

@@ -331,3 +331,21 @@ def test_a_file_document_is_what_format_document_writes(
         identifier="ID", task="DOCS", path=f"p/{name}", name=name, size=5,
         modified="2026-01-01T00:00:00Z", content_hash="ab", text=text, metadata=metadata,
     )  # fmt: skip
+
+
+def test_remove_leftovers_takes_only_stale_regular_files_named_as_this_tasks_batches(
+    tmp_path: Path,
+) -> None:
+    then = 1_000_000_000
+    old = tmp_path / ".DOCS-20260101T000000000000Z-000007.idx.abcd1234.tmp"
+    old.write_text("half")
+    os.utime(old, (then, then))
+    target = tmp_path / "precious.txt"
+    target.write_text("keep")
+    link = tmp_path / ".DOCS-20260101T000000000000Z-000008.del.abcd1234.tmp"
+    link.symlink_to(target)
+    os.utime(link, (then, then), follow_symlinks=False)
+    young = tmp_path / ".DOCS-20260101T000000000000Z-000009.idx.abcd1234.tmp"
+    young.write_text("being written")
+    assert Spool(tmp_path, "DOCS").remove_leftovers() == [old.name]
+    assert link.is_symlink() and target.read_text() == "keep" and young.exists()

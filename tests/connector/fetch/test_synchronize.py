@@ -6,6 +6,7 @@ import base64
 import http.server
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from connector.ingest import scan
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, ActionLogLine, DatastoreDocument, FetchTask, Status
 from connector.params import InvalidParameter, MissingParameter, Params
-from connector.repositories import ItemUnreadable
+from connector.repositories import ItemNotFound, ItemUnreadable
 from connector.repositories.filesystem import FileSystemRepository, encode_identifier
 
 ALL = ["mail/inbox/hello.eml", "readme.txt", "reports/2026/q3.txt", "reports/2026/q4.txt",
@@ -768,3 +769,66 @@ class StopAfter(threading.Event):
     def is_set(self) -> bool:
         self.left -= 1
         return self.left < 0
+
+
+# --- Leftover temporary files -------------------------------------------------------
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_the_next_run_removes_batches_a_killed_run_left_and_nothing_else(
+    task: FetchTask, ingest: Path
+) -> None:
+    """A SIGKILL leaves .<batch>.tmp; the task's next Synchronize removes it once stale."""
+    ingest.mkdir()
+    stale = ingest / ".DOCS-20260101T000000000000Z-000001.idx.k3j_9x2a.tmp"
+    fresh = ingest / ".DOCS-20260101T000000000000Z-000002.del.q8w7e6r5.tmp"
+    kept = [
+        fresh,  # maybe a run still writing: untouched for less than STALE_BATCH_SECONDS
+        ingest / ".OTHER-20260101T000000000000Z-000001.idx.k3j_9x2a.tmp",  # another task's
+        ingest / ".DOCS-notes.tmp",  # not a name our batches get
+        ingest / "DOCS-20260101T000000000000Z-000001.idx.failed",  # kept for inspection
+    ]
+    for path in (stale, *kept):
+        path.write_bytes(b"#DREREFERENCE half")
+        if path is not fresh:
+            _aged(path, 3600)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert not stale.exists()
+    assert all(path.exists() for path in kept)
+    # The run's own batch went in place: no temporary file of it is left either.
+    assert {p for p in ingest.iterdir() if p.name.endswith(".tmp")} == set(kept[:3])
+
+
+def test_a_leftover_insert_file_in_a_root_is_never_a_document_and_goes_once_stale(
+    task: FetchTask, docs_tree: Path, ingest: Path
+) -> None:
+    stale = docs_tree / "reports/.q5.txt.0123456789ab.tmp"  # a killed Insert's
+    fresh = docs_tree / ".readme.txt.ba9876543210.tmp"  # maybe an Insert writing now
+    fresh.write_text("being written")
+    stale.write_text("half an insert")
+    _aged(stale, 7200)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert counts(action)["added"] == 5  # the tree's own documents only
+    assert not any(".tmp" in path for path in datastore_paths())
+    assert not stale.exists() and fresh.exists()
+    # Nor does the repository list or show it.
+    repository = FileSystemRepository(task)
+    names = [item.name for item in repository.children(repository.identifier(0, ""))]
+    assert fresh.name not in names
+    with pytest.raises(ItemNotFound):
+        repository.stat(repository.identifier(0, fresh.name))
+
+
+def test_an_unusable_ingest_folder_is_named_without_its_path(task: FetchTask, ingest: Path) -> None:
+    ingest.parent.mkdir(parents=True, exist_ok=True)
+    ingest.write_text("a file where the folder should be")
+    action = sync()
+    assert "The ingest folder of fetch task DOCS cannot be used" in action.error
+    assert str(ingest) not in action.error and str(ingest.parent) not in action.error
