@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from connector.repositories import (
     task_name_of,
 )
 from connector.repositories.base import display
+
+logger = logging.getLogger(__name__)
 
 #: ``size`` of a datastore row whose document the ingest target has not got as
 #: it is now: a row made for a hold or for metadata before the first
@@ -270,8 +273,11 @@ def for_each_identifier(
             why = reason(error)
         except OSError as error:
             # A disk or permission problem the repository did not foresee: still
-            # this document's failure, not the action's.
-            why = f"{error.strerror or error}"
+            # this document's failure, not the action's. The reason says what
+            # went wrong, never where: the error's text may hold the server's
+            # paths, so it goes to the log alone.
+            logger.warning("%s of fetch task %s: %s", identifier, task_name, error)
+            why = error.strerror or "an operating-system error (see the connector's log)"
         if why is None:
             outcomes.succeeded(task_name, identifier)
         else:
