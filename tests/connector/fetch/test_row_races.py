@@ -266,3 +266,39 @@ def test_a_hold_never_lands_between_an_updates_check_and_its_write(
     assert held.result["success"] == [identifier]
     row = DatastoreDocument.objects.get(identifier=identifier)
     assert row.held and row.metadata == {"KA": "ka"}
+
+
+@threads
+def test_an_update_between_synchronizes_read_and_its_record_is_sent_next_run(
+    many: FetchTask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Synchronize read the rows (no metadata), sent the documents, and an Update landed
+    before it recorded them: the record keeps the Update's metadata and leaves the rows
+    "not ingested as they are", so the next run sends them with it."""
+    from connector.fetch import synchronize
+    from connector.ingest.idx import parse_idx
+
+    ingest = tmp_path / "ingest"
+    many.ingest_directory = str(ingest)
+    many.save()
+    original = synchronize.TaskSynchronizer._record
+    updated: list[Any] = []
+
+    def record_after_an_update(self: Any, pending: Any, gone: Any) -> None:
+        if not updated:
+            update = submit("Update", ConfigSection="DOCS", IdentifiersXML=update_xml("KA", "ka"))
+            updated.extend(run_together([update]))  # another thread, committed before we go on
+        original(self, pending, gone)
+
+    monkeypatch.setattr(synchronize.TaskSynchronizer, "_record", record_after_an_update)
+    [first] = run_together([submit("Synchronize", TaskSections="DOCS")])
+    assert first.error == "" and first.counts["DOCS"]["added"] == DOCUMENTS
+    assert updated[0].result["failed"] == []
+    rows = DatastoreDocument.objects.filter(task=many)
+    assert all(row.metadata == {"KA": "ka"} and row.size == -1 for row in rows)
+    monkeypatch.setattr(synchronize.TaskSynchronizer, "_record", original)
+    [second] = run_together([submit("Synchronize", TaskSections="DOCS")])
+    assert second.counts["DOCS"]["updated"] == DOCUMENTS
+    sent = parse_idx(sorted(ingest.glob("*.idx"))[-1].read_text())
+    assert len(sent) == DOCUMENTS
+    assert all(("KA", "ka") in document.fields for document in sent)
