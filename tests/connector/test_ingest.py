@@ -349,3 +349,19 @@ def test_remove_leftovers_takes_only_stale_regular_files_named_as_this_tasks_bat
     young.write_text("being written")
     assert Spool(tmp_path, "DOCS").remove_leftovers() == [old.name]
     assert link.is_symlink() and target.read_text() == "keep" and young.exists()
+
+
+def test_unchanged_metadata_of_any_text_compares_equal_when_recorded(docs: FetchTask) -> None:
+    """The guard compares the stored metadata with what was read: any value, read back
+    and written as a parameter, must compare equal, or rows would be sent for ever."""
+    metadata = {"DEPT": "Ventes é ü 漢字 \U0001f600", "NOTE": 'a "quoted" \\ value', "Z": "1"}
+    DatastoreDocument.objects.create(
+        task=docs, identifier="A", folder="F", path="a.txt", size=-1,
+        metadata=metadata, last_ingested_at=NEVER,
+    )  # fmt: skip
+    known = datastore.folder_rows(docs, "F")
+    assert known is not None and known["A"][5] == metadata
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h", known["A"][5]))], moment)
+    row = DatastoreDocument.objects.get(identifier="A")
+    assert row.size == 5 and row.metadata == metadata
