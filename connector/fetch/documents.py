@@ -8,7 +8,8 @@
   identifiers that succeeded, ``ctx.result["failed"]`` one
   ``{"identifier", "reason"}`` per failure; the ACI layer renders both as
   ``<tasks>`` in GetStatus. A failure is never the whole action's.
-- The datastore rows that hold custom metadata and holds.
+- The datastore rows that hold custom metadata and holds, each read, checked
+  and written in one locked transaction (``locked_row``).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ from connector.fetch.documents import (
     parse_xml,
     the_one_task,
 )
-from connector.models import FetchTask
+from connector.models import DatastoreDocument, FetchTask
 from connector.params import InvalidParameter, ParameterError, Params
 from connector.repositories import Repository, repository_for
 
@@ -149,6 +149,12 @@ class Insert(FetchAction):
         def insert(task: FetchTask, repository: Repository, identifier: str) -> str | None:
             insertion = insertions[identifier]
             path, folder = repository.placement(identifier)
+            if DatastoreDocument.objects.filter(
+                task=task, identifier=identifier, held=True
+            ).exists():
+                # Saves writing the bytes only to drop them; the check that
+                # counts is the one under the lock, below.
+                return HELD
 
             @contextmanager
             def replacing() -> Iterator[None]:
