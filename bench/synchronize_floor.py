@@ -132,7 +132,8 @@ def main() -> None:
             for start in range(0, len(contents), 1000):
                 rows: list[tuple[str, scan.Record]] = [
                     (f"FOLDER{n // 500:04d}", ("added", f"ID{n:07d}", f"d/f{n:06d}.txt", 15,
-                                               1_764_000_000_000_000_000 + n, "ab" * 32))
+                                               1_764_000_000_000_000_000 + n, "ab" * 32,
+                                               None))
                     for n in range(start, min(start + 1000, len(contents)))
                 ]  # fmt: skip
                 with transaction.atomic():

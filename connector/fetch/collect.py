@@ -11,7 +11,9 @@ Each document is copied to ``Destination/<its path below its root>``
 (folders created; an existing file there is replaced), read through the
 task's repository and written all or nothing: a temporary file in the target
 folder, renamed once complete, with a Stop check every MiB. No symbolic link
-below the allowed folder is followed while writing. Counts per task:
+below the allowed folder is followed while writing. The copy is created with
+the document's permission bits (masked with 0777: never set-id or sticky
+bits; the umask may narrow them), never more open than its source. Counts per task:
 ``collected``, ``errors``.
 """
 
@@ -120,7 +122,14 @@ class Collect(FetchAction):
             if item.is_container:
                 raise ItemNotFound("The identifier names a folder, not a document")
             try:
-                write_below(folder, [*below, *item.path.split("/")], chunks(repository, identifier))
+                # With the source's permission bits (set-id and sticky dropped), so a
+                # copy is never readable more widely than its document.
+                write_below(
+                    folder,
+                    [*below, *item.path.split("/")],
+                    chunks(repository, identifier),
+                    mode=item.mode,
+                )
             except (ItemNotFound, WriteRefused):
                 raise
             except OSError as error:

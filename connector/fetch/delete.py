@@ -4,8 +4,11 @@ Parameters: ``Identifiers`` (required), documents of configured tasks;
 ``ConfigSection`` optionally restricts them to one task.
 
 A held document fails with reason ``held``, a missing one with ``not found``.
-The datastore row stays: the next Synchronize finds the document gone and
-sends it in a delete list, so the ingest target learns of the deletion.
+The hold is checked and the document deleted under the row's lock
+(``documents.locked_row``; a row is made for a document Synchronize has not
+recorded yet, so there is one to lock). The datastore row stays: the next
+Synchronize finds the document gone and sends it in a delete list, so the
+ingest target learns of the deletion.
 Counts per task: ``deleted``, ``errors``.
 """
 
@@ -17,8 +20,9 @@ from connector.fetch.documents import (
     Outcomes,
     for_each_identifier,
     identifier_tasks,
+    locked_row,
 )
-from connector.models import DatastoreDocument, FetchTask
+from connector.models import FetchTask
 from connector.params import Params
 from connector.repositories import Repository
 
@@ -39,7 +43,12 @@ class Delete(FetchAction):
 
     @staticmethod
     def _delete(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-        if DatastoreDocument.objects.filter(task=task, identifier=identifier, held=True).exists():
-            return HELD
-        repository.delete_document(identifier)
+        path, folder = repository.placement(identifier)
+        # The hold check and the delete under the row's lock: a Hold racing
+        # this Delete either comes first (and the document stays) or after
+        # (and finds it gone). A failure rolls back the row made for the lock.
+        with locked_row(task, identifier, path, folder) as row:
+            if row.held:
+                return HELD
+            repository.delete_document(identifier)
         return None

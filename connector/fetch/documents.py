@@ -8,18 +8,22 @@
   identifiers that succeeded, ``ctx.result["failed"]`` one
   ``{"identifier", "reason"}`` per failure; the ACI layer renders both as
   ``<tasks>`` in GetStatus. A failure is never the whole action's.
-- The datastore rows that hold custom metadata and holds.
+- The datastore rows that hold custom metadata and holds, each read, checked
+  and written in one locked transaction (``locked_row``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+from django.db import transaction
 
 from connector.fetch.base import FetchActionFailed, FetchContext, UnknownTask, task_parameter
 from connector.models import DatastoreDocument, FetchTask
@@ -33,6 +37,8 @@ from connector.repositories import (
     task_name_of,
 )
 from connector.repositories.base import display
+
+logger = logging.getLogger(__name__)
 
 #: ``size`` of a datastore row whose document the ingest target has not got as
 #: it is now: a row made for a hold or for metadata before the first
@@ -168,25 +174,40 @@ def merge_metadata(current: dict[str, object], changes: dict[str, str]) -> dict[
     return merged
 
 
-def datastore_row(
+@contextmanager
+def locked_row(
     task: FetchTask, identifier: str, path: str, folder: str | None
-) -> DatastoreDocument:
-    """The task's datastore row of a document, made if Synchronize has not yet made it.
+) -> Iterator[DatastoreDocument]:
+    """The task's datastore row of a document, made if missing, locked for the block.
 
-    A made row says "not ingested" (``NOT_INGESTED_SIZE``), so the next
-    Synchronize still sends the document.
+    The block is one transaction, and every read-check-write of a row (Update's
+    merge, Hold, the held check of Delete and Insert with their file-system
+    act) happens inside one, so two actions never interleave on a row: on
+    PostgreSQL the row is locked (``SELECT ... FOR UPDATE``) until the block
+    ends; on SQLite the transaction is IMMEDIATE (``settings.DATABASES``), so
+    it holds the database's write lock from its start. The row is made first
+    (``INSERT ... ON CONFLICT DO NOTHING``) so there is always a row to lock: a
+    Hold racing a Delete of a document Synchronize has not recorded yet waits
+    for it like any other. A made row says "not ingested" (``NOT_INGESTED_SIZE``,
+    ``NEVER``), so the next Synchronize still sends the document, or forgets the
+    row without a delete list if the document is gone. An exception rolls back
+    the block, the made row with it.
     """
-    row, _ = DatastoreDocument.objects.get_or_create(
-        task=task,
-        identifier=identifier,
-        defaults={
-            "path": display(path),
-            "folder": folder or "",
-            "size": NOT_INGESTED_SIZE,
-            "last_ingested_at": NEVER,
-        },
-    )
-    return row
+    with transaction.atomic():
+        DatastoreDocument.objects.bulk_create(
+            [
+                DatastoreDocument(
+                    task=task,
+                    identifier=identifier,
+                    path=display(path),
+                    folder=folder or "",
+                    size=NOT_INGESTED_SIZE,
+                    last_ingested_at=NEVER,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        yield DatastoreDocument.objects.select_for_update().get(task=task, identifier=identifier)
 
 
 class Outcomes:
@@ -253,8 +274,11 @@ def for_each_identifier(
             why = reason(error)
         except OSError as error:
             # A disk or permission problem the repository did not foresee: still
-            # this document's failure, not the action's.
-            why = f"{error.strerror or error}"
+            # this document's failure, not the action's. The reason says what
+            # went wrong, never where: the error's text may hold the server's
+            # paths, so it goes to the log alone.
+            logger.warning("%s of fetch task %s: %s", identifier, task_name, error)
+            why = error.strerror or "an operating-system error (see the connector's log)"
         if why is None:
             outcomes.succeeded(task_name, identifier)
         else:

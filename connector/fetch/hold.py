@@ -6,7 +6,9 @@ restricts them to one task.
 A held document cannot be deleted (Delete), have its metadata changed
 (Update) or be overwritten (Insert); each refuses it with reason ``held``.
 The hold is the ``held`` flag of the document's datastore row, made if
-Synchronize has not made it yet. Hold needs the document to exist (else
+Synchronize has not made it yet, set under the row's lock
+(``documents.locked_row``) that Delete, Update and Insert also take to check
+it. Hold needs the document to exist (else
 ``not found``); ReleaseHold succeeds for any document that is not held, and
 releases a row whose document is gone. Counts per task: ``holds`` or
 ``releasedholds``, and ``errors``.
@@ -17,9 +19,9 @@ from __future__ import annotations
 from connector.fetch.base import FetchAction, FetchContext, register
 from connector.fetch.documents import (
     Outcomes,
-    datastore_row,
     for_each_identifier,
     identifier_tasks,
+    locked_row,
 )
 from connector.models import DatastoreDocument, FetchTask
 from connector.params import Params
@@ -39,13 +41,16 @@ class Hold(FetchAction):
 
     @staticmethod
     def _hold(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-        item = repository.stat(identifier)
-        if item.is_container:
-            raise ItemNotFound("The identifier names a folder, not a document")
-        row = datastore_row(task, identifier, item.path, item.parent)
-        if not row.held:
-            row.held = True
-            row.save(update_fields=["held"])
+        path, folder = repository.placement(identifier)
+        # Under the row's lock: a Delete, Update or Insert checking the hold
+        # sees it, or finished before it was set. The document is looked for
+        # under the lock too, so a Delete that got the lock first is seen.
+        with locked_row(task, identifier, path, folder) as row:
+            if repository.stat(identifier).is_container:
+                raise ItemNotFound("The identifier names a folder, not a document")
+            if not row.held:
+                row.held = True
+                row.save(update_fields=["held"])
         return None
 
 

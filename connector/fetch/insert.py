@@ -19,7 +19,12 @@ decoded.
 
 Each document is written all or nothing (a temporary file renamed into
 place), with a Stop check every MiB; missing folders are created inside the
-root. An existing document is replaced unless it is held (reason ``held``).
+root. An existing document is replaced unless it is held (reason ``held``):
+the hold check, the rename and the metadata merge happen under the datastore
+row's lock (``documents.locked_row``), after the bytes are written, so a
+concurrent Hold or Update is never lost. A new document is created with
+permission bits ``NEW_DOCUMENT_MODE`` (0640 before the umask); a replaced one
+keeps its own.
 Properties are merged into the document's datastore metadata, sent as IDX
 fields by the next Synchronize. Counts: ``inserted``, ``errors``; the result
 lists the new documents' identifiers.
@@ -31,6 +36,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from connector.fetch.base import FetchAction, FetchActionFailed, FetchContext, register
@@ -39,8 +45,8 @@ from connector.fetch.documents import (
     NOT_INGESTED_SIZE,
     Outcomes,
     children,
-    datastore_row,
     for_each_identifier,
+    locked_row,
     merge_metadata,
     metadata_pairs,
     one_task,
@@ -58,6 +64,10 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 #: Bytes written between two Stop checks.
 WRITE_CHUNK = 1024 * 1024
 _WHITESPACE = re.compile(r"\s+")
+
+
+class _Held(Exception):
+    """The document was held when its new content was about to replace it."""
 
 
 @dataclass(frozen=True)
@@ -138,16 +148,35 @@ class Insert(FetchAction):
 
         def insert(task: FetchTask, repository: Repository, identifier: str) -> str | None:
             insertion = insertions[identifier]
-            row = DatastoreDocument.objects.filter(task=task, identifier=identifier).first()
-            if row is not None and row.held:
+            path, folder = repository.placement(identifier)
+            if DatastoreDocument.objects.filter(
+                task=task, identifier=identifier, held=True
+            ).exists():
+                # Saves writing the bytes only to drop them; the check that
+                # counts is the one under the lock, below.
                 return HELD
-            item = repository.write_document(identifier, chunks(_decode(insertion.content)))
-            if insertion.properties or row is not None:
-                # The content (and maybe metadata) changed: send it again, whatever its size.
-                row = row or datastore_row(task, identifier, item.path, item.parent)
-                row.metadata = merge_metadata(row.metadata or {}, insertion.properties)
-                row.size = NOT_INGESTED_SIZE
-                row.save(update_fields=["metadata", "size"])
+
+            @contextmanager
+            def replacing() -> Iterator[None]:
+                # The hold check, the rename into place and the metadata merge
+                # under the row's lock: a Hold either comes first (and the
+                # document stays as it was) or after; a concurrent Update's
+                # fields are kept.
+                with locked_row(task, identifier, path, folder) as row:
+                    if row.held:
+                        raise _Held
+                    yield
+                    # The content (and maybe metadata) changed: send it again, whatever its size.
+                    row.metadata = merge_metadata(row.metadata or {}, insertion.properties)
+                    row.size = NOT_INGESTED_SIZE
+                    row.save(update_fields=["metadata", "size"])
+
+            try:
+                repository.write_document(
+                    identifier, chunks(_decode(insertion.content)), guard=replacing
+                )
+            except _Held:
+                return HELD
             return None
 
         for_each_identifier(ctx, outcomes, list(insertions), "inserting", insert)

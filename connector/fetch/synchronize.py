@@ -235,9 +235,12 @@ class TaskSynchronizer:
         except RepositoryUnavailable as error:
             return self._unusable(str(error))
         except OSError as error:
+            # The folder's path stays in the log: the answer reaches ACI clients.
+            logger.warning(
+                "Ingest folder %s of fetch task %s: %s", self.spool.folder, self.name, error
+            )
             return self._unusable(
-                f"Ingest folder {self.spool.folder} of fetch task {self.name}"
-                f" cannot be used: {error.strerror}"
+                f"The ingest folder of fetch task {self.name} cannot be used: {error.strerror}"
             )
         self.extent = datastore.extent(self.task)
         self._group_forced()
@@ -487,9 +490,11 @@ class TaskSynchronizer:
             modified=scan.iso_seconds(large.modified_ns // 1_000_000_000),
             content_hash=digest,
             text=text,
-            metadata=large.known[5] if large.known is not None else None,
+            metadata=(metadata := large.known[5] if large.known is not None else None),
         )
-        record: scan.Record = (change, large.identifier, path, size, large.modified_ns, digest)
+        record: scan.Record = (
+            change, large.identifier, path, size, large.modified_ns, digest, metadata
+        )  # fmt: skip
         return document.encode("utf-8"), record
 
     def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, str | None]:

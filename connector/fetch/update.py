@@ -10,7 +10,9 @@ Parameters: ``ConfigSection`` (required, one task) and ``IdentifiersXML``
 The metadata is merged into the document's datastore row (names upper case;
 an empty value removes the field) and the row is marked as not ingested in
 its current form, so the next Synchronize sends the document again with the
-metadata as IDX fields. A held document fails with reason ``held``, a missing
+metadata as IDX fields. The merge reads and writes the row in one locked
+transaction (``documents.locked_row``), so concurrent Updates never lose one
+another's fields. A held document fails with reason ``held``, a missing
 one with ``not found``. Counts: ``updated``, ``errors``.
 """
 
@@ -22,8 +24,8 @@ from connector.fetch.documents import (
     NOT_INGESTED_SIZE,
     Outcomes,
     children,
-    datastore_row,
     for_each_identifier,
+    locked_row,
     merge_metadata,
     metadata_pairs,
     one_task,
@@ -79,15 +81,18 @@ class Update(FetchAction):
         outcomes = Outcomes(ctx, "updated", [task.name])
 
         def update(task: FetchTask, repository: Repository, identifier: str) -> str | None:
-            item = repository.stat(identifier)
-            if item.is_container:
-                raise ItemNotFound("The identifier names a folder, not a document")
-            row = datastore_row(task, identifier, item.path, item.parent)
-            if row.held:
-                return HELD
-            row.metadata = merge_metadata(row.metadata or {}, changes[identifier])
-            row.size = NOT_INGESTED_SIZE
-            row.save(update_fields=["metadata", "size"])
+            path, folder = repository.placement(identifier)
+            # Read, merged and written under the row's lock: concurrent Updates
+            # of one document each keep the others' fields, and a Hold is
+            # either seen here or comes after; so is a Delete.
+            with locked_row(task, identifier, path, folder) as row:
+                if repository.stat(identifier).is_container:
+                    raise ItemNotFound("The identifier names a folder, not a document")
+                if row.held:
+                    return HELD
+                row.metadata = merge_metadata(row.metadata or {}, changes[identifier])
+                row.size = NOT_INGESTED_SIZE
+                row.save(update_fields=["metadata", "size"])
             return None
 
         for_each_identifier(ctx, outcomes, list(changes), "updating", update)

@@ -23,7 +23,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Field, Max
 
-from connector.fetch.documents import NEVER
+from connector.fetch.documents import NEVER, NOT_INGESTED_SIZE
 from connector.ingest.scan import Known, Record
 from connector.models import DatastoreDocument, FetchTask
 
@@ -123,28 +123,39 @@ def rows_by_identifier(task: FetchTask, identifiers: Sequence[str]) -> dict[str,
 def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at: datetime) -> None:
     """Insert or update the rows of committed documents, each ``(folder, record)``.
 
-    Custom metadata and holds stay as they are.
+    Custom metadata and holds stay as they are: only the columns Synchronize
+    owns are written. A row whose metadata is no longer the one the document
+    was sent with (an Update or Insert changed it after the folder's rows were
+    read) keeps "not ingested as it is" (``NOT_INGESTED_SIZE``), so the next
+    run sends the document again with the new metadata; comparing and writing
+    is one statement, so no change made in between is overwritten. A new row
+    gets the metadata the document was sent with (none).
     """
     if not documents:
         return
     ops = connection.ops
     columns = ("task", "identifier", "folder", "path", "size", "modified_ns", "content_hash",
                "metadata", "held", "last_ingested_at")  # fmt: skip
-    updated = ("folder", "path", "size", "modified_ns", "content_hash", "last_ingested_at")
+    updated = ("folder", "path", "modified_ns", "content_hash", "last_ingested_at")
+    table, metadata = ops.quote_name(_TABLE), _column("metadata")
     # Only quoted column names and placeholders go into the text; values are parameters.
     sql = (
-        f"INSERT INTO {ops.quote_name(_TABLE)} ({', '.join(_column(c) for c in columns)})"  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(_column(c) for c in columns)})"  # noqa: S608
         f" VALUES ({', '.join(['%s'] * len(columns))})"
         f" ON CONFLICT ({_column('task')}, {_column('identifier')}) DO UPDATE SET "
         + ", ".join(f"{_column(c)} = EXCLUDED.{_column(c)}" for c in updated)
+        + f", {_column('size')} = CASE WHEN {table}.{metadata} = EXCLUDED.{metadata}"
+        f" THEN EXCLUDED.{_column('size')} ELSE %s END"
     )
-    no_metadata = DatastoreDocument._meta.get_field("metadata").get_db_prep_save({}, connection)
+    prepare = DatastoreDocument._meta.get_field("metadata").get_db_prep_save
+    no_metadata = prepare({}, connection)
     at = ops.adapt_datetimefield_value(ingested_at)
     task_pk = task.pk
     rows = [
-        (task_pk, identifier, folder, path, size, modified_ns, content_hash, no_metadata, False, at)
-        for folder, (_, identifier, path, size, modified_ns, content_hash) in documents
-    ]
+        (task_pk, identifier, folder, path, size, modified_ns, content_hash,
+         prepare(sent, connection) if sent else no_metadata, False, at, NOT_INGESTED_SIZE)
+        for folder, (_, identifier, path, size, modified_ns, content_hash, sent) in documents
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -33,6 +33,7 @@ import stat as stat_module
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,8 +43,10 @@ from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
     children_prefix,
     is_document_name,
+    is_temporary_name,
     make_identifier,
     open_folder_below,
+    remove_stale_temporary,
 )
 
 #: Documents of one job; a folder with more is split into jobs of this many.
@@ -85,8 +88,10 @@ class Scope:
 #: reader processes, and tuples pickle without Python code per item.
 Known = tuple[int, int, int, str, int, dict[str, object] | None]
 #: A document read and formatted, to record once its batch is committed:
-#: (change, identifier, path, size, modified_ns, content hash).
-Record = tuple[Change, str, str, int, int, str]
+#: (change, identifier, path, size, modified_ns, content hash, the custom
+#: metadata it was sent with or None): the record does not mark the row
+#: ingested if its metadata changed since (``datastore.record``).
+Record = tuple[Change, str, str, int, int, str, dict[str, object] | None]
 #: A document as a list-only job found it: (name, identifier, size,
 #: modified_ns); the size is -1 when it could not be stat'ed then (the job given
 #: the listing tries again).
@@ -295,6 +300,13 @@ class _Job:
                             continue  # sockets, devices, FIFOs are not documents
                     except OSError:
                         continue  # gone since the folder was listed
+                    if name[0] == "." and is_temporary_name(name):
+                        # An Insert's or a copy's file being written, or one a
+                        # killed write left: never a document; removed once stale.
+                        with suppress(OSError):
+                            st = entry.stat(follow_symlinks=False)
+                            remove_stale_temporary(self.folder, name, st.st_mtime)
+                        continue
                     if not (self.every_name or scope.is_document_name(name)):
                         continue
                     if "\\" in name:
@@ -373,6 +385,7 @@ class _Job:
         shown = _shown(name)
         path = self.path_prefix + shown
         size = len(data)
+        metadata = row[5] if row is not None else None
         document = format_file_document(
             identifier=identifier,
             task=self.job.scope.task,
@@ -382,10 +395,10 @@ class _Job:
             modified=self._modified(st.st_mtime_ns),
             content_hash=digest,
             text=text,
-            metadata=row[5] if row is not None else None,
+            metadata=metadata,
         )
         result.idx.append(document.encode("utf-8"))
-        result.records.append((change, identifier, path, size, st.st_mtime_ns, digest))
+        result.records.append((change, identifier, path, size, st.st_mtime_ns, digest, metadata))
 
     def _modified(self, modified_ns: int) -> str:
         """The time as IDX's MODIFIED field has it; documents often share a second."""

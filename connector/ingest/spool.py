@@ -8,17 +8,38 @@ batch; a failure at any point removes the temporary file.
 
 Names sort in the order the batches were written:
 ``<TASK>-<UTC start of the run, YYYYmmddTHHMMSSffffffZ>-<sequence, 6 digits>.<idx|del>``.
+
+A run killed outright (SIGKILL, power cut) leaves its temporary file,
+``.<batch name>.<random>.tmp``, behind. The task's next run removes such
+leftovers of its own task (``Spool.prepare``) once untouched for
+``STALE_BATCH_SECONDS``: a run in progress writes its batch as it reads, and
+only one Synchronize of a task runs at a time, so an older one is nobody's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 Kind = Literal["idx", "del"]
+
+logger = logging.getLogger(__name__)
+
+#: A temporary batch file untouched this long is a leftover of a killed run.
+STALE_BATCH_SECONDS = 600
+
+
+def _leftover_pattern(task: str) -> re.Pattern[str]:
+    """The names ``BatchFile`` gives the temporary files of ``task``'s batches."""
+    return re.compile(
+        rf"\.{re.escape(task)}-\d{{8}}T\d{{12}}Z-\d{{6}}\.(?:idx|del)\.[A-Za-z0-9_]+\.tmp"
+    )
 
 
 class BatchFile:
@@ -71,6 +92,34 @@ class Spool:
         self.folder.mkdir(parents=True, exist_ok=True)
         if not os.access(self.folder, os.W_OK | os.X_OK):
             raise PermissionError(13, "Permission denied", str(self.folder))
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove temporary batch files of this task that a killed run left; their names.
+
+        Only names this task's batches get, only regular files, only ones
+        untouched for ``STALE_BATCH_SECONDS``; never anything else.
+        """
+        pattern, removed = _leftover_pattern(self.task), []
+        stale_before = time.time() - STALE_BATCH_SECONDS
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if not (entry.name.startswith(".") and pattern.fullmatch(entry.name)):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    if entry.stat(follow_symlinks=False).st_mtime >= stale_before:
+                        continue
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    logger.warning("Cannot remove leftover batch %s: %s", entry.path, error)
+                    continue
+                logger.info("Removed %s, a batch a killed run left unfinished", entry.path)
+                removed.append(entry.name)
+        return removed
 
     def open(self, kind: Kind) -> BatchFile:
         self.sequence += 1

@@ -18,7 +18,8 @@ datastore (``DatastoreDocument``), so every repository gets them alike.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 #: Bytes per chunk of ``read_chunks`` unless the caller asks otherwise: small
 #: enough that a Stop is noticed quickly, large enough to keep I/O efficient.
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+#: Permission bits of a document Insert creates (no source to take them from),
+#: before the process umask: readable by the connector's user and group only,
+#: as its content came from an ACI client, not from the repository.
+NEW_DOCUMENT_MODE = 0o640
 
 
 def display(text: str) -> str:
@@ -80,6 +85,9 @@ class Item:
     modified: datetime | None
     #: Identifier of the containing item; None for a root.
     parent: str | None
+    #: Permission bits (``0o777`` at most, never set-id or sticky) of a
+    #: document, where the repository has them; copies are made with them.
+    mode: int | None = None
 
     @property
     def is_root(self) -> bool:
@@ -141,12 +149,26 @@ class Repository(ABC):
         """
 
     @abstractmethod
-    def write_document(self, identifier: str, chunks: Iterable[bytes]) -> Item:
+    def placement(self, identifier: str) -> tuple[str, str | None]:
+        """The root-relative path of an item and its folder's identifier (None for a
+        root), whether or not it exists. Raises ``IdentifierError``."""
+
+    @abstractmethod
+    def write_document(
+        self,
+        identifier: str,
+        chunks: Iterable[bytes],
+        *,
+        guard: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> Item:
         """Create or replace a document with the bytes of ``chunks``; return it.
 
         All or nothing: the bytes go to a temporary file that replaces the
         document once complete, so an exception raised while iterating
-        ``chunks`` (a Stop) leaves the old document, or none, in place.
+        ``chunks`` (a Stop) leaves the old document, or none, in place. The
+        replacing happens inside ``guard()`` when given: an exception it raises
+        leaves the old document too. A new document gets ``NEW_DOCUMENT_MODE``;
+        a replaced one keeps its permission bits.
         Missing folders are created inside the root. Raises ``WriteRefused``
         if the target is not a document of the task, ``ItemUnreadable`` on
         I/O errors, and as ``stat`` does.

@@ -25,7 +25,13 @@ What is part of a task: its roots; with ``DirectoryRecursive`` every folder
 below them, otherwise only the roots' own documents; documents are regular
 files whose names match ``FileMatch`` and none of ``FileExcludeMatch`` (shell
 patterns, case-insensitive); neither ever hides folders. Anything else
-(sockets, devices, FIFOs) is not.
+(sockets, devices, FIFOs) is not, nor is a temporary file of ``write_below``
+(``.<name>.<12 hex digits>.tmp``): a leftover of an interrupted write is never
+listed, and Synchronize removes it once stale (``remove_stale_temporary``).
+
+Errors name items by their path below the root (or "root folder N"), never by
+the server's absolute path: their messages reach ACI clients. The absolute
+path goes to the log.
 """
 
 from __future__ import annotations
@@ -39,14 +45,16 @@ import os
 import re
 import secrets
 import stat as stat_module
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import suppress
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from connector.repositories.base import (
     DEFAULT_CHUNK_SIZE,
+    NEW_DOCUMENT_MODE,
     IdentifierError,
     Item,
     ItemNotFound,
@@ -54,6 +62,7 @@ from connector.repositories.base import (
     Repository,
     RepositoryUnavailable,
     WriteRefused,
+    display,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +92,35 @@ _CREATE_FLAGS = (
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
+
+
+#: The name ``write_below`` gives its temporary file: ``.<name>.<12 hex digits>.tmp``.
+_TEMPORARY_NAME = re.compile(r"\..*\.[0-9a-f]{12}\.tmp", re.DOTALL)
+#: A temporary file untouched for this long is a leftover of a killed write (a
+#: write in progress touches it at every chunk and renames it within moments of
+#: the last one), so Synchronize may remove it.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is one ``write_below`` gives its temporary files: never a document."""
+    return name.startswith(".") and name.endswith(".tmp") and bool(_TEMPORARY_NAME.fullmatch(name))
+
+
+def remove_stale_temporary(folder: int, name: str, modified: float) -> bool:
+    """Remove temporary file ``name`` of folder descriptor ``folder`` if it was last
+    modified (``modified``, seconds since the epoch) ``STALE_TEMPORARY_SECONDS`` ago."""
+    if time.time() - modified < STALE_TEMPORARY_SECONDS:
+        return False
+    try:
+        os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        logger.warning("Cannot remove the leftover temporary file %s: %s", name, error.strerror)
+        return False
+    logger.info("Removed %s, a temporary file left by an interrupted write", name)
+    return True
 
 
 @dataclass(frozen=True)
@@ -217,20 +255,36 @@ def open_folder_below(base: str, parts: Sequence[str], *, create: bool) -> int:
     return fd
 
 
-def write_below(base: str, parts: Sequence[str], chunks: Iterable[bytes]) -> int:
+def write_below(
+    base: str,
+    parts: Sequence[str],
+    chunks: Iterable[bytes],
+    *,
+    mode: int | None = None,
+    guard: Callable[[], AbstractContextManager[object]] | None = None,
+) -> int:
     """Write ``chunks`` to ``base/parts...`` all or nothing; return the bytes written.
 
     Folders are created below ``base`` (a real path); no symbolic link is
     followed on the way, and a folder or link at the target is refused. The
     bytes go to a hidden temporary file in the target's folder, which
     ``os.replace`` puts in place once complete: an exception while iterating
-    ``chunks`` (a Stop) removes the temporary file and changes nothing.
+    ``chunks`` (a Stop) removes the temporary file and changes nothing. The
+    replace runs inside ``guard()`` when given; an exception it raises
+    changes nothing either.
+
+    The file is created with permission bits ``mode`` (a copy's source's),
+    else those of the file it replaces, else ``NEW_DOCUMENT_MODE``; always
+    masked with ``0o777`` (never set-id or sticky) and narrowed by the umask.
+    They are given when the temporary file is created, so the content is
+    never readable more widely, not even for a moment.
     """
     if not parts or any(p in ("", ".", "..") or "/" in p or "\0" in p for p in parts):
         raise WriteRefused("The path to write is not a normalised relative path")
     folder = open_folder_below(base, parts[:-1], create=True)
     name = parts[-1]
     try:
+        replaced: int | None = None
         try:
             st = os.stat(name, dir_fd=folder, follow_symlinks=False)
         except FileNotFoundError:
@@ -238,16 +292,20 @@ def write_below(base: str, parts: Sequence[str], chunks: Iterable[bytes]) -> int
         else:
             if not stat_module.S_ISREG(st.st_mode):
                 raise WriteRefused(f"{name} exists and is not a regular file")
+            replaced = stat_module.S_IMODE(st.st_mode)
+        bits = mode if mode is not None else replaced if replaced is not None else NEW_DOCUMENT_MODE
         temporary = f".{name[:100]}.{secrets.token_hex(6)}.tmp"
         written = 0
         try:
-            with open(os.open(temporary, _CREATE_FLAGS, 0o666, dir_fd=folder), "wb") as out:
+            fd = os.open(temporary, _CREATE_FLAGS, bits & 0o777, dir_fd=folder)
+            with open(fd, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+            with guard() if guard is not None else nullcontext():
+                os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
             with suppress(OSError):
                 os.unlink(temporary, dir_fd=folder)
@@ -270,6 +328,11 @@ def is_document_name(
 
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, tz=UTC)
+
+
+def _where(location: Location) -> str:
+    """An item as error messages name it: its path below its root, never the server's path."""
+    return display(location.path) if location.path else f"root folder {location.root + 1}"
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -319,13 +382,21 @@ class FileSystemRepository(Repository):
     def check_identifier(self, identifier: str) -> None:
         self.locate(identifier)
 
+    def placement(self, identifier: str) -> tuple[str, str | None]:
+        location = self.locate(identifier)
+        parts = location.parts
+        if not parts:
+            return "", None
+        return location.path, self.identifier(location.root, "/".join(parts[:-1]))
+
     def check(self) -> None:
         if not self._root_paths:
             raise RepositoryUnavailable(f"Fetch task {self.task.name} has no root folders")
-        for root in self._root_paths:
+        for index, root in enumerate(self._root_paths):
             if not os.path.isdir(root):
+                logger.warning("Root folder %s of fetch task %s is missing", root, self.task.name)
                 raise RepositoryUnavailable(
-                    f"Root folder {root} of fetch task {self.task.name}"
+                    f"Root folder {index + 1} of fetch task {self.task.name}"
                     " does not exist or is not a folder"
                 )
 
@@ -347,9 +418,12 @@ class FileSystemRepository(Repository):
             with os.scandir(path) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except (FileNotFoundError, NotADirectoryError):
-            raise ItemNotFound(f"Folder {path} no longer exists") from None
+            raise ItemNotFound(f"Folder {_where(location)} no longer exists") from None
         except OSError as error:
-            raise ItemUnreadable(f"Cannot list folder {path}: {error.strerror}") from None
+            logger.warning("Cannot list folder %s: %s", path, error)
+            raise ItemUnreadable(
+                f"Cannot list folder {_where(location)}: {error.strerror}"
+            ) from None
         return self._entries(location, identifier, entries, containers_only)
 
     def read_chunks(
@@ -367,14 +441,23 @@ class FileSystemRepository(Repository):
                 # O_NOFOLLOW: a link swapped in since _resolve looked is not opened.
                 fd = os.open(path, _OPEN_FLAGS)
             except (FileNotFoundError, NotADirectoryError):
-                raise ItemNotFound(f"Document {path} no longer exists") from None
+                raise ItemNotFound(f"Document {_where(location)} no longer exists") from None
             except OSError as error:
-                raise ItemUnreadable(f"Cannot open document {path}: {error.strerror}") from None
+                logger.warning("Cannot open document %s: %s", path, error)
+                raise ItemUnreadable(
+                    f"Cannot open document {_where(location)}: {error.strerror}"
+                ) from None
         # A file object, not the bare descriptor: it is closed when collected
         # even if nobody ever iterates the chunks.
         return self._chunks(open(fd, "rb", buffering=0), chunk_size, start)
 
-    def write_document(self, identifier: str, chunks: Iterable[bytes]) -> Item:
+    def write_document(
+        self,
+        identifier: str,
+        chunks: Iterable[bytes],
+        *,
+        guard: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> Item:
         location = self.locate(identifier)
         parts = location.parts
         if not parts:
@@ -391,14 +474,16 @@ class FileSystemRepository(Repository):
             )
         root = self.root_real(location.root)
         if not os.path.isdir(root):
+            logger.warning("Root folder %s of fetch task %s is gone", root, self.task.name)
             raise RepositoryUnavailable(
-                f"Root folder {root} of fetch task {self.task.name} is gone"
+                f"Root folder {location.root + 1} of fetch task {self.task.name} is gone"
             )
         try:
-            write_below(root, parts, chunks)
+            write_below(root, parts, chunks, guard=guard)
         except (ItemNotFound, WriteRefused):
             raise
         except OSError as error:
+            logger.warning("Cannot write %s below %s: %s", location.path, root, error)
             raise ItemUnreadable(f"Cannot write {location.path}: {error.strerror}") from None
         return self.stat(identifier)
 
@@ -411,19 +496,22 @@ class FileSystemRepository(Repository):
         parts = location.parts
         # Unlinked relative to a folder opened without following links, so a
         # link swapped in since _resolve looked cannot redirect the delete.
+        where = _where(location)
         try:
             folder = open_folder_below(self.root_real(location.root), parts[:-1], create=False)
         except OSError as error:
-            raise ItemUnreadable(f"Cannot reach {path}: {error.strerror}") from None
+            logger.warning("Cannot reach %s: %s", path, error)
+            raise ItemUnreadable(f"Cannot reach {where}: {error.strerror}") from None
         try:
             st = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
             if not stat_module.S_ISREG(st.st_mode):
-                raise ItemNotFound(f"{path} is not a regular file (any more)")
+                raise ItemNotFound(f"{where} is not a regular file (any more)")
             os.unlink(parts[-1], dir_fd=folder)
         except FileNotFoundError:
-            raise ItemNotFound(f"Document {path} no longer exists") from None
+            raise ItemNotFound(f"Document {where} no longer exists") from None
         except OSError as error:
-            raise ItemUnreadable(f"Cannot delete {path}: {error.strerror}") from None
+            logger.warning("Cannot delete %s: %s", path, error)
+            raise ItemUnreadable(f"Cannot delete {where}: {error.strerror}") from None
         finally:
             os.close(folder)
 
@@ -465,7 +553,7 @@ class FileSystemRepository(Repository):
         try:
             st = os.fstat(fd)
             if stat_module.S_ISREG(st.st_mode):
-                self._check_in_scope(location, location.path, st)
+                self._check_in_scope(location, st)
                 return fd
         except (OSError, ItemNotFound):
             pass
@@ -505,27 +593,34 @@ class FileSystemRepository(Repository):
         real = os.path.realpath(candidate)
         if not _inside(real, root_real):
             raise IdentifierError("The identifier's path leaves the task's root folder")
+        where = _where(location)
         try:
             st = os.lstat(candidate)
         except (FileNotFoundError, NotADirectoryError):
+            logger.debug("Nothing of fetch task %s is at %s", self.task.name, candidate)
             raise ItemNotFound(
-                f"Nothing of fetch task {self.task.name} is at {candidate} (any more)"
+                f"Nothing of fetch task {self.task.name} is at {where} (any more)"
             ) from None
         except OSError as error:
             # ELOOP and the like: a link in the way, or the disk failed us.
-            raise ItemNotFound(f"Cannot reach {candidate}: {error.strerror}") from None
+            logger.warning("Cannot reach %s: %s", candidate, error)
+            raise ItemNotFound(f"Cannot reach {where}: {error.strerror}") from None
         if real != candidate or stat_module.S_ISLNK(st.st_mode):
             raise ItemNotFound(
-                f"{candidate} is reached through a symbolic link,"
+                f"{where} is reached through a symbolic link,"
                 f" which fetch task {self.task.name} does not follow"
             )
         if location.parts:
-            self._check_in_scope(location, candidate, st)
+            self._check_in_scope(location, st)
         elif not stat_module.S_ISDIR(st.st_mode):
-            raise ItemNotFound(f"Root folder {candidate} is not a folder")
+            logger.warning(
+                "Root folder %s of fetch task %s is not a folder", candidate, self.task.name
+            )
+            raise ItemNotFound(f"{where} is not a folder")
         return candidate, st
 
-    def _check_in_scope(self, location: Location, path: str, st: os.stat_result) -> None:
+    def _check_in_scope(self, location: Location, st: os.stat_result) -> None:
+        path = _where(location)
         if stat_module.S_ISDIR(st.st_mode):
             if not self.recursive:
                 raise ItemNotFound(
@@ -545,6 +640,8 @@ class FileSystemRepository(Repository):
             raise ItemNotFound(f"{path} is neither a folder nor a regular file")
 
     def _matches(self, name: str) -> bool:
+        if is_temporary_name(name):
+            return False
         return self.every_name or is_document_name(name, self.file_match, self.file_exclude)
 
     def _item_at(self, location: Location, resolved: tuple[str, os.stat_result]) -> Item:
@@ -565,6 +662,7 @@ class FileSystemRepository(Repository):
             size=None if is_container else st.st_size,
             modified=_mtime(st),
             parent=parent,
+            mode=None if is_container else stat_module.S_IMODE(st.st_mode) & 0o777,
         )
 
     def _entries(
@@ -612,6 +710,7 @@ class FileSystemRepository(Repository):
                 size=None if is_container else st.st_size,
                 modified=_mtime(st),
                 parent=parent,
+                mode=None if is_container else stat_module.S_IMODE(st.st_mode) & 0o777,
             )
 
     @staticmethod

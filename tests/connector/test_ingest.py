@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-from connector.fetch.documents import NEVER
+from connector.fetch.documents import NEVER, NOT_INGESTED_SIZE
 from connector.ingest import datastore
 from connector.ingest.idx import (
     IdxDocument,
@@ -89,6 +92,65 @@ def test_a_failing_commit_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     assert list(tmp_path.iterdir()) == []
 
 
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a redirect to /landing, whose GET answers 200."""
+
+    status = 302
+    requests: list[tuple[str, str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Redirecting.requests.append(("POST", self.path))
+        self.send_response(Redirecting.status)
+        self.send_header("Location", "/landing")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        Redirecting.requests.append(("GET", self.path))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[str]:
+    Redirecting.requests = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/ingest"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_failed_delivery_and_never_followed(
+    tmp_path: Path, redirecting: str, status: int
+) -> None:
+    Redirecting.status = status
+    batch = tmp_path / "b.idx"
+    batch.write_text("#DREREFERENCE R\n#DREENDDOC\n")
+    with pytest.raises(IngestPostFailed, match=f"answered {status} .*redirects are not followed"):
+        post_batch(redirecting, batch, "idx")
+    # The batch went once, to the URL given; the landing page was never asked.
+    assert Redirecting.requests == [("POST", "/ingest")]
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "data:,x", "HTTP:/no-host", "gopher://h/"])
+def test_posting_refuses_other_schemes_before_connecting(tmp_path: Path, url: str) -> None:
+    batch = tmp_path / "b.idx"
+    batch.write_text("x")
+    with pytest.raises(IngestPostFailed):
+        post_batch(url, batch, "idx")
+
+
 def test_posting_refuses_urls_that_are_not_http(tmp_path: Path) -> None:
     batch = tmp_path / "b.idx"
     batch.write_text("x")
@@ -132,8 +194,15 @@ def docs(db: None, tmp_path: Path) -> FetchTask:
     return FetchTask.objects.create(name="DOCS", directory_paths=[str(tmp_path)])
 
 
-def _sent(identifier: str, path: str, size: int, modified_ns: int, content_hash: str) -> Record:
-    return ("added", identifier, path, size, modified_ns, content_hash)
+def _sent(
+    identifier: str,
+    path: str,
+    size: int,
+    modified_ns: int,
+    content_hash: str,
+    metadata: dict[str, object] | None = None,
+) -> Record:
+    return ("added", identifier, path, size, modified_ns, content_hash, metadata)
 
 
 def test_recorded_rows_are_read_back_by_folder_exactly_as_written(docs: FetchTask) -> None:
@@ -180,10 +249,42 @@ def test_recording_again_keeps_metadata_and_hold(docs: FetchTask) -> None:
     assert known is not None
     assert known["A"][2:] == (-1, "", 0, {"Dept": "Sales"})  # time, hash, ingested, metadata
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h"))], moment)
+    # Sent with the metadata read, as Synchronize sends it.
+    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h", known["A"][5]))], moment)
     row = DatastoreDocument.objects.get(identifier="A")
     assert (row.size, row.modified_ns, row.last_ingested_at) == (5, 7, moment)
     assert row.metadata == {"Dept": "Sales"} and row.held
+
+
+def test_recording_a_document_whose_metadata_changed_since_it_was_read_sends_it_again(
+    docs: FetchTask,
+) -> None:
+    """An Update between Synchronize's read of the rows and its record is not overwritten:
+    the row keeps its new metadata and stays "not ingested as it is"."""
+    DatastoreDocument.objects.create(
+        task=docs, identifier="A", folder="F", path="a.txt", size=5, modified_ns=7,
+        metadata={"KA": "1"}, last_ingested_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    known = datastore.folder_rows(docs, "F")
+    assert known is not None and known["A"][5] == {"KA": "1"}
+    # An Update lands while the batch is written: new metadata, size marks it unsent.
+    DatastoreDocument.objects.filter(identifier="A").update(
+        metadata={"KA": "1", "KB": "2"}, size=NOT_INGESTED_SIZE
+    )
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    datastore.record(docs, [("F", _sent("A", "a.txt", 6, 8, "h", known["A"][5]))], moment)
+    row = DatastoreDocument.objects.get(identifier="A")
+    assert row.metadata == {"KA": "1", "KB": "2"}
+    assert row.size == NOT_INGESTED_SIZE  # sent again by the next run
+    assert (row.modified_ns, row.content_hash, row.last_ingested_at) == (8, "h", moment)
+    # A row made by an Update after the read (none was there) is not overwritten either.
+    DatastoreDocument.objects.create(
+        task=docs, identifier="B", folder="F", path="b.txt", size=NOT_INGESTED_SIZE,
+        metadata={"KC": "3"}, last_ingested_at=NEVER,
+    )  # fmt: skip
+    datastore.record(docs, [("F", _sent("B", "b.txt", 4, 9, "g"))], moment)
+    row = DatastoreDocument.objects.get(identifier="B")
+    assert row.metadata == {"KC": "3"} and row.size == NOT_INGESTED_SIZE
 
 
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
@@ -230,3 +331,37 @@ def test_a_file_document_is_what_format_document_writes(
         identifier="ID", task="DOCS", path=f"p/{name}", name=name, size=5,
         modified="2026-01-01T00:00:00Z", content_hash="ab", text=text, metadata=metadata,
     )  # fmt: skip
+
+
+def test_remove_leftovers_takes_only_stale_regular_files_named_as_this_tasks_batches(
+    tmp_path: Path,
+) -> None:
+    then = 1_000_000_000
+    old = tmp_path / ".DOCS-20260101T000000000000Z-000007.idx.abcd1234.tmp"
+    old.write_text("half")
+    os.utime(old, (then, then))
+    target = tmp_path / "precious.txt"
+    target.write_text("keep")
+    link = tmp_path / ".DOCS-20260101T000000000000Z-000008.del.abcd1234.tmp"
+    link.symlink_to(target)
+    os.utime(link, (then, then), follow_symlinks=False)
+    young = tmp_path / ".DOCS-20260101T000000000000Z-000009.idx.abcd1234.tmp"
+    young.write_text("being written")
+    assert Spool(tmp_path, "DOCS").remove_leftovers() == [old.name]
+    assert link.is_symlink() and target.read_text() == "keep" and young.exists()
+
+
+def test_unchanged_metadata_of_any_text_compares_equal_when_recorded(docs: FetchTask) -> None:
+    """The guard compares the stored metadata with what was read: any value, read back
+    and written as a parameter, must compare equal, or rows would be sent for ever."""
+    metadata = {"DEPT": "Ventes é ü 漢字 \U0001f600", "NOTE": 'a "quoted" \\ value', "Z": "1"}
+    DatastoreDocument.objects.create(
+        task=docs, identifier="A", folder="F", path="a.txt", size=-1,
+        metadata=metadata, last_ingested_at=NEVER,
+    )  # fmt: skip
+    known = datastore.folder_rows(docs, "F")
+    assert known is not None and known["A"][5] == metadata
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    datastore.record(docs, [("F", _sent("A", "a.txt", 5, 7, "h", known["A"][5]))], moment)
+    row = DatastoreDocument.objects.get(identifier="A")
+    assert row.size == 5 and row.metadata == metadata

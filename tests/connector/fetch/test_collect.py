@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,45 @@ def test_a_destination_reached_through_a_link_inside_the_allowed_folder_works(
     action = fetch("Collect", Identifiers=doc_id("readme.txt"), Destination=str(allowed / "alias"))
     assert action.counts["DOCS"]["collected"] == 1
     assert (allowed / "real/readme.txt").read_text() == "Read me."
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """A known umask, so the bits asked for are the bits made (restored after)."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize(
+    ("source", "copy"),
+    [(0o600, 0o600), (0o640, 0o640), (0o444, 0o444), (0o4755, 0o755), (0o2750, 0o750),
+     (0o1644, 0o644)],
+)  # fmt: skip
+def test_a_copy_keeps_its_documents_permission_bits_but_never_set_id_bits(
+    task: FetchTask, docs_tree: Path, allowed: Path, umask_022: None, source: int, copy: int
+) -> None:
+    """A private document stays private when collected (copies were 0644 whatever the source)."""
+    os.chmod(docs_tree / "readme.txt", source)
+    (allowed / "readme.txt").write_text("an older copy, world-readable")
+    os.chmod(allowed / "readme.txt", 0o666)
+    action = fetch("Collect", Identifiers=doc_id("readme.txt"), Destination=str(allowed))
+    assert action.counts["DOCS"] == {"collected": 1, "errors": 0}
+    assert (allowed / "readme.txt").stat().st_mode & 0o7777 == copy
+    assert (allowed / "readme.txt").read_text() == "Read me."
+
+
+def test_a_copy_is_created_with_its_bits_never_opened_wider_first(
+    task: FetchTask, docs_tree: Path, allowed: Path, umask_022: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The bits are given to os.open: no chmod after, so no moment with wider bits."""
+    os.chmod(docs_tree / "readme.txt", 0o600)
+    chmods: list[object] = []
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: chmods.append(a))
+    monkeypatch.setattr(os, "fchmod", lambda *a, **k: chmods.append(a))
+    fetch("Collect", Identifiers=doc_id("readme.txt"), Destination=str(allowed))
+    assert chmods == []
+    assert (allowed / "readme.txt").stat().st_mode & 0o777 == 0o600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from connector.fetch import insert
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import DatastoreDocument, FetchTask, Status
 from connector.params import InvalidParameter, MissingParameter
+from connector.repositories.base import NEW_DOCUMENT_MODE
 
 
 @pytest.fixture
@@ -99,6 +101,25 @@ def test_insert_refuses_to_overwrite_a_held_document(task: FetchTask, docs_tree:
     assert failures(action) == {doc_id("readme.txt"): "held"}
     assert action.counts["DOCS"] == {"inserted": 1, "errors": 1}
     assert (docs_tree / "readme.txt").read_text() == "Read me."
+
+
+def test_insert_creates_new_documents_with_the_documented_mode_and_keeps_a_replaced_ones(
+    task: FetchTask, docs_tree: Path
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        os.chmod(docs_tree / "readme.txt", 0o600)
+        action = fetch(
+            "Insert",
+            ConfigSection="DOCS",
+            InsertXML=insert_xml(("readme.txt", b"replaced"), ("new/made.txt", b"made")),
+        )
+    finally:
+        os.umask(previous)
+    assert action.counts["DOCS"] == {"inserted": 2, "errors": 0}
+    assert (docs_tree / "readme.txt").stat().st_mode & 0o7777 == 0o600  # kept, not 0644
+    assert (docs_tree / "new/made.txt").stat().st_mode & 0o7777 == NEW_DOCUMENT_MODE == 0o640
+    assert (docs_tree / "readme.txt").read_bytes() == b"replaced"
 
 
 def test_insert_over_a_folder_or_outside_file_match_fails_that_document(

@@ -6,6 +6,7 @@ import base64
 import http.server
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from connector.ingest import scan
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, ActionLogLine, DatastoreDocument, FetchTask, Status
 from connector.params import InvalidParameter, MissingParameter, Params
-from connector.repositories import ItemUnreadable
+from connector.repositories import ItemNotFound, ItemUnreadable
 from connector.repositories.filesystem import FileSystemRepository, encode_identifier
 
 ALL = ["mail/inbox/hello.eml", "readme.txt", "reports/2026/q3.txt", "reports/2026/q4.txt",
@@ -489,6 +490,57 @@ def test_a_batch_the_ingest_url_refuses_is_an_error_and_sent_again_next_time(
     assert counts(action)["added"] == 5 and len(datastore()) == 5
 
 
+class Redirector(http.server.BaseHTTPRequestHandler):
+    """An ingest URL that redirects every POST to a landing page answering 200."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Redirector.requests.append(f"POST {self.path}")
+        self.send_response(302)
+        self.send_header("Location", "/landing")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        Redirector.requests.append(f"GET {self.path}")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_ingest_url_that_redirects_has_not_ingested_the_batch(
+    task: FetchTask, ingest: Path
+) -> None:
+    """A 302 is not a delivery: the batch is kept as .failed, nothing is recorded, and
+    the next run sends the documents again."""
+    Redirector.requests = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        task.ingest_url = f"http://127.0.0.1:{server.server_address[1]}/ingest"
+        task.save()
+        action = sync()
+        assert Redirector.requests == ["POST /ingest"]  # never followed to /landing
+        assert counts(action)["errors"] == 1 and counts(action)["added"] == 0
+        assert datastore() == {} and batches(ingest) == []
+        assert len(list(ingest.glob("*.idx.failed"))) == 1
+        logged = " ".join(
+            ActionLogLine.objects.filter(action=action).values_list("message", flat=True)
+        )
+        assert "answered 302" in logged and "redirects are not followed" in logged
+        action = sync()
+        assert counts(action)["added"] == 0 and len(list(ingest.glob("*.idx.failed"))) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_ingest_url_nobody_answers_is_an_error(task: FetchTask) -> None:
     task.ingest_url = "http://127.0.0.1:9/ingest"
     task.save()
@@ -717,3 +769,66 @@ class StopAfter(threading.Event):
     def is_set(self) -> bool:
         self.left -= 1
         return self.left < 0
+
+
+# --- Leftover temporary files -------------------------------------------------------
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_the_next_run_removes_batches_a_killed_run_left_and_nothing_else(
+    task: FetchTask, ingest: Path
+) -> None:
+    """A SIGKILL leaves .<batch>.tmp; the task's next Synchronize removes it once stale."""
+    ingest.mkdir()
+    stale = ingest / ".DOCS-20260101T000000000000Z-000001.idx.k3j_9x2a.tmp"
+    fresh = ingest / ".DOCS-20260101T000000000000Z-000002.del.q8w7e6r5.tmp"
+    kept = [
+        fresh,  # maybe a run still writing: untouched for less than STALE_BATCH_SECONDS
+        ingest / ".OTHER-20260101T000000000000Z-000001.idx.k3j_9x2a.tmp",  # another task's
+        ingest / ".DOCS-notes.tmp",  # not a name our batches get
+        ingest / "DOCS-20260101T000000000000Z-000001.idx.failed",  # kept for inspection
+    ]
+    for path in (stale, *kept):
+        path.write_bytes(b"#DREREFERENCE half")
+        if path is not fresh:
+            _aged(path, 3600)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert not stale.exists()
+    assert all(path.exists() for path in kept)
+    # The run's own batch went in place: no temporary file of it is left either.
+    assert {p for p in ingest.iterdir() if p.name.endswith(".tmp")} == set(kept[:3])
+
+
+def test_a_leftover_insert_file_in_a_root_is_never_a_document_and_goes_once_stale(
+    task: FetchTask, docs_tree: Path, ingest: Path
+) -> None:
+    stale = docs_tree / "reports/.q5.txt.0123456789ab.tmp"  # a killed Insert's
+    fresh = docs_tree / ".readme.txt.ba9876543210.tmp"  # maybe an Insert writing now
+    fresh.write_text("being written")
+    stale.write_text("half an insert")
+    _aged(stale, 7200)
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert counts(action)["added"] == 5  # the tree's own documents only
+    assert not any(".tmp" in path for path in datastore_paths())
+    assert not stale.exists() and fresh.exists()
+    # Nor does the repository list or show it.
+    repository = FileSystemRepository(task)
+    names = [item.name for item in repository.children(repository.identifier(0, ""))]
+    assert fresh.name not in names
+    with pytest.raises(ItemNotFound):
+        repository.stat(repository.identifier(0, fresh.name))
+
+
+def test_an_unusable_ingest_folder_is_named_without_its_path(task: FetchTask, ingest: Path) -> None:
+    ingest.parent.mkdir(parents=True, exist_ok=True)
+    ingest.write_text("a file where the folder should be")
+    action = sync()
+    assert "The ingest folder of fetch task DOCS cannot be used" in action.error
+    assert str(ingest) not in action.error and str(ingest.parent) not in action.error

@@ -222,7 +222,7 @@ def known_rows(result: scan.FolderResult) -> dict[str, scan.Known]:
     """The datastore rows a run would have made of a job's records."""
     return {
         identifier: (pk, size, modified_ns, digest, 1, None)
-        for pk, (_, identifier, _, size, modified_ns, digest) in enumerate(result.records, 1)
+        for pk, (_, identifier, _, size, modified_ns, digest, _) in enumerate(result.records, 1)
     }
 
 

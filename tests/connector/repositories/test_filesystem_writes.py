@@ -162,3 +162,17 @@ def test_a_folder_that_cannot_be_made_is_an_error_not_a_refusal(
     monkeypatch.setattr(os, "mkdir", mkdir)
     with pytest.raises(ItemUnreadable, match="Permission denied"):
         repo.write_document(repo.identifier(0, "locked/a.txt"), [b"x"])
+
+
+@pytest.mark.parametrize(
+    ("mode", "made"), [(0o4777, 0o755), (0o2640, 0o640), (0o1600, 0o600), (0o7000, 0o000)]
+)
+def test_write_below_creates_with_the_bits_given_masked_never_set_id(
+    tmp_path: Path, mode: int, made: int
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        write_below(str(tmp_path), ["a", "b.txt"], [b"x"], mode=mode)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a/b.txt").stat().st_mode & 0o7777 == made
