@@ -5,9 +5,10 @@ fetch worker in the same asyncio loop, so the in-memory channel layer carries
 the wake-ups and Stops between them. ``--no-worker`` serves the web only, for
 scale-out with ``runworker fetch`` processes and a shared channel layer.
 
-On SIGTERM or SIGINT the server stops accepting work and the worker gets
-``CONNECTOR_SHUTDOWN_GRACE_SECONDS`` to finish its running actions before the
-process exits; the rest are left for recovery.
+On SIGTERM or SIGINT the server stops accepting work, and the worker asks its
+running actions to stop at their next checkpoint and queues them again (their
+attempt not spent), waiting up to ``CONNECTOR_SHUTDOWN_GRACE_SECONDS``; a
+second SIGTERM or SIGINT exits at once (``connector.worker.stopping``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 import webbrowser
 from pathlib import Path
@@ -167,7 +169,11 @@ class Command(BaseCommand):
             def stop_worker() -> defer.Deferred[None]:
                 # A "before shutdown" trigger: Twisted waits for the Deferred, so
                 # the loop (and the endpoint) keep running during the grace period.
-                logger.info("Shutting down: running actions get %s s to finish", grace)
+                logger.info(
+                    "Shutting down: running actions are asked to stop at their next checkpoint"
+                    " (up to %s s) and queued again",
+                    grace,
+                )
 
                 async def stop() -> None:
                     await worker.begin_shutdown(grace)
@@ -179,6 +185,7 @@ class Command(BaseCommand):
             reactor.callWhenRunning(start_worker)
             reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
 
+        self._handle_stop_signals(reactor)
         base = self._print_welcome(host, port, worker=worker, admin_password=admin_password)
         if open_browser and desktop_browser_available():
             reactor.callWhenRunning(
@@ -188,6 +195,18 @@ class Command(BaseCommand):
         if not server.listening_addresses:
             raise CommandError(f"Could not listen on {host}:{port} (see the log above).")
         self.stdout.write("Connector stopped.")
+
+    def _handle_stop_signals(self, reactor: Any) -> None:
+        """The first SIGINT or SIGTERM stops as Twisted's own handler does (the
+        shutdown triggers above run); a second exits at once."""
+        from connector.worker.stopping import StopSignals
+
+        def first(signum: int) -> None:
+            logger.info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
+            reactor.callFromThread(reactor.stop)
+
+        # Twisted installs its handlers as it starts running; these replace them.
+        reactor.callWhenRunning(StopSignals(first).install)
 
     def _print_welcome(
         self, host: str, port: int, *, worker: Any, admin_password: str | None
