@@ -113,6 +113,10 @@ class WorkerEngine:
         # Set at shutdown: stops now come from the shutdown, not from a client.
         self._interrupting = threading.Event()
         self._heartbeat_stop = threading.Event()
+        # Rouses the heartbeat thread early: at shutdown, and when messages
+        # are lost or flow again (messages_lost).
+        self._poke_heartbeat = threading.Event()
+        self._messages_lost = threading.Event()
         self._slots: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
         self._retention_thread: threading.Thread | None = None
@@ -240,6 +244,7 @@ class WorkerEngine:
             )
         # Heartbeats end before the release, or the next one would renew it.
         self._heartbeat_stop.set()
+        self._poke_heartbeat.set()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join()
         if self._retention_thread is not None:
@@ -413,12 +418,50 @@ class WorkerEngine:
 
     # --- The heartbeat -------------------------------------------------------------
 
+    def messages_lost(self, lost: bool) -> None:
+        """The channel layer failed (``True``: wake-ups and Stops sent now are lost)
+        or works again (``False``). Called from the event loop; no database here.
+
+        While messages are lost the heartbeat thread looks for pending Stops at
+        every poll interval, not only at each heartbeat, so a Stop takes at
+        most a poll interval; the slots claim at every poll anyway. When the
+        layer works again, every slot looks for work and the Stops are looked
+        for at once: what was sent in between is lost.
+        """
+        if lost:
+            self._messages_lost.set()
+        else:
+            self._messages_lost.clear()
+            with self._work:
+                self._wake_tokens = sum(self.queues.values())
+                self._work.notify_all()
+        self._poke_heartbeat.set()
+
+    def look_for_stops(self) -> None:
+        """Pass on the Stops pending for the actions running here (and renew their leases)."""
+        running = self.running_pks()
+        if running:
+            for pk in queue.renew_leases(worker=self.id, pks=running):
+                self.stop_local(pk)
+
     def _heartbeat_loop(self) -> None:
         try:
             self._start_up()
-            while not self._heartbeat_stop.wait(self.heartbeat_seconds):
+            next_beat = time.monotonic() + self.heartbeat_seconds
+            while not self._heartbeat_stop.is_set():
+                wait = next_beat - time.monotonic()
+                if self._messages_lost.is_set():
+                    wait = min(wait, self.poll_seconds)
+                self._poke_heartbeat.wait(max(0.0, wait))
+                self._poke_heartbeat.clear()
+                if self._heartbeat_stop.is_set():
+                    break
                 try:
-                    self.heartbeat()
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + self.heartbeat_seconds
+                        self.heartbeat()
+                    else:
+                        self.look_for_stops()
                 except Exception:
                     logger.exception("Worker %s heartbeat failed", self.id)
                     close_old_connections()
