@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from connector import queue, retention, schedules
 from connector.fetch.base import run
+from connector.ingest import readers
 from connector.logs import action_context
 from connector.models import Action, WorkerProcess
 
@@ -268,6 +269,9 @@ class WorkerEngine:
         deadline = time.monotonic() + 1.0
         for thread in self._slots:
             thread.join(max(0.0, deadline - time.monotonic()))
+        # The reader processes of Synchronize end with the worker, here, not
+        # in the interpreter's exit hooks while it tears itself down.
+        readers.shutdown()
         if self._started:
             try:
                 WorkerProcess.objects.filter(pk=self.id).delete()

@@ -19,6 +19,7 @@ from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management import CommandError
 
+from connector.ingest import readers
 from connector.worker.server import FETCH_CHANNEL, FetchWorkerServer
 from connector.worker.stopping import STOP_SIGNALS, StopSignals
 
@@ -62,6 +63,7 @@ class Command(ChannelsRunworkerCommand):
 
         logger.info("Worker for channels %s, shutdown grace %s s", channels, grace)
         asyncio.run(main())
+        readers.close()
         self.stdout.write(f"Worker {server.engine.id} stopped.")
 
 

@@ -192,6 +192,11 @@ class Command(BaseCommand):
                 lambda: reactor.callInThread(webbrowser.open, f"{base}/dashboard/")
             )
         server.run()
+        # The worker stopped with the reactor; its reader processes end now,
+        # not in the interpreter's exit hooks (connector.ingest.readers.close).
+        from connector.ingest import readers
+
+        readers.close()
         if not server.listening_addresses:
             raise CommandError(f"Could not listen on {host}:{port} (see the log above).")
         self.stdout.write("Connector stopped.")
