@@ -251,7 +251,8 @@ def test_shutdown_queues_again_an_action_that_misses_its_checkpoint_within_the_g
     wait_for(lambda: action.pk in engine.running_pks())
     started = time.monotonic()
     engine.shutdown(grace=0.1)
-    assert time.monotonic() - started < 1
+    # The grace, then up to 1 s for the slot threads to end (this one will not).
+    assert time.monotonic() - started < 2
     interrupted = Action.objects.get(pk=action.pk)
     assert (interrupted.status, interrupted.attempts) == (Status.QUEUED, 0)
     assert shutdown_notes(action.pk) == [
