@@ -164,8 +164,9 @@ def test_when_messages_flow_again_the_stops_sent_meanwhile_are_looked_for_at_onc
     engine.wake()
     wait_for(lambda: action.pk in engine.running_pks())
     engine.messages_lost(True)
+    time.sleep(0.3)  # the look for Stops that the outage's start asks for is over
     queue.request_stop(pk=action.pk)
-    time.sleep(0.2)
+    time.sleep(0.3)
     assert status_of(action.pk) == Status.PROCESSING  # the poll is 30 s
     engine.messages_lost(False)
     assert wait_for_status(action.pk, Status.STOPPED, timeout=2) == Status.STOPPED
