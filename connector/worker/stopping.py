@@ -13,6 +13,7 @@ rest").
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -46,6 +47,14 @@ class StopSignals:
         """Install ``handle`` with ``signal.signal`` (in the main thread)."""
         for signum in STOP_SIGNALS:
             signal.signal(signum, self.handle)
+
+
+def report_crashes() -> None:
+    """On a fatal signal (a segmentation fault), write every thread's Python stack
+    to stderr, so a crash at exit says where it was (issue 14, 2: two of seven
+    Ctrl-Cs ended in a segmentation fault in libpython, with no stack)."""
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
 
 
 def exit_now(signum: int) -> None:

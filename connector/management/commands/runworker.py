@@ -21,7 +21,7 @@ from django.core.management import CommandError
 
 from connector.ingest import readers
 from connector.worker.server import FETCH_CHANNEL, FetchWorkerServer
-from connector.worker.stopping import STOP_SIGNALS, StopSignals
+from connector.worker.stopping import STOP_SIGNALS, StopSignals, report_crashes
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Command(ChannelsRunworkerCommand):
         )
         grace = float(settings.CONNECTOR_SHUTDOWN_GRACE_SECONDS)
 
+        report_crashes()
         stop_signals = StopSignals(lambda signum: _on_signal(server, signum, grace))
 
         async def main() -> None:

@@ -204,7 +204,9 @@ class Command(BaseCommand):
     def _handle_stop_signals(self, reactor: Any) -> None:
         """The first SIGINT or SIGTERM stops as Twisted's own handler does (the
         shutdown triggers above run); a second exits at once."""
-        from connector.worker.stopping import StopSignals
+        from connector.worker.stopping import StopSignals, report_crashes
+
+        report_crashes()
 
         def first(signum: int) -> None:
             logger.info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
