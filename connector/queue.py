@@ -9,7 +9,9 @@ a message is only a hint.
 Recovery policy for actions whose worker died (its lease expired without a
 heartbeat): an action with a pending Stop becomes Stopped; an action claimed
 fewer than ``CONNECTOR_MAX_ATTEMPTS`` times is queued again (keeping its place
-by priority and queue time); otherwise it becomes Error, saying so.
+by priority and queue time); otherwise it becomes Error, saying so. Only
+this spends an attempt: an action its worker interrupted for a graceful
+shutdown is queued again with the attempt given back (``release_actions``).
 """
 
 from __future__ import annotations
@@ -626,11 +628,72 @@ def renew_leases(*, worker: str, pks: Iterable[int] | None = None) -> set[int]:
     return set(held.filter(stop_requested=True).values_list("pk", flat=True))
 
 
-def release_actions(*, worker: str, pks: Iterable[int]) -> None:
-    """Let these actions' leases run out now, so recovery takes them at once."""
-    Action.objects.filter(worker=worker, status=Status.PROCESSING, pk__in=list(pks)).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1)
-    )
+#: Logged with an action put back in the queue by its worker's graceful shutdown.
+SHUTDOWN_REQUEUE_NOTE = "Worker {worker} shut down; action queued again (attempt not spent)"
+
+
+@dataclass(frozen=True)
+class Released:
+    requeued: list[int]
+    stopped: list[int]
+
+
+def release_actions(*, worker: str, pks: Iterable[int], reason: str = "") -> Released:
+    """Put back actions this worker interrupted for its graceful shutdown.
+
+    A shutdown is not a lost worker, so the attempt the claim counted is given
+    back (DESIGN: an attempt is spent only when a lease runs out): the action
+    is Queued again at its old place, its history and its log say why. An
+    action with a Stop pending ends Stopped instead, as the Stop asked. Only
+    actions this worker still holds change (a guarded update each).
+    """
+    now = timezone.now()
+    note = SHUTDOWN_REQUEUE_NOTE.format(worker=worker)
+    if reason:
+        note = f"{note}; {reason}"
+    done = Released([], [])
+    pks = list(pks)
+    if not pks:
+        return done
+    held = Action.objects.filter(worker=worker, status=Status.PROCESSING)
+    with transaction.atomic():
+        rows = list(
+            held.filter(pk__in=pks).values_list("pk", "stop_requested", "started_at", "queue")
+        )
+        transitions: list[ActionTransition] = []
+        queues: set[str] = set()
+        for pk, stop, started_at, name in rows:
+            if stop:
+                if held.filter(pk=pk).update(
+                    status=Status.STOPPED, finished_at=now, lease_expires_at=None
+                ):
+                    done.stopped.append(pk)
+                    add_log_lines(
+                        pk=pk, lines=[(now, "INFO", "Stopped (the Stop came with a shutdown)")]
+                    )
+                continue
+            if held.filter(pk=pk).update(
+                status=Status.QUEUED,
+                worker="",
+                lease_expires_at=None,
+                started_at=None,
+                progress=0,
+                stage="",
+                counts={},
+                result={},
+                attempts=F("attempts") - 1,
+            ):
+                done.requeued.append(pk)
+                queues.add(name)
+                add_log_lines(pk=pk, lines=[(now, "WARNING", note)])
+                transitions += audit.requeue_steps(
+                    pk=pk, started_at=started_at, worker=worker, at=now, note=note
+                )
+        ActionTransition.objects.bulk_create(transitions)
+        _changed(*done.requeued, *done.stopped)
+        for name in queues:
+            transaction.on_commit(partial(wakeups.wake_queue, name))
+    return done
 
 
 def unclaim_action(*, pk: int, worker: str) -> bool:
@@ -693,6 +756,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
         pk for pk, _, n, stop in candidates if not stop and n >= settings.CONNECTOR_MAX_ATTEMPTS
     ]
     workers = {pk: worker for pk, worker, _, _ in candidates}
+    attempts = {pk: n for pk, _, n, _ in candidates}
     done: dict[str, list[int]] = {"requeued": [], "stopped": [], "failed": []}
     with transaction.atomic():
         for pk in stopped:
@@ -717,10 +781,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
                 status=Status.ERROR,
                 finished_at=now,
                 lease_expires_at=None,
-                error=(
-                    "The worker running this action stopped responding and the action had "
-                    f"been tried {settings.CONNECTOR_MAX_ATTEMPTS} times; submit it again."
-                ),
+                error=_lost_error(attempts[pk]),
             ):
                 done["failed"].append(pk)
         notes = {
@@ -767,6 +828,16 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
                     "Recovered action %s of lost worker %s: %s", pk, workers[pk], notes[kind]
                 )
     return Recovered(done["requeued"], done["stopped"], done["failed"])
+
+
+def _lost_error(attempts: int) -> str:
+    # Only a lost lease spends an attempt (a graceful shutdown gives it back,
+    # see release_actions), so every attempt counted ended this way.
+    return (
+        "The worker running this action stopped responding (its lease ran out with no"
+        f" heartbeat) and the action had been tried {attempts} times, each time on a worker"
+        " that was lost that way; submit it again."
+    )
 
 
 def forget_dead_workers(*, older_than: timedelta) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 
 from django.conf import settings
@@ -58,6 +59,37 @@ def check_identifier_count(params: Params) -> None:
             )
 
 
+# One warning when the counter's cache fails and one line when it works again,
+# not a traceback per submission (issue 14, 7: about 100 for a 1 s Redis outage).
+_counter_lock = threading.Lock()
+_counter_down = False
+
+
+def _counter_failed(error: Exception) -> None:
+    global _counter_down
+    with _counter_lock:
+        first, _counter_down = not _counter_down, True
+    if first:
+        logger.warning(
+            "The submission counter is unavailable (%s: %s); submissions are not limited"
+            " until it works again",
+            type(error).__name__,
+            error,
+        )
+    else:
+        logger.debug("The submission counter is still unavailable: %s", error)
+
+
+def _counter_works() -> None:
+    global _counter_down
+    if not _counter_down:  # the usual case: no lock taken
+        return
+    with _counter_lock:
+        was, _counter_down = _counter_down, False
+    if was:
+        logger.info("The submission counter works again; submissions are limited again")
+
+
 def take_submission(client: str, *, now: float | None = None) -> None:
     """Count one submission of ``client``; AciError when it is over the limit."""
     limit = settings.CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW
@@ -78,11 +110,12 @@ def take_submission(client: str, *, now: float | None = None) -> None:
             # The key expired between the two calls: this is the window's first.
             cache.add(key, 1, timeout=expiry)
             count = 1
-    except Exception:
+    except Exception as error:
         # A rate limit guards availability; when its cache is down, refusing
         # every submission would cost exactly that.
-        logger.exception("The submission counter is unavailable; not limiting %s", client)
+        _counter_failed(error)
         return
+    _counter_works()
     if count > limit:
         retry = max(1, math.ceil((slot + 1) * window - now))
         logger.warning(

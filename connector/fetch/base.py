@@ -5,8 +5,11 @@ checks the parameters (the same rules for the endpoint and the dashboard) and
 names the fetch tasks it works on; in the worker its ``run`` does the work
 through a ``FetchContext``:
 
-- ``ctx.checkpoint()`` raises ``StopRequested`` once a Stop arrived. It reads an
-  in-memory flag, so call it at every document and every chunk of I/O.
+- ``ctx.checkpoint()`` raises ``StopRequested`` once a Stop arrived, or the
+  worker is shutting down (then the action is queued again, attempt not
+  spent, and runs again from the start: make a long action resume from what
+  it stored, as Synchronize does). It reads an in-memory flag, so call it at
+  every document and every chunk of I/O.
 - ``ctx.progress(percent, stage)`` records progress; writes are throttled.
 - ``ctx.count(task, name)`` counts documents per task (seen, added, ...).
 - ``ctx.result`` holds what the action produced (identifiers, successes, failures).
@@ -210,11 +213,13 @@ def execute(
     """Run a claimed action to its end and record the outcome; never raises.
 
     When ``shutdown_event`` is set, a stop comes from the worker shutting down,
-    not from a client: the action is left Processing (the worker releases its
-    lease) so that recovery queues it again instead of recording it Stopped.
+    not from a client: the action is queued again with its attempt given back
+    (``queue.release_actions``) instead of being recorded Stopped.
     """
     ending = run(action, worker=worker, stop_event=stop_event, shutdown_event=shutdown_event)
-    if ending is not None:
+    if ending is None:
+        queue.release_actions(worker=worker, pks=[action.pk])
+    else:
         queue.end_action(pk=action.pk, worker=worker, ending=ending)
 
 
@@ -228,7 +233,7 @@ def run(
     """Run a claimed action and write its log; never raises.
 
     Returns how it ended, for the caller to record, or None if the worker's
-    shutdown interrupted it (nothing to record: see ``execute``).
+    shutdown interrupted it (to be queued again: see ``execute``).
     """
     ctx = FetchContext(action=action, worker=worker, stop_event=stop_event)
     stopped = False

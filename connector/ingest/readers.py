@@ -37,6 +37,8 @@ RETRY_SECONDS = 60.0
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _retry_at = 0.0
+#: Set by close(): no reader processes any more in this process.
+_closed = False
 
 
 def _ignore_interrupts() -> None:
@@ -47,9 +49,11 @@ def _ignore_interrupts() -> None:
 def _get_pool() -> ProcessPoolExecutor | None:
     global _pool
     count = settings.CONNECTOR_SYNCHRONIZE_READERS
-    if count <= 0 or time.monotonic() < _retry_at:
+    if count <= 0 or time.monotonic() < _retry_at or _closed:
         return None
     with _lock:
+        if _closed:
+            return None
         if _pool is None:
             _pool = ProcessPoolExecutor(
                 max_workers=count,
@@ -88,6 +92,21 @@ def shutdown() -> None:
         _retry_at = 0.0
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def close() -> None:
+    """Stop the reader processes for good: the process is about to exit.
+
+    ``serve`` and ``runworker`` call this once their server stopped, so that
+    the pool's processes and threads end while the interpreter is whole, not
+    in its exit hooks; and so that an action thread that did not stop in
+    time cannot start new processes while the interpreter tears itself down
+    (its jobs then run in that thread).
+    """
+    global _closed
+    with _lock:
+        _closed = True
+    shutdown()
 
 
 class Reader:

@@ -19,6 +19,19 @@ logger = logging.getLogger(__name__)
 
 
 class FetchConsumer(AsyncConsumer):
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Unlike AsyncConsumer.__call__: no channel of the layer of its own.
+        # The worker server (connector.worker.server) listens on the fetch
+        # channel and the process's channel and puts their messages here;
+        # the base would also wait on a channel nobody sends to. With Redis
+        # that wait sometimes did not end when cancelled, so `runworker`
+        # never exited after SIGTERM (issue 14, 7), and while Redis was down
+        # it ended this consumer with "Exception inside application".
+        self.scope = scope
+        self.base_send = send
+        while True:
+            await self.dispatch(await receive())
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Unlike AsyncConsumer.dispatch: no close_old_connections() thread hop
         # per message (these handlers never touch the database, and the hop

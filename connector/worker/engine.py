@@ -41,12 +41,13 @@ from django.utils import timezone
 
 from connector import queue, retention, schedules
 from connector.fetch.base import run
+from connector.ingest import readers
 from connector.logs import action_context
 from connector.models import Action, WorkerProcess
 
 logger = logging.getLogger(__name__)
 
-#: After the grace period, how long interrupted actions get to reach a checkpoint.
+#: At shutdown, how long the retention thread gets to end its batch.
 INTERRUPT_WAIT_SECONDS = 5.0
 #: A Stop message for an action not (yet) running here is kept this long, in
 #: case it overtook the claim that gives the action to this worker.
@@ -110,9 +111,13 @@ class WorkerEngine:
         self._early_stops: dict[int, float] = {}
         # Set at shutdown: no more claims.
         self._closing = threading.Event()
-        # Set when the grace period is over: stops now come from the shutdown.
+        # Set at shutdown: stops now come from the shutdown, not from a client.
         self._interrupting = threading.Event()
         self._heartbeat_stop = threading.Event()
+        # Rouses the heartbeat thread early: at shutdown, and when messages
+        # are lost or flow again (messages_lost).
+        self._poke_heartbeat = threading.Event()
+        self._messages_lost = threading.Event()
         self._slots: list[threading.Thread] = []
         self._heartbeat_thread: threading.Thread | None = None
         self._retention_thread: threading.Thread | None = None
@@ -197,8 +202,15 @@ class WorkerEngine:
         )
 
     def shutdown(self, grace: float | None = None) -> None:
-        """Stop claiming, let running actions finish within ``grace`` seconds, then
-        interrupt the rest and leave them to recovery (queued again at once).
+        """Stop claiming and ask the running actions to stop at their next checkpoint;
+        wait up to ``grace`` seconds for them.
+
+        A shutdown is not a lost worker: each interrupted action is queued again
+        with its attempt given back (``queue.release_actions``), by its own
+        thread as soon as it stops, and here for any that did not reach a
+        checkpoint within the grace (the process is about to exit). An action
+        that resumes where it stopped (Synchronize, from its datastore) loses
+        nothing, so there is no reason to wait for a running one to finish.
         """
         if grace is None:
             grace = float(settings.CONNECTOR_SHUTDOWN_GRACE_SECONDS)
@@ -206,51 +218,60 @@ class WorkerEngine:
             if self._shut_down:
                 return
             self._shut_down = True
+            # Under the lock: an action registered from now on sees it (_register_running).
+            self._interrupting.set()
+            running = list(self._running.values())
         self._closing.set()
         with self._work:
             self._work.notify_all()
-        busy = self.running_pks()
+        for each in running:
+            each.stop_event.set()
         logger.info(
-            "Worker %s shutting down: %s running, up to %s s to finish", self.id, len(busy), grace
+            "Worker %s shutting down: %s running, asked to stop at their next checkpoint"
+            " (up to %s s)",
+            self.id,
+            len(running),
+            grace,
         )
         if self._started:
             self._save_process(quiet=True)
         left = self._wait_until_idle(grace)
-        interrupted: set[int] = set()
         if left:
             logger.warning(
-                "Worker %s: actions %s still running after %s s; interrupting them",
+                "Worker %s: actions %s did not reach a checkpoint within %s s",
                 self.id,
                 sorted(left),
                 grace,
             )
-            self._interrupting.set()
-            with self._lock:
-                for running in self._running.values():
-                    running.stop_event.set()
-            interrupted = left
-            still = self._wait_until_idle(INTERRUPT_WAIT_SECONDS)
-            if still:
-                logger.warning("Worker %s: actions %s did not stop", self.id, sorted(still))
         # Heartbeats end before the release, or the next one would renew it.
         self._heartbeat_stop.set()
+        self._poke_heartbeat.set()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join()
         if self._retention_thread is not None:
             # It stops between two batches; a batch is one short transaction.
             self._retention_thread.join(INTERRUPT_WAIT_SECONDS)
-        if interrupted:
+        if left:
             try:
-                queue.release_actions(worker=self.id, pks=interrupted)
+                released = queue.release_actions(
+                    worker=self.id,
+                    pks=left,
+                    reason=f"it did not reach a checkpoint within {grace:g} s",
+                )
                 logger.warning(
-                    "Worker %s released actions %s for recovery", self.id, sorted(interrupted)
+                    "Worker %s queued actions %s again (attempt not spent)",
+                    self.id,
+                    sorted(released.requeued),
                 )
             except Exception:
                 # Their leases run out anyway; recovery takes them then.
-                logger.exception("Worker %s could not release its actions", self.id)
+                logger.exception("Worker %s could not queue its actions again", self.id)
         deadline = time.monotonic() + 1.0
         for thread in self._slots:
             thread.join(max(0.0, deadline - time.monotonic()))
+        # The reader processes of Synchronize end with the worker, here, not
+        # in the interpreter's exit hooks while it tears itself down.
+        readers.shutdown()
         if self._started:
             try:
                 WorkerProcess.objects.filter(pk=self.id).delete()
@@ -351,7 +372,8 @@ class WorkerEngine:
                 logger.warning("Action %s is already running in worker %s", action.pk, self.id)
             early = self._early_stops.pop(action.pk, None) is not None
             self._running[action.pk] = running
-        if early or action.stop_requested:
+            shutting_down = self._interrupting.is_set()
+        if early or action.stop_requested or shutting_down:
             running.stop_event.set()
         return running
 
@@ -372,7 +394,9 @@ class WorkerEngine:
                 shutdown_event=self._interrupting,
             )
             if ending is None:
-                return []  # interrupted by the shutdown: left to recovery
+                # Interrupted by the shutdown: back to the queue, attempt not spent.
+                queue.release_actions(worker=self.id, pks=[action.pk])
+                return []
             if claim_next and not self._closing.is_set():
                 return queue.finish_and_claim(
                     queue=running.queue, pk=action.pk, worker=self.id, ending=ending
@@ -398,12 +422,50 @@ class WorkerEngine:
 
     # --- The heartbeat -------------------------------------------------------------
 
+    def messages_lost(self, lost: bool) -> None:
+        """The channel layer failed (``True``: wake-ups and Stops sent now are lost)
+        or works again (``False``). Called from the event loop; no database here.
+
+        While messages are lost the heartbeat thread looks for pending Stops at
+        every poll interval, not only at each heartbeat, so a Stop takes at
+        most a poll interval; the slots claim at every poll anyway. When the
+        layer works again, every slot looks for work and the Stops are looked
+        for at once: what was sent in between is lost.
+        """
+        if lost:
+            self._messages_lost.set()
+        else:
+            self._messages_lost.clear()
+            with self._work:
+                self._wake_tokens = sum(self.queues.values())
+                self._work.notify_all()
+        self._poke_heartbeat.set()
+
+    def look_for_stops(self) -> None:
+        """Pass on the Stops pending for the actions running here (and renew their leases)."""
+        running = self.running_pks()
+        if running:
+            for pk in queue.renew_leases(worker=self.id, pks=running):
+                self.stop_local(pk)
+
     def _heartbeat_loop(self) -> None:
         try:
             self._start_up()
-            while not self._heartbeat_stop.wait(self.heartbeat_seconds):
+            next_beat = time.monotonic() + self.heartbeat_seconds
+            while not self._heartbeat_stop.is_set():
+                wait = next_beat - time.monotonic()
+                if self._messages_lost.is_set():
+                    wait = min(wait, self.poll_seconds)
+                self._poke_heartbeat.wait(max(0.0, wait))
+                self._poke_heartbeat.clear()
+                if self._heartbeat_stop.is_set():
+                    break
                 try:
-                    self.heartbeat()
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + self.heartbeat_seconds
+                        self.heartbeat()
+                    else:
+                        self.look_for_stops()
                 except Exception:
                     logger.exception("Worker %s heartbeat failed", self.id)
                     close_old_connections()

@@ -23,9 +23,14 @@ from connector.worker.engine import WorkerEngine
 logger = logging.getLogger(__name__)
 
 FETCH_CHANNEL = "fetch"
-#: How long a failing channel layer (e.g. Redis down) is left before listening again;
-#: the engine polls the database meanwhile, so nothing is lost.
-LISTEN_RETRY_SECONDS = 1.0
+#: How long a failing channel layer (e.g. Redis down) is left before listening
+#: again, doubled after each failure up to the most; the engine polls the
+#: database meanwhile, so nothing is lost.
+LISTEN_RETRY_SECONDS = 0.25
+LISTEN_RETRY_MOST_SECONDS = 2.0
+#: After a failure, a receive that has not failed for this long means the
+#: channel layer is back (a receive returns only when a message comes).
+LISTENING_AGAIN_AFTER_SECONDS = 1.0
 
 
 class FetchWorkerServer(Worker):
@@ -48,6 +53,8 @@ class FetchWorkerServer(Worker):
         self.own_channel = ""
         self._finished = asyncio.Event()
         self._shutdown_task: asyncio.Task[None] | None = None
+        #: Channels whose last receive failed (an outage is on while not empty).
+        self._failing: set[str] = set()
 
     async def arun(self) -> None:
         # As the base's arun, but the application checker and the consumer
@@ -86,16 +93,35 @@ class FetchWorkerServer(Worker):
                 wakeups.set_home_loop(None)
 
     async def listener(self, channel: str) -> None:
-        """Feed the messages of one channel into the single FetchConsumer instance."""
+        """Feed the messages of one channel into the single FetchConsumer instance.
+
+        Survives the channel layer failing (Redis down): one warning when the
+        first receive fails, retries with a growing pause, one line when a
+        receive works again (``_listening_again``). Meanwhile the engine
+        claims at every poll and looks for Stops at every poll, not only at
+        every heartbeat (``WorkerEngine.messages_lost``).
+        """
+        retry = LISTEN_RETRY_SECONDS
         while True:
+            receiving = asyncio.ensure_future(self.channel_layer.receive(channel))
             try:
-                message = await self.channel_layer.receive(channel)
+                if channel in self._failing:
+                    await asyncio.wait({receiving}, timeout=LISTENING_AGAIN_AFTER_SECONDS)
+                    if not receiving.done():
+                        self._listening_again(channel)
+                message = await receiving
             except asyncio.CancelledError:
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
                 raise
-            except Exception:
-                logger.exception("Could not receive from channel %s; retrying", channel)
-                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+            except Exception as error:
+                self._receive_failed(channel, error)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, LISTEN_RETRY_MOST_SECONDS)
                 continue
+            retry = LISTEN_RETRY_SECONDS
+            if channel in self._failing:
+                self._listening_again(channel)
             if not message.get("type"):
                 logger.warning("Message without a type on channel %s dropped", channel)
                 continue
@@ -103,6 +129,30 @@ class FetchWorkerServer(Worker):
                 FETCH_CHANNEL, {"type": "channel", "channel": FETCH_CHANNEL}
             )
             await instance_queue.put(message)
+
+    def _receive_failed(self, channel: str, error: Exception) -> None:
+        if channel in self._failing:
+            logger.debug("Channel %s still failing: %s", channel, error)
+            return
+        first = not self._failing
+        self._failing.add(channel)
+        if first:
+            logger.warning(
+                "The channel layer failed (%s: %s); retrying. Meanwhile wake-ups and Stops"
+                " sent to this worker are lost: it claims at every poll (%s s) and looks for"
+                " Stops at every poll instead.",
+                type(error).__name__,
+                error,
+                self.engine.poll_seconds,
+            )
+            self.engine.messages_lost(True)
+
+    def _listening_again(self, channel: str) -> None:
+        self._failing.discard(channel)
+        if not self._failing:
+            logger.info("The channel layer works again; listening on %s", self.channels)
+            # What was sent meanwhile is lost: look now instead.
+            self.engine.messages_lost(False)
 
     def begin_shutdown(self, grace: float | None = None) -> asyncio.Task[None]:
         """Shut the engine down (in a thread) and then end handle(); idempotent.

@@ -485,11 +485,56 @@ def test_recovery_leaves_actions_with_a_live_lease_alone():
     assert status_of(action) == Status.PROCESSING
 
 
-def test_released_action_is_recovered_at_once():
+def test_an_action_released_at_shutdown_is_queued_again_with_its_attempt_given_back():
+    """DESIGN: an attempt is spent only when a worker is lost; a graceful
+    shutdown puts its actions back unspent (issue 14, 2). This pins the change
+    from "released for recovery", which spent one."""
     submit()
     action = claim_one()
-    queue.release_actions(worker=WORKER, pks=[action.pk])
+    assert action.attempts == 1
+    queue.record_progress(pk=action.pk, worker=WORKER, percent=50, stage="x", counts={"T": {}})
+    released = queue.release_actions(worker=WORKER, pks=[action.pk])
+    assert released == queue.Released(requeued=[action.pk], stopped=[])
+    action.refresh_from_db()
+    assert (action.status, action.worker, action.attempts, action.progress) == (
+        Status.QUEUED, "", 0, 0,
+    )  # fmt: skip
+    note = f"Worker {WORKER} shut down; action queued again (attempt not spent)"
+    assert ActionLogLine.objects.filter(action=action, message=note).exists()
+    assert queue.recover_expired() == queue.Recovered([], [], [])
+    assert claim_one().attempts == 1
+
+
+@override_settings(CONNECTOR_MAX_ATTEMPTS=2)
+def test_shutdowns_never_make_an_action_error_only_lost_leases_do():
+    submit()
+    for _ in range(5):
+        action = claim_one()
+        queue.release_actions(worker=WORKER, pks=[action.pk])
+    action = claim_one()
+    expire(action)
     assert queue.recover_expired().requeued == [action.pk]
+    claim_one()
+    expire(action)
+    assert queue.recover_expired().failed == [action.pk]
+    action.refresh_from_db()
+    assert "stopped responding (its lease ran out with no heartbeat)" in action.error
+    assert "tried 2 times" in action.error
+
+
+def test_an_action_released_with_a_stop_pending_ends_stopped():
+    submit()
+    action = claim_one()
+    queue.request_stop(pk=action.pk)
+    assert queue.release_actions(worker=WORKER, pks=[action.pk]).stopped == [action.pk]
+    assert status_of(action) == Status.STOPPED
+
+
+def test_release_changes_only_actions_the_worker_still_holds():
+    submit()
+    action = claim_one()
+    assert queue.release_actions(worker="another", pks=[action.pk]) == queue.Released([], [])
+    assert status_of(action) == Status.PROCESSING
 
 
 # --- Races with real threads -------------------------------------------------------------

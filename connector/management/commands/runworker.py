@@ -2,7 +2,8 @@
 
 Replaces channels' runworker (the connector app comes before channels in
 INSTALLED_APPS): same command line, but the server also runs the worker engine
-and shuts it down gracefully on SIGTERM or SIGINT.
+and shuts it down gracefully on SIGTERM or SIGINT; a second one exits at once
+(``connector.worker.stopping``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management import CommandError
 
+from connector.ingest import readers
 from connector.worker.server import FETCH_CHANNEL, FetchWorkerServer
+from connector.worker.stopping import STOP_SIGNALS, StopSignals, report_crashes
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +53,25 @@ class Command(ChannelsRunworkerCommand):
         )
         grace = float(settings.CONNECTOR_SHUTDOWN_GRACE_SECONDS)
 
+        report_crashes()
+        stop_signals = StopSignals(lambda signum: _on_signal(server, signum, grace))
+
         async def main() -> None:
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, _on_signal, server, signum, grace)
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, stop_signals.handle, signum)
             await server.arun()
 
         logger.info("Worker for channels %s, shutdown grace %s s", channels, grace)
         asyncio.run(main())
+        readers.close()
         self.stdout.write(f"Worker {server.engine.id} stopped.")
 
 
 def _on_signal(server: FetchWorkerServer, signum: int, grace: float) -> None:
     logger.info(
-        "%s: no more claims; running actions get %s s to finish",
+        "%s: no more claims; running actions are asked to stop at their next checkpoint"
+        " (up to %s s) and queued again. Send it again to exit at once.",
         signal.Signals(signum).name,
         grace,
     )

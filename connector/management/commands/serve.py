@@ -5,9 +5,10 @@ fetch worker in the same asyncio loop, so the in-memory channel layer carries
 the wake-ups and Stops between them. ``--no-worker`` serves the web only, for
 scale-out with ``runworker fetch`` processes and a shared channel layer.
 
-On SIGTERM or SIGINT the server stops accepting work and the worker gets
-``CONNECTOR_SHUTDOWN_GRACE_SECONDS`` to finish its running actions before the
-process exits; the rest are left for recovery.
+On SIGTERM or SIGINT the server stops accepting work, and the worker asks its
+running actions to stop at their next checkpoint and queues them again (their
+attempt not spent), waiting up to ``CONNECTOR_SHUTDOWN_GRACE_SECONDS``; a
+second SIGTERM or SIGINT exits at once (``connector.worker.stopping``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import signal
 import sys
 import webbrowser
 from pathlib import Path
@@ -171,7 +173,11 @@ class Command(BaseCommand):
             def stop_worker() -> defer.Deferred[None]:
                 # A "before shutdown" trigger: Twisted waits for the Deferred, so
                 # the loop (and the endpoint) keep running during the grace period.
-                logger.info("Shutting down: running actions get %s s to finish", grace)
+                logger.info(
+                    "Shutting down: running actions are asked to stop at their next checkpoint"
+                    " (up to %s s) and queued again",
+                    grace,
+                )
 
                 async def stop() -> None:
                     await worker.begin_shutdown(grace)
@@ -183,6 +189,7 @@ class Command(BaseCommand):
             reactor.callWhenRunning(start_worker)
             reactor.addSystemEventTrigger("before", "shutdown", stop_worker)
 
+        self._handle_stop_signals(reactor)
         base, _ = welcome_lines(host, port, worker=worker, admin_password=admin_password)
 
         def print_welcome() -> None:
@@ -198,6 +205,11 @@ class Command(BaseCommand):
                 lambda: reactor.callInThread(webbrowser.open, f"{base}/dashboard/")
             )
         server.run()
+        # The worker stopped with the reactor; its reader processes end now,
+        # not in the interpreter's exit hooks (connector.ingest.readers.close).
+        from connector.ingest import readers
+
+        readers.close()
         if not server.listening_addresses:
             if admin_password:
                 # Made before the bind: shown now, or it would be lost with the run.
@@ -207,6 +219,20 @@ class Command(BaseCommand):
                 )
             raise CommandError(bind_failure(host, port))
         self.stdout.write("Connector stopped.")
+
+    def _handle_stop_signals(self, reactor: Any) -> None:
+        """The first SIGINT or SIGTERM stops as Twisted's own handler does (the
+        shutdown triggers above run); a second exits at once."""
+        from connector.worker.stopping import StopSignals, report_crashes
+
+        report_crashes()
+
+        def first(signum: int) -> None:
+            logger.info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
+            reactor.callFromThread(reactor.stop)
+
+        # Twisted installs its handlers as it starts running; these replace them.
+        reactor.callWhenRunning(StopSignals(first).install)
 
     def _print_welcome(
         self, host: str, port: int, *, worker: Any, admin_password: str | None

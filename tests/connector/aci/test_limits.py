@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import runpy
 import subprocess
@@ -287,3 +288,37 @@ def test_the_cache_is_in_process_without_redis(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     values = settings_with(monkeypatch)
     assert values["CACHES"]["default"]["BACKEND"].endswith("LocMemCache")
+
+
+def test_an_unavailable_counter_logs_one_warning_per_outage_and_one_line_on_recovery(
+    db, settings, caplog, monkeypatch
+):
+    """Issue 14, 7: a traceback per submission while Redis was down."""
+    settings.CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW = 5
+    settings.CONNECTOR_ACI_RATE_WINDOW_SECONDS = 10
+    down = {"now": False}
+    real_add = limits.cache.add
+
+    def add(*args: object, **kwargs: object) -> object:
+        if down["now"]:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(limits.cache, "add", add)
+    client = f"test-{uuid.uuid4()}"
+    with caplog.at_level(logging.DEBUG, logger="connector.aci.limits"):
+        for outage in range(2):
+            down["now"] = True
+            for _ in range(50):  # not limited meanwhile: no refusal past 5
+                limits.take_submission(client, now=1000.0 + 20 * outage)
+            down["now"] = False
+            limits.take_submission(client, now=1000.0 + 20 * outage)
+    records = [r for r in caplog.records if r.name == "connector.aci.limits"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    infos = [r for r in records if r.levelno == logging.INFO]
+    assert len(warnings) == 2, [r.getMessage() for r in records]
+    assert "The submission counter is unavailable (ConnectionError" in warnings[0].getMessage()
+    assert len(infos) == 2 and "works again" in infos[0].getMessage()
+    assert not any(r.exc_info for r in records) and not any(
+        r.levelno >= logging.ERROR for r in records
+    )

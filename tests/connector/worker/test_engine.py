@@ -11,7 +11,7 @@ from django.utils import timezone
 from worker_helpers import FINAL, noop_action, sleep_action, status_of, wait_for, wait_for_status
 
 from connector import queue
-from connector.models import Action, ActionTransition, Status, WorkerProcess
+from connector.models import Action, ActionLogLine, ActionTransition, Status, WorkerProcess
 from connector.worker.engine import WorkerEngine, current_engine
 
 threads = pytest.mark.django_db(transaction=True)
@@ -168,23 +168,50 @@ def test_heartbeat_renews_the_lease_of_a_long_action(start_engine):
     assert Action.objects.get(pk=action.pk).attempts == 1
 
 
+def shutdown_notes(pk: int) -> list[str]:
+    return list(
+        ActionTransition.objects.filter(action=pk, note__contains="shut down").values_list(
+            "note", flat=True
+        )
+    )
+
+
+def log_lines(pk: int) -> list[str]:
+    return list(ActionLogLine.objects.filter(action=pk).values_list("message", flat=True))
+
+
 @threads
 @override_settings(CONNECTOR_QUEUES={"fetch": {"MaximumThreads": 1}})
-def test_shutdown_lets_a_running_action_finish_within_the_grace_and_claims_no_other(
-    start_engine,
-):
+def test_shutdown_asks_a_running_action_to_stop_and_queues_it_again_unspent(start_engine):
+    """DESIGN: a graceful shutdown asks running actions to stop at their next
+    checkpoint and puts them back in the queue unspent; it does not wait for
+    them to finish (issue 14, 2: Ctrl-C took the whole 30 s grace)."""
     engine = start_engine()
-    action = sleep_action(0.3, steps=30)
+    action = sleep_action(20, steps=2000)
     waiting = noop_action(priority=-1)
     engine.wake()
     # Running, not only claimed: an action claimed as the shutdown begins goes
     # back to the queue (tested apart), and on PostgreSQL the claim's commit
     # can be seen a moment before the slot starts the action.
     wait_for(lambda: action.pk in engine.running_pks())
+    wait_for(lambda: (c := Action.objects.get(pk=action.pk).counts) and c["SLEEP"]["seen"] >= 1)
     started = time.monotonic()
-    engine.shutdown(grace=5)
+    engine.shutdown(grace=30)
     assert time.monotonic() - started < 2
-    assert status_of(action.pk) == Status.FINISHED
+    interrupted = Action.objects.get(pk=action.pk)
+    # Not Stopped (nobody asked for a Stop), and the claim's attempt given back.
+    assert (interrupted.status, interrupted.worker, interrupted.attempts) == (
+        Status.QUEUED,
+        "",
+        0,
+    )
+    assert interrupted.lease_expires_at is None
+    assert shutdown_notes(action.pk) == [
+        f"Worker {engine.id} shut down; action queued again (attempt not spent)"
+    ]
+    lines = log_lines(action.pk)
+    assert any("Interrupted at" in line and "by the worker's shutdown" in line for line in lines)
+    assert any("queued again (attempt not spent)" in line for line in lines)
     # One slot, busy until the shutdown: the other action was never claimed,
     # not even claimed with the finish and given back (that leaves a step in
     # its history).
@@ -194,20 +221,58 @@ def test_shutdown_lets_a_running_action_finish_within_the_grace_and_claims_no_ot
 
 
 @threads
-def test_shutdown_after_the_grace_leaves_the_running_action_to_recovery(start_engine):
+@override_settings(CONNECTOR_MAX_ATTEMPTS=2)
+def test_restarts_never_spend_an_attempt_and_the_action_runs_after_them(start_engine):
+    """Issue 14, 2: two Ctrl-Cs in the middle of a Synchronize left it Error
+    ("no attempts left") at the third start."""
+    action = sleep_action(20, steps=2000)
+    for _ in range(3):
+        engine = start_engine()
+        engine.wake()
+        wait_for(lambda e=engine: action.pk in e.running_pks())
+        engine.shutdown(grace=5)
+        assert Action.objects.get(pk=action.pk).attempts == 0
+        assert status_of(action.pk) == Status.QUEUED
+    assert len(shutdown_notes(action.pk)) == 3
+    Action.objects.filter(pk=action.pk).update(params={"Seconds": "0.01", "Steps": "1"})
+    start_engine()
+    assert wait_for_status(action.pk, *FINAL) == Status.FINISHED
+    assert Action.objects.get(pk=action.pk).attempts == 1
+
+
+@threads
+def test_shutdown_queues_again_an_action_that_misses_its_checkpoint_within_the_grace(
+    start_engine,
+):
+    engine = start_engine()
+    # One step: its only checkpoint comes before a 1 s sleep.
+    action = sleep_action(1, steps=1)
+    engine.wake()
+    wait_for(lambda: action.pk in engine.running_pks())
+    started = time.monotonic()
+    engine.shutdown(grace=0.1)
+    # The grace, then up to 1 s for the slot threads to end (this one will not).
+    assert time.monotonic() - started < 2
+    interrupted = Action.objects.get(pk=action.pk)
+    assert (interrupted.status, interrupted.attempts) == (Status.QUEUED, 0)
+    assert shutdown_notes(action.pk) == [
+        f"Worker {engine.id} shut down; action queued again (attempt not spent);"
+        " it did not reach a checkpoint within 0.1 s"
+    ]
+    # Its thread ends later; its finish is refused (the action is no longer its).
+    wait_for(lambda: not engine.running_pks(), timeout=3)
+    assert status_of(action.pk) == Status.QUEUED
+
+
+@threads
+def test_a_stop_that_comes_with_the_shutdown_ends_the_action_stopped(start_engine):
     engine = start_engine()
     action = sleep_action(20, steps=2000)
     engine.wake()
-    wait_for(lambda: (c := Action.objects.get(pk=action.pk).counts) and c["SLEEP"]["seen"] >= 1)
-    started = time.monotonic()
-    engine.shutdown(grace=0.1)
-    assert time.monotonic() - started < 2
-    interrupted = Action.objects.get(pk=action.pk)
-    # Not Stopped: nobody asked for a Stop. Its lease is released instead.
-    assert interrupted.status == Status.PROCESSING
-    assert interrupted.lease_expires_at < timezone.now()
-    assert queue.recover_expired().requeued == [action.pk]
-    assert status_of(action.pk) == Status.QUEUED
+    wait_for(lambda: action.pk in engine.running_pks())
+    queue.request_stop(pk=action.pk)
+    engine.shutdown(grace=5)
+    assert status_of(action.pk) == Status.STOPPED
 
 
 @pytest.mark.django_db
