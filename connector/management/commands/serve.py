@@ -18,8 +18,8 @@ import errno
 import logging
 import os
 import secrets
-import socket
 import signal
+import socket
 import sys
 import webbrowser
 from pathlib import Path
