@@ -25,9 +25,13 @@ from django_htmx.http import HttpResponseClientRedirect
 View = Callable[..., HttpResponse]
 
 
+def is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
 def page_of(request: HttpRequest) -> str:
     """The path (and query) of the page an htmx request came from, if it is one of ours."""
-    current = str(getattr(request.htmx, "current_url", None) or "")
+    current = str(getattr(getattr(request, "htmx", None), "current_url", None) or "")
     if current and url_has_allowed_host_and_scheme(
         current, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -38,8 +42,8 @@ def page_of(request: HttpRequest) -> str:
 
 def sign_in_redirect(request: HttpRequest) -> HttpResponse:
     """To the sign-in page and back: a navigation for htmx, a redirect otherwise."""
-    redirect = redirect_to_login(page_of(request) if request.htmx else request.get_full_path())
-    if request.htmx:
+    redirect = redirect_to_login(page_of(request) if is_htmx(request) else request.get_full_path())
+    if is_htmx(request):
         return HttpResponseClientRedirect(redirect["Location"])
     return redirect
 
@@ -50,7 +54,7 @@ def login_required(view: View) -> View:
 
     @wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.htmx and not request.user.is_authenticated:
+        if is_htmx(request) and not request.user.is_authenticated:
             return sign_in_redirect(request)
         return plain(request, *args, **kwargs)
 
