@@ -14,7 +14,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -29,6 +28,7 @@ from connector.models import Action, AuditVia
 from dashboard import bulk, queries, refused_posts
 from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
+from dashboard.htmx_auth import login_required
 
 logger = logging.getLogger(__name__)
 
