@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, writers
 from connector.aci.actions import available_fetch_actions, queue_full_error, read_priority
 from connector.aci.errors import AciError, from_parameter_error
 from connector.aci.queries import SORT_FIELDS, ActionFilter, find_action, list_actions, live_workers
@@ -25,6 +25,7 @@ from connector.aci.status import (
     IdentifierPage,
     action_status,
     documentcounts,
+    waiting_elements,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
 from connector.models import Action, AuditVia, Status
@@ -99,8 +100,15 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
     else:
         actions = list_actions(queue=queue_name, filters=read_filters(aci.params))
     now = timezone.now()
+    waits = writers.waits([a.pk for a in actions if a.status == Status.QUEUED and a.writes])
     return [
-        el("actions", children=[action_status(action, now=now, page=page) for action in actions])
+        el(
+            "actions",
+            children=[
+                action_status(action, now=now, page=page, waits=waits.get(action.pk))
+                for action in actions
+            ],
+        )
     ]
 
 
@@ -170,6 +178,8 @@ def _progress(aci: AciRequest, queue_name: str) -> list[Element]:
     elements.append(documentcounts(action.counts or {}))
     if action.stop_requested and action.status == Status.PROCESSING:
         elements.append(el("stoprequested", True))
+    if action.status == Status.QUEUED and action.writes:
+        elements += waiting_elements(action, writers.waits([action.pk]).get(action.pk))
     return elements
 
 

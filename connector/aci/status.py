@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connector.aci.render import Element, el
 from connector.models import Action, Status
+from connector.writers import Wait
 
 # Spelled out rather than strftime("%b"), which follows the process locale.
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -81,9 +82,16 @@ def documentcounts(counts: dict[str, Any]) -> Element:
 
 
 def action_status(
-    action: Action, *, now: datetime | None = None, page: IdentifierPage | None = None
+    action: Action,
+    *,
+    now: datetime | None = None,
+    page: IdentifierPage | None = None,
+    waits: list[Wait] | None = None,
 ) -> Element:
-    """The ``<action>`` element of the protocol page; elements that do not apply are left out."""
+    """The ``<action>`` element of the protocol page; elements that do not apply are left out.
+
+    ``waits``: the held tasks a Queued action waits for (``connector.writers.waits``).
+    """
     now = now or timezone.now()
     children = [
         el("token", action.token),
@@ -110,10 +118,19 @@ def action_status(
         children.append(el("error", action.error))
     if action.stop_requested and action.status == Status.PROCESSING:
         children.append(el("stoprequested", True))
+    children += waiting_elements(action, waits)
     if action.action_id:
         children.append(el("actionid", action.action_id))
     children += result_elements(action.result, page=page)
     return el("action", children=children)
+
+
+def waiting_elements(action: Action, waits: list[Wait] | None) -> list[Element]:
+    """``<waitingfor task="T">token</waitingfor>`` (extension), one per task a Queued
+    action waits for: the Processing action that holds it (one writer per task)."""
+    if action.status != Status.QUEUED:
+        return []
+    return [el("waitingfor", wait.token, attrs={"task": wait.task}) for wait in waits or []]
 
 
 def result_elements(result: dict[str, Any], *, page: IdentifierPage | None = None) -> list[Element]:
