@@ -25,6 +25,7 @@ from connector.aci.status import (
     IdentifierPage,
     action_status,
     documentcounts,
+    queued_answer,
     waiting_elements,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
@@ -293,7 +294,7 @@ def _duplicate(aci: AciRequest, queue_name: str) -> list[Element]:
     except queue.QueueFull as full:
         raise queue_full_error(full) from None
     logger.info("Action %s duplicated as %s from %s", original.token, action.token, aci.client)
-    return [el("token", action.token)]
+    return queued_answer(action)
 
 
 # --- Reading the queue -------------------------------------------------------------

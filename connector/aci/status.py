@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from connector import writers
 from connector.aci.render import Element, el
 from connector.models import Action, Status
 from connector.writers import Wait
@@ -131,6 +132,13 @@ def waiting_elements(action: Action, waits: list[Wait] | None) -> list[Element]:
     if action.status != Status.QUEUED:
         return []
     return [el("waitingfor", wait.token, attrs={"task": wait.task}) for wait in waits or []]
+
+
+def queued_answer(action: Action) -> list[Element]:
+    """What Fetch and Duplicate answer: the new action's token, and (extension) the
+    running writer it waits for when another action holds one of its tasks."""
+    waits = writers.waits([action.pk]).get(action.pk) if action.writes else None
+    return [el("token", action.token), *waiting_elements(action, waits)]
 
 
 def result_elements(result: dict[str, Any], *, page: IdentifierPage | None = None) -> list[Element]:

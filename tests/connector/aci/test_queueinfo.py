@@ -525,3 +525,15 @@ def test_get_status_and_progress_say_which_running_action_a_waiting_writer_waits
     aci.finish(Action.objects.get(token=running))
     (action,) = aci.success(aci.queue_info("GetStatus", Token=waiting)).findall("actions/action")
     assert action.find("waitingfor") is None
+
+
+def test_fetch_and_duplicate_of_a_writer_say_at_once_that_it_waits(aci, docs_task):
+    running = aci.submit("Synchronize", TaskSections="DOCS")
+    aci.claim()
+    answer = aci.success(aci.call("Fetch", FetchAction="Synchronize", TaskSections="DOCS"))
+    assert answer.find("waitingfor").attrib == {"task": "DOCS"}
+    assert answer.findtext("waitingfor") == running
+    copy = aci.success(aci.queue_info("Duplicate", Token=running))
+    assert copy.findtext("waitingfor") == running
+    free = aci.success(aci.call("Fetch", FetchAction="NoOp"))
+    assert free.find("waitingfor") is None
