@@ -393,8 +393,8 @@ def is_paused(queue: str) -> bool:
 # trigger that sets the holds fails the statement if two writers of one task
 # would both be Processing (two claimers at once, each not yet seeing the
 # other's hold): ``_claiming`` tries again, and the loser then passes it over.
-# A claim of several takes at most one writer, so that one statement never
-# takes two writers of one task.
+# A claim of several takes at most one writer of a task, the first in claim
+# order, so that one statement never takes two writers of one task.
 _CLAIM_SQL = (
     "WITH picked AS {materialized}(SELECT id{picked_columns} FROM {action} a"
     " WHERE queue = %s AND status = %s"
@@ -422,11 +422,15 @@ _CLAIMED_FIELDS = [
 ]  # fmt: skip
 
 
-# Of several picked, the writers but the first are left Queued for the next claim.
+# Of several picked, a writer that shares a task with a writer picked before it
+# (in claim order) is left Queued for a later claim, even if that one is itself
+# left Queued: simple, and never two writers of a task.
 _ONE_WRITER_CTE = (
-    ", chosen AS {materialized}(SELECT id FROM picked WHERE writes = ''"
-    " OR id = (SELECT id FROM picked WHERE writes <> ''"
-    " ORDER BY priority DESC, queued_at, id LIMIT 1))"
+    ", chosen AS {materialized}(SELECT id FROM picked p WHERE p.writes = ''"
+    " OR NOT EXISTS (SELECT 1 FROM picked q"
+    " JOIN {writes} wq ON wq.action_id = q.id JOIN {writes} wp ON wp.task = wq.task"
+    " WHERE wp.action_id = p.id AND q.writes <> ''"
+    " AND (-q.priority, q.queued_at, q.id) < (-p.priority, p.queued_at, p.id)))"
 )
 
 
@@ -436,14 +440,17 @@ def _claim_sql(*, postgresql: bool, several: bool) -> str:
     allowed, and for one action or several."""
     materialized = "MATERIALIZED " if postgresql else ""
     chosen = "chosen" if several else "picked"
+    writes = TaskWrite._meta.db_table
     return _CLAIM_SQL.format(
         action=Action._meta.db_table,
-        writes=TaskWrite._meta.db_table,
+        writes=writes,
         queue_state=QueueState._meta.db_table,
         skip_locked=" FOR UPDATE SKIP LOCKED" if postgresql else "",
         materialized=materialized,
         picked_columns=", writes, priority, queued_at" if several else "",
-        chosen_cte=_ONE_WRITER_CTE.format(materialized=materialized) if several else "",
+        chosen_cte=_ONE_WRITER_CTE.format(materialized=materialized, writes=writes)
+        if several
+        else "",
         chosen=(
             "id = ANY(ARRAY(SELECT id FROM {}))" if postgresql else "id IN (SELECT id FROM {})"
         ).format(chosen),

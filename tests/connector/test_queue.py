@@ -732,11 +732,18 @@ def test_an_action_that_writes_no_task_passes_a_waiting_writer():
     assert status_of(waiting) == Status.QUEUED
 
 
-def test_a_claim_of_several_takes_at_most_one_writer():
-    first = submit_writer()
-    second = submit_writer()
+def test_a_claim_of_several_takes_at_most_one_writer_of_a_task():
+    second = submit_writer(priority=1, tasks="DOCS,ONE")
+    first = submit_writer(priority=2)
+    other = submit_writer(tasks="OTHER")
+    third = submit_writer(tasks="ONE")
     reader = submit()
-    assert sorted(claimed_pks(limit=3)) == [first.pk, reader.pk]
+    assert sorted(claimed_pks(limit=5)) == sorted([first.pk, other.pk, reader.pk])
+    assert held_tasks() == {"DOCS": first.pk, "OTHER": other.pk}
+    # ``third`` shares ONE with ``second``, picked before it: it is left for the
+    # next claim, which passes over ``second`` (DOCS is held) and takes it.
+    assert (status_of(second), status_of(third)) == (Status.QUEUED, Status.QUEUED)
+    assert claimed_pks(limit=5) == [third.pk]
     assert status_of(second) == Status.QUEUED
 
 
