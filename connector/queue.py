@@ -389,7 +389,10 @@ def is_paused(queue: str) -> bool:
 #
 # One writer per task (``connector.writers``): an action that writes tasks is
 # passed over while another action holds one of them (it stays Queued and
-# waits); an action that writes none pays one comparison of ``writes``. The
+# waits); an action that writes none pays one comparison of ``writes``. A
+# writer is compared with the held tasks only (a few rows of the unique partial
+# index), not with every TaskWrite row ever written: ``writes`` lists its tasks
+# between commas, which task names never contain. The
 # trigger that sets the holds fails the statement if two writers of one task
 # would both be Processing (two claimers at once, each not yet seeing the
 # other's hold): ``_claiming`` tries again, and the loser then passes it over.
@@ -398,8 +401,8 @@ def is_paused(queue: str) -> bool:
 _CLAIM_SQL = (
     "WITH picked AS {materialized}(SELECT id{picked_columns} FROM {action} a"
     " WHERE queue = %s AND status = %s"
-    " AND (writes = '' OR NOT EXISTS (SELECT 1 FROM {writes} w JOIN {writes} h"
-    " ON h.task = w.task AND h.holding WHERE w.action_id = a.id))"
+    " AND (writes = '' OR NOT EXISTS (SELECT 1 FROM {writes} h WHERE h.holding"
+    " AND {position}(',' || a.writes || ',', ',' || h.task || ',') > 0))"
     " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked}){chosen_cte}"
     " UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
     " lease_expires_at = %s, attempts = attempts + 1"
@@ -427,10 +430,10 @@ _CLAIMED_FIELDS = [
 # left Queued: simple, and never two writers of a task.
 _ONE_WRITER_CTE = (
     ", chosen AS {materialized}(SELECT id FROM picked p WHERE p.writes = ''"
-    " OR NOT EXISTS (SELECT 1 FROM picked q"
-    " JOIN {writes} wq ON wq.action_id = q.id JOIN {writes} wp ON wp.task = wq.task"
-    " WHERE wp.action_id = p.id AND q.writes <> ''"
-    " AND (-q.priority, q.queued_at, q.id) < (-p.priority, p.queued_at, p.id)))"
+    " OR NOT EXISTS (SELECT 1 FROM picked q JOIN {writes} wq ON wq.action_id = q.id"
+    " WHERE q.writes <> ''"
+    " AND (-q.priority, q.queued_at, q.id) < (-p.priority, p.queued_at, p.id)"
+    " AND wq.task IN (SELECT task FROM {writes} wp WHERE wp.action_id = p.id)))"
 )
 
 
@@ -446,6 +449,7 @@ def _claim_sql(*, postgresql: bool, several: bool) -> str:
         writes=writes,
         queue_state=QueueState._meta.db_table,
         skip_locked=" FOR UPDATE SKIP LOCKED" if postgresql else "",
+        position="strpos" if postgresql else "instr",
         materialized=materialized,
         picked_columns=", writes, priority, queued_at" if several else "",
         chosen_cte=_ONE_WRITER_CTE.format(materialized=materialized, writes=writes)
