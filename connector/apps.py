@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.db import connections
+from django.db.models.signals import post_migrate
 
 
 class ConnectorConfig(AppConfig):
@@ -16,3 +19,16 @@ class ConnectorConfig(AppConfig):
 
         for module in settings.CONNECTOR_FETCH_ACTION_MODULES:
             import_module(module)
+        post_migrate.connect(_install_writer_trigger, sender=self)
+
+
+def _install_writer_trigger(*, using: str, plan: list[Any] | None = None, **_: Any) -> None:
+    """Put back the one-writer-per-task trigger after every migrate that applied
+    something: on SQLite a migration that rebuilds the action table drops it
+    (``connector.writers``)."""
+    from connector import writers
+    from connector.models import TaskWrite
+
+    connection = connections[using]
+    if plan and TaskWrite._meta.db_table in connection.introspection.table_names():
+        writers.install(connection)

@@ -37,6 +37,9 @@ class Action(models.Model):
     params = models.JSONField(default=dict)
     #: The fetch task(s) the action works on, comma-separated, upper case.
     tasks = models.CharField(max_length=400, blank=True, default="")
+    #: The tasks whose datastore or ingest output the action writes (a ``TaskWrite``
+    #: row each), in the same form; empty for an action that writes none.
+    writes = models.CharField(max_length=400, blank=True, default="")
     action_id = models.CharField("ActionID", max_length=400, blank=True, default="")
     priority = models.IntegerField(default=0)
 
@@ -87,6 +90,33 @@ class Action(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+class TaskWrite(models.Model):
+    """A fetch task an action writes: one writer per task, enforced by the database.
+
+    Made at submission for each task of an action that writes its datastore or
+    ingest output (``FetchAction.writes_tasks``). ``holding`` is true exactly
+    while the action is Processing: a trigger on the action's status sets and
+    clears it (migration 0006), whatever code changes the status, and the
+    unique index on the held task makes a second holder fail, so two writers of
+    one task never run at once, on any number of workers. The claim skips an
+    action whose task is held (``connector.queue``), so it waits, Queued.
+    """
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="task_writes")
+    task = models.CharField(max_length=100)
+    holding = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task"], condition=models.Q(holding=True), name="one_writer_per_task"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} by {self.action_id}{' (holding)' if self.holding else ''}"
 
 
 class ActionLogLine(models.Model):

@@ -25,11 +25,11 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from connector import audit, signals, wakeups
+from connector import audit, signals, wakeups, writers
 from connector.audit import Who
 from connector.logs import action_context
 from connector.models import (
@@ -40,6 +40,7 @@ from connector.models import (
     AuditVia,
     QueueState,
     Status,
+    TaskWrite,
     WorkerProcess,
 )
 from connector.tokens import new_token
@@ -163,8 +164,14 @@ def _queue_new(
     detail: str,
 ) -> Action:
     """The one place a new action is stored (submit and retry); QueueFull when the
-    queue already holds its limit of queued actions."""
+    queue already holds its limit of queued actions.
+
+    An action that writes its tasks gets a ``TaskWrite`` row per task: it will
+    hold them while it runs, and wait while another writer holds one.
+    """
     queue = resolve_queue(queue)
+    names = [task.upper() for task in tasks]
+    written = writers.tasks_written(fetch_action, names)
     with transaction.atomic():
         _check_room(queue)
         action = Action.objects.create(
@@ -172,7 +179,8 @@ def _queue_new(
             queue=queue,
             fetch_action=fetch_action.upper(),
             params=params,
-            tasks=",".join(task.upper() for task in tasks),
+            tasks=",".join(names),
+            writes=",".join(written),
             action_id=action_id,
             priority=priority,
             status=Status.QUEUED,
@@ -180,6 +188,8 @@ def _queue_new(
             submitted_by=who.user,
             submitted_from=who.client,
         )
+        if written:
+            TaskWrite.objects.bulk_create(TaskWrite(action=action, task=task) for task in written)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)
@@ -378,9 +388,24 @@ def is_paused(queue: str) -> bool:
 # On PostgreSQL the update finds the chosen rows through ``= ANY(ARRAY(...))``:
 # planned with ``IN``, and the statistics of a queue just filled, it scanned
 # every Queued row once per claim (bench/README.md, scale-out).
+#
+# One writer per task (``connector.writers``): an action that writes tasks is
+# passed over while another action holds one of them (it stays Queued and
+# waits); an action that writes none pays one comparison of ``writes``. A
+# writer is compared with the held tasks only (a few rows of the unique partial
+# index), not with every TaskWrite row ever written: ``writes`` lists its tasks
+# between commas, which task names never contain. The
+# trigger that sets the holds fails the statement if two writers of one task
+# would both be Processing (two claimers at once, each not yet seeing the
+# other's hold): ``_claiming`` tries again, and the loser then passes it over.
+# A claim of several takes at most one writer of a task, the first in claim
+# order, so that one statement never takes two writers of one task.
 _CLAIM_SQL = (
-    "WITH picked AS {materialized}(SELECT id FROM {action} WHERE queue = %s AND status = %s"
-    " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked})"
+    "WITH picked AS {materialized}(SELECT id{picked_columns} FROM {action} a"
+    " WHERE queue = %s AND status = %s"
+    " AND (writes = '' OR NOT EXISTS (SELECT 1 FROM {writes} h WHERE h.holding"
+    " AND {held_match}))"
+    " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked}){chosen_cte}"
     " UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
     " lease_expires_at = %s, attempts = attempts + 1"
     " WHERE {chosen}"
@@ -402,19 +427,70 @@ _CLAIMED_FIELDS = [
 ]  # fmt: skip
 
 
+# Of several picked, a writer that shares a task with a writer picked before it
+# (in claim order) is left Queued for a later claim, even if that one is itself
+# left Queued: simple, and never two writers of a task.
+_ONE_WRITER_CTE = (
+    ", chosen AS {materialized}(SELECT id FROM picked p WHERE p.writes = ''"
+    " OR NOT EXISTS (SELECT 1 FROM picked q JOIN {writes} wq ON wq.action_id = q.id"
+    " WHERE q.writes <> ''"
+    " AND (-q.priority, q.queued_at, q.id) < (-p.priority, p.queued_at, p.id)"
+    " AND wq.task IN (SELECT task FROM {writes} wp WHERE wp.action_id = p.id)))"
+)
+
+
 @functools.cache
-def _claim_sql(*, postgresql: bool) -> str:
-    """The claim statement, made once: for PostgreSQL or SQLite, the only databases allowed."""
+def _claim_sql(*, postgresql: bool, several: bool) -> str:
+    """The claim statement, made once: for PostgreSQL or SQLite, the only databases
+    allowed, and for one action or several."""
+    materialized = "MATERIALIZED " if postgresql else ""
+    chosen = "chosen" if several else "picked"
+    writes = TaskWrite._meta.db_table
     return _CLAIM_SQL.format(
         action=Action._meta.db_table,
+        writes=writes,
         queue_state=QueueState._meta.db_table,
         skip_locked=" FOR UPDATE SKIP LOCKED" if postgresql else "",
-        materialized="MATERIALIZED " if postgresql else "",
-        chosen="id = ANY(ARRAY(SELECT id FROM picked))"
+        # On PostgreSQL an equality the partial index answers, whatever the
+        # statistics say; SQLite plans the scan of that small index already.
+        held_match="h.task = ANY(string_to_array(a.writes, ','))"
         if postgresql
-        else "id IN (SELECT id FROM picked)",
+        else "instr(',' || a.writes || ',', ',' || h.task || ',') > 0",
+        materialized=materialized,
+        picked_columns=", writes, priority, queued_at" if several else "",
+        chosen_cte=_ONE_WRITER_CTE.format(materialized=materialized, writes=writes)
+        if several
+        else "",
+        chosen=(
+            "id = ANY(ARRAY(SELECT id FROM {}))" if postgresql else "id IN (SELECT id FROM {})"
+        ).format(chosen),
         returning=", ".join(str(field.column) for field in _CLAIMED_FIELDS),
     )
+
+
+#: How many times a claim is tried when it lost a task to another claim at the
+#: same moment; each retry sees the other's hold, so a second one is rare.
+CLAIM_ATTEMPTS = 5
+
+
+def _claiming(attempt: Any, *, fallback: Any) -> Any:
+    """``attempt()``, tried again while a task it would hold was taken by another
+    claim at the same moment (the unique index of held tasks refused it).
+
+    The failed statement changed nothing (its transaction rolled back). After
+    ``CLAIM_ATTEMPTS`` refusals, ``fallback()`` instead.
+    """
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            if connection.in_atomic_block:
+                # Inside a caller's transaction, a savepoint keeps it usable.
+                with transaction.atomic():
+                    return attempt()
+            return attempt()
+        except IntegrityError as refused:
+            logger.info("A claim lost a fetch task to another claim; trying again (%s)", refused)
+    logger.warning("A claim lost a fetch task %s times in a row; giving up", CLAIM_ATTEMPTS)
+    return fallback()
 
 
 def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
@@ -426,6 +502,10 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
     """
     if limit <= 0:
         return []
+    return _claiming(partial(_claim_once, queue, worker, limit), fallback=list)
+
+
+def _claim_once(queue: str, worker: str, limit: int) -> list[Action]:
     sql, params = _claim_statement(queue=queue, worker=worker, limit=limit)
     if connection.vendor == "postgresql":
         # One round trip: the claim and its SET LOCAL in one message. Django's
@@ -455,7 +535,7 @@ def _claim_statement(*, queue: str, worker: str, limit: int) -> tuple[str, list[
         Status.PROCESSING, _db_time(now), worker, _db_time(_lease_end(now)),
         Status.QUEUED, queue,
     ]  # fmt: skip
-    return _claim_sql(postgresql=connection.vendor == "postgresql"), params
+    return _claim_sql(postgresql=connection.vendor == "postgresql", several=limit > 1), params
 
 
 def _taken(rows: list[tuple[Any, ...]]) -> list[Action]:
@@ -546,8 +626,21 @@ def finish_and_claim(*, queue: str, pk: int, worker: str, ending: Ending) -> lis
     instead of two messages and two commits (bench/README.md, scale-out).
     The commit is durable, as the finish's own is. Returns what was claimed;
     a finish refused (the worker no longer holds the action) is logged, as
-    ``end_action`` logs it, and the claim goes ahead.
+    ``end_action`` logs it, and the claim goes ahead. If the claim keeps
+    losing a task to other claims, the action's end is recorded alone.
     """
+    return _claiming(
+        partial(_finish_and_claim_once, queue, pk, worker, ending),
+        fallback=partial(_end_alone, pk, worker, ending),
+    )
+
+
+def _end_alone(pk: int, worker: str, ending: Ending) -> list[Action]:
+    end_action(pk=pk, worker=worker, ending=ending)
+    return []
+
+
+def _finish_and_claim_once(queue: str, pk: int, worker: str, ending: Ending) -> list[Action]:
     finish_sql, finish_params = _finish_statement(pk=pk, worker=worker, ending=ending)
     claim_sql, claim_params = _claim_statement(queue=queue, worker=worker, limit=1)
     if connection.vendor == "postgresql":

@@ -101,7 +101,9 @@ def next_run_after(
 
 
 def synchronize_active(task_name: str) -> bool:
-    """Whether a Synchronize of the task is Queued or Processing."""
+    """Whether a Synchronize of the task is Queued or Processing: then the schedule
+    queues no other. (One queued while another writer of the task, an Update say,
+    runs waits for it: ``connector.writers``.)"""
     active = Action.objects.filter(
         fetch_action="SYNCHRONIZE", status__in=[Status.QUEUED, Status.PROCESSING]
     ).values_list("tasks", flat=True)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, writers
 from connector.history import HistoryStep, action_history
 from connector.models import (
     FINAL_STATUSES,
@@ -30,8 +30,18 @@ from dashboard.charts import MinuteChart, queue_charts
 #: What a row of the list shows; the detail page loads the whole action.
 ROW_FIELDS = (
     "token", "queue", "fetch_action", "tasks", "action_id", "status", "progress", "stage",
-    "queued_at", "started_at", "finished_at", "stop_requested", "priority", "counts",
+    "queued_at", "started_at", "finished_at", "stop_requested", "priority", "counts", "writes",
 )  # fmt: skip
+
+
+def with_waits(actions: list[Action]) -> list[Action]:
+    """Give each action ``waits``: the held tasks a queued writer waits for, and
+    their holders (one writer per task), in one query for all of them."""
+    waits = writers.waits([a.pk for a in actions if a.status == Status.QUEUED and a.writes])
+    for action in actions:
+        action.waits = waits.get(action.pk, [])  # type: ignore[attr-defined]
+    return actions
+
 
 PAGE_SIZE = 50
 LOG_TAIL = 100
@@ -230,7 +240,7 @@ def action_page(
         actions = actions.filter(after.older())
     rows = list(actions.order_by("-queued_at", "-id").only(*ROW_FIELDS)[: size + 1])
     more = len(rows) > size
-    rows = rows[:size]
+    rows = with_waits(rows[:size])
     last = rows[-1] if more else None
     return ActionPage(rows, Cursor(last.queued_at, last.pk) if last else None)
 
@@ -248,7 +258,7 @@ def count_newer(filters: ActionFilters, *, than: Cursor | None) -> int:
 
 
 def actions_for_rows(pks: list[int]) -> list[Action]:
-    return list(Action.objects.filter(pk__in=pks).only(*ROW_FIELDS).order_by("pk"))
+    return with_waits(list(Action.objects.filter(pk__in=pks).only(*ROW_FIELDS).order_by("pk")))
 
 
 def queues_of(pks: list[int]) -> set[str]:
@@ -257,7 +267,7 @@ def queues_of(pks: list[int]) -> set[str]:
 
 
 def row_action(pk: int) -> Action:
-    return Action.objects.only(*ROW_FIELDS).get(pk=pk)
+    return with_waits([Action.objects.only(*ROW_FIELDS).get(pk=pk)])[0]
 
 
 def known_tasks() -> list[str]:
@@ -285,6 +295,9 @@ class ActionDetail:
     failures: list[dict[str, str]]
     history: list[HistoryStep] = field(default_factory=list)
     audit_entries: list[AuditEntry] = field(default_factory=list)
+    #: The tasks the action writes that a writer holds now: a copy (Retry) would
+    #: wait for these holders (one writer per task).
+    holders: list[writers.Wait] = field(default_factory=list)
 
 
 def action_audit(pk: int) -> list[AuditEntry]:
@@ -293,7 +306,7 @@ def action_audit(pk: int) -> list[AuditEntry]:
 
 def action_detail(pk: int) -> ActionDetail:
     """Raises Action.DoesNotExist for an unknown pk."""
-    action = Action.objects.get(pk=pk)
+    (action,) = with_waits([Action.objects.get(pk=pk)])
     tail = list(ActionLogLine.objects.filter(action_id=pk).order_by("-id")[:LOG_TAIL])
     tail.reverse()
     result = action.result if isinstance(action.result, dict) else {}
@@ -307,6 +320,7 @@ def action_detail(pk: int) -> ActionDetail:
         failures=[_item(item) for item in _as_list(result.get("failed"))],
         history=action_history(action, now=timezone.now()),
         audit_entries=action_audit(pk),
+        holders=writers.holders([task for task in action.writes.split(",") if task]),
     )
 
 

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connector import queue
 from connector.addresses import client_address, server_address
-from connector.fetch.base import fetch_action_names
+from connector.fetch.base import fetch_action_names, writes_tasks
 from connector.models import Action, AuditVia
 from dashboard import bulk, queries, refused_posts
 from dashboard.audit_forms import AuditFilterForm
@@ -393,7 +393,11 @@ def submit(request: HttpRequest) -> HttpResponse:
         )
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
-    context = {"form": form, "fetch_action_names": fetch_action_names()}
+    context = {
+        "form": form,
+        "fetch_action_names": fetch_action_names(),
+        "writes_tasks": writes_tasks(form.fetch_action) if form.fetch_action else False,
+    }
     if _is_htmx(request) and request.method == "GET":
         return render(request, "dashboard/submit.html#submit-form", context)
     return render(request, "dashboard/submit.html", context, status=400 if form.errors else 200)

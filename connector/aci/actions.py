@@ -18,7 +18,7 @@ from connector.aci.limits import check_identifier_count
 from connector.aci.queries import live_workers
 from connector.aci.render import Element, el
 from connector.aci.request import AciRequest, stored_parameters
-from connector.aci.status import aci_time, whole_seconds
+from connector.aci.status import aci_time, queued_answer, whole_seconds
 from connector.fetch.base import UnknownFetchAction, fetch_action_names, get_fetch_action
 from connector.models import AuditVia, Status
 from connector.params import Params
@@ -97,7 +97,7 @@ def fetch(aci: AciRequest) -> list[Element]:
         aci.client,
         action_id,
     )
-    return [el("token", action.token)]
+    return queued_answer(action)
 
 
 def get_status(aci: AciRequest) -> list[Element]:

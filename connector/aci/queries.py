@@ -63,6 +63,8 @@ STATUS_FIELDS = (
     "stage",
     "counts",
     "error",
+    # A Queued writer's held tasks are looked up (``<waitingfor>``).
+    "writes",
 )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, writers
 from connector.aci.actions import available_fetch_actions, queue_full_error, read_priority
 from connector.aci.errors import AciError, from_parameter_error
 from connector.aci.queries import SORT_FIELDS, ActionFilter, find_action, list_actions, live_workers
@@ -27,6 +27,8 @@ from connector.aci.status import (
     action_status,
     documentcounts,
     paging,
+    queued_answer,
+    waiting_elements,
 )
 from connector.fetch.base import UnknownFetchAction, get_fetch_action
 from connector.models import Action, AuditVia, Status
@@ -198,7 +200,8 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
         # Checked before the token is looked up, like every other parameter.
         page = read_identifier_page(params)
         action = _action(aci, queue_name)
-        statuses = [action_status(action, now=now, page=page)]
+        waits = _waits([action])
+        statuses = [action_status(action, now=now, page=page, waits=waits.get(action.pk))]
         return [
             el("actions", attrs=paging(total=1, start=1, shown=1, next_query={}), children=statuses)
         ]
@@ -206,7 +209,14 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
     start = read_start(params)
     page = IdentifierPage(start=1, size=read_identifiers_per_action(params, filters.max_results))
     listing = list_actions(queue=queue_name, filters=filters, start=start)
-    statuses = [action_status(action, now=now, page=page) for action in listing.actions]
+    # At most MaxResults rows without their results: small enough to hold, and
+    # read once for the waits of the Queued writers among them.
+    actions = list(listing.actions)
+    waits = _waits(actions)
+    statuses = [
+        action_status(action, now=now, page=page, waits=waits.get(action.pk))
+        for action in actions
+    ]
     attrs = paging(
         total=listing.total,
         start=start,
@@ -214,6 +224,11 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
         next_query={"MaxResults": filters.max_results},
     )
     return [el("actions", attrs=attrs, children=statuses)]
+
+
+def _waits(actions: list[Action]) -> dict[int, list[writers.Wait]]:
+    """The running writers that the Queued writers among ``actions`` wait for."""
+    return writers.waits([a.pk for a in actions if a.status == Status.QUEUED and a.writes])
 
 
 def read_identifier_page(params: Params) -> IdentifierPage:
@@ -313,6 +328,8 @@ def _progress(aci: AciRequest, queue_name: str) -> list[Element]:
     elements.append(documentcounts(action.counts or {}))
     if action.stop_requested and action.status == Status.PROCESSING:
         elements.append(el("stoprequested", True))
+    if action.status == Status.QUEUED and action.writes:
+        elements += waiting_elements(action, writers.waits([action.pk]).get(action.pk))
     return elements
 
 
@@ -426,7 +443,7 @@ def _duplicate(aci: AciRequest, queue_name: str) -> list[Element]:
     except queue.QueueFull as full:
         raise queue_full_error(full) from None
     logger.info("Action %s duplicated as %s from %s", original.token, action.token, aci.client)
-    return [el("token", action.token)]
+    return queued_answer(action)
 
 
 # --- Reading the queue -------------------------------------------------------------

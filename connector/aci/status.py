@@ -9,9 +9,11 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
+from connector import writers
 from connector.aci.queries import result_sizes, result_slice
 from connector.aci.render import Element, el
 from connector.models import Action, Status
+from connector.writers import Wait
 
 # Spelled out rather than strftime("%b"), which follows the process locale.
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -101,11 +103,18 @@ def documentcounts(counts: dict[str, Any]) -> Element:
     return el("documentcounts", children=rows)
 
 
-def action_status(action: Action, *, now: datetime | None = None, page: IdentifierPage) -> Element:
+def action_status(
+    action: Action,
+    *,
+    now: datetime | None = None,
+    page: IdentifierPage,
+    waits: list[Wait] | None = None,
+) -> Element:
     """The ``<action>`` element of the protocol page; elements that do not apply are left out.
 
     ``action`` comes from ``connector.aci.queries`` (its result is left in the
-    database); ``page`` says which entries of its lists to show.
+    database); ``page`` says which entries of its lists to show; ``waits``: the
+    held tasks a Queued action waits for (``connector.writers.waits``).
     """
     now = now or timezone.now()
     children = [
@@ -133,10 +142,26 @@ def action_status(action: Action, *, now: datetime | None = None, page: Identifi
         children.append(el("error", action.error))
     if action.stop_requested and action.status == Status.PROCESSING:
         children.append(el("stoprequested", True))
+    children += waiting_elements(action, waits)
     if action.action_id:
         children.append(el("actionid", action.action_id))
     children += result_elements(action, page)
     return el("action", children=children)
+
+
+def waiting_elements(action: Action, waits: list[Wait] | None) -> list[Element]:
+    """``<waitingfor task="T">token</waitingfor>`` (extension), one per task a Queued
+    action waits for: the Processing action that holds it (one writer per task)."""
+    if action.status != Status.QUEUED:
+        return []
+    return [el("waitingfor", wait.token, attrs={"task": wait.task}) for wait in waits or []]
+
+
+def queued_answer(action: Action) -> list[Element]:
+    """What Fetch and Duplicate answer: the new action's token, and (extension) the
+    running writer it waits for when another action holds one of its tasks."""
+    waits = writers.waits([action.pk]).get(action.pk) if action.writes else None
+    return [el("token", action.token), *waiting_elements(action, waits)]
 
 
 def result_elements(action: Action, page: IdentifierPage) -> list[Element]:

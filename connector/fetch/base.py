@@ -63,6 +63,10 @@ class FetchAction:
 
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: Whether the action writes its tasks' datastore or ingest output: such
+    #: actions hold their tasks while they run, one at a time per task
+    #: (``connector.writers``).
+    writes_tasks: ClassVar[bool] = False
 
     def validate(self, params: Params) -> list[str]:
         """Check the parameters; return the names of the fetch tasks used.
@@ -92,6 +96,12 @@ def get_fetch_action(name: str) -> FetchAction:
         return _registry[name.strip().upper()]()
     except KeyError:
         raise UnknownFetchAction(name) from None
+
+
+def writes_tasks(name: str) -> bool:
+    """Whether the fetch action of that name (or alias) writes its tasks; False if unknown."""
+    cls = _registry.get(name.strip().upper())
+    return cls is not None and cls.writes_tasks
 
 
 def fetch_action_names() -> list[str]:

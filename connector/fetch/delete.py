@@ -33,6 +33,7 @@ STAGE = "deleting"
 class Delete(FetchAction):
     name = "DELETE"
     aliases = ("REMOVE",)
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         return identifier_tasks(params)

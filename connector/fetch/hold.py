@@ -31,6 +31,7 @@ from connector.repositories import ItemNotFound, Repository
 @register
 class Hold(FetchAction):
     name = "HOLD"
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         return identifier_tasks(params)
@@ -57,6 +58,7 @@ class Hold(FetchAction):
 @register
 class ReleaseHold(FetchAction):
     name = "RELEASEHOLD"
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         return identifier_tasks(params)

@@ -127,6 +127,7 @@ def parse_insert_xml(params: Params, task: FetchTask) -> list[Insertion]:
 @register
 class Insert(FetchAction):
     name = "INSERT"
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         task = one_task(params, "insert into")

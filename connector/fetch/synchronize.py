@@ -138,6 +138,7 @@ def forced_documents(tasks: list[str], identifiers: list[str]) -> dict[str, set[
 @register
 class Synchronize(FetchAction):
     name = "SYNCHRONIZE"
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         tasks = task_parameter(params, "TaskSections", "ConfigSection")

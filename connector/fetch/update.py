@@ -65,6 +65,7 @@ def parse_identifiers_xml(params: Params, task: FetchTask) -> dict[str, dict[str
 @register
 class Update(FetchAction):
     name = "UPDATE"
+    writes_tasks = True
 
     def validate(self, params: Params) -> list[str]:
         task = one_task(params, "update")

@@ -27,3 +27,45 @@ def test_an_existing_row_gets_the_identifier_of_its_folder(path: str, folder: st
 @pytest.mark.parametrize("identifier", ["", "not base64 at all!", "QUJD", "Rk1TMQBEAQA"])
 def test_an_identifier_that_does_not_decode_gets_no_folder(identifier: str) -> None:
     assert datastore_folder.folder_of(identifier) == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_queued_before_one_writer_per_task_wait_like_the_ones_after() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    from connector import writers
+
+    before = [("connector", "0006_worker_processes_plural")]
+    after = [("connector", "0007_one_writer_per_task")]
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        action = old.get_model("connector", "Action")
+        common = {"queue": "fetch", "params": {}, "queued_at": timezone.now()}
+        queued = action.objects.create(
+            token="t1",
+            fetch_action="SYNCHRONIZE",
+            tasks="DOCS,OTHER,DOCS",
+            status="Queued",
+            **common,
+        )
+        running = action.objects.create(
+            token="t2", fetch_action="UPDATE", tasks="DOCS", status="Processing", **common
+        )
+        reader = action.objects.create(
+            token="t3", fetch_action="IDENTIFIERS", tasks="DOCS", status="Queued", **common
+        )
+        MigrationExecutor(connection).migrate(after)
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        task_write = new.get_model("connector", "TaskWrite")
+        rows = sorted(task_write.objects.values_list("action_id", "task", "holding"))
+        assert rows == [(queued.pk, "DOCS", False), (queued.pk, "OTHER", False)]
+        writes = dict(new.get_model("connector", "Action").objects.values_list("pk", "writes"))
+        assert writes == {queued.pk: "DOCS,OTHER", running.pk: "", reader.pk: ""}
+        assert writers.installed(connection)
+    finally:
+        MigrationExecutor(connection).migrate(latest)

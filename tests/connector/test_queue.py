@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from connector import queue, signals
-from connector.models import Action, ActionLogLine, Status
+from connector import queue, signals, writers
+from connector.models import Action, ActionLogLine, Status, TaskWrite
 
 pytestmark = pytest.mark.django_db
 
@@ -693,3 +693,234 @@ def test_unclaimed_action_is_queued_again_as_if_never_claimed():
     assert again.status == Status.QUEUED
     assert (again.worker, again.started_at, again.attempts) == ("", None, 0)
     assert not queue.unclaim_action(pk=claimed.pk, worker="w1")
+
+
+# --- One writer per task -----------------------------------------------------------------
+
+
+def submit_writer(fetch_action: str = "Synchronize", tasks: str = "DOCS", **kwargs: Any) -> Action:
+    return queue.submit_action(
+        fetch_action=fetch_action, params={}, tasks=tasks.split(","), **kwargs
+    )
+
+
+def claimed_pks(worker: str = WORKER, limit: int = 1) -> list[int]:
+    return [a.pk for a in queue.claim_actions(queue="fetch", worker=worker, limit=limit)]
+
+
+def held_tasks() -> dict[str, int]:
+    return dict(TaskWrite.objects.filter(holding=True).values_list("task", "action_id"))
+
+
+@pytest.mark.parametrize(
+    "name", ["Synchronize", "Update", "Delete", "Remove", "Hold", "ReleaseHold", "Insert"]
+)
+def test_actions_that_write_a_task_record_the_tasks_they_write(name):
+    action = submit_writer(name, "DOCS,OTHER,DOCS")
+    assert action.writes == "DOCS,OTHER"
+    assert sorted(action.task_writes.values_list("task", "holding")) == [
+        ("DOCS", False),
+        ("OTHER", False),
+    ]
+
+
+@pytest.mark.parametrize("name", ["Identifiers", "Collect", "NoOp", "Sleep", "NotAnAction"])
+def test_actions_that_only_read_write_no_task(name):
+    action = submit_writer(name, "DOCS")
+    assert action.writes == ""
+    assert not action.task_writes.exists()
+
+
+def test_the_hold_trigger_is_installed_after_all_migrations():
+    # A later migration that rebuilds the action table on SQLite drops it;
+    # connector.apps puts it back after every migrate.
+    assert writers.installed(connection)
+
+
+def test_a_second_writer_of_a_task_waits_queued_until_the_first_ends():
+    first = submit_writer()
+    second = submit_writer()
+    assert claimed_pks() == [first.pk]
+    assert held_tasks() == {"DOCS": first.pk}
+    assert claimed_pks() == []
+    assert status_of(second) == Status.QUEUED
+    assert writers.waits([second.pk]) == {
+        second.pk: [writers.Wait(task="DOCS", pk=first.pk, token=first.token)]
+    }
+    finish(first)
+    assert held_tasks() == {}
+    assert writers.waits([second.pk]) == {}
+    assert claimed_pks() == [second.pk]
+    assert held_tasks() == {"DOCS": second.pk}
+
+
+def test_update_and_hold_wait_for_a_running_synchronize_of_their_task():
+    sync = submit_writer("Synchronize", "DOCS,OTHER")
+    update = submit_writer("Update", "OTHER")
+    hold = submit_writer("Hold", "DOCS")
+    elsewhere = submit_writer("Update", "THIRD")
+    assert claimed_pks() == [sync.pk]
+    assert claimed_pks() == [elsewhere.pk]  # another task: runs at once
+    assert claimed_pks() == []
+    assert set(writers.waits([update.pk, hold.pk, elsewhere.pk])) == {update.pk, hold.pk}
+    finish(sync)
+    assert claimed_pks() == [update.pk]
+    assert claimed_pks() == [hold.pk]  # OTHER and DOCS: different tasks
+
+
+def test_an_action_that_writes_no_task_passes_a_waiting_writer():
+    submit_writer()
+    claim_one()
+    waiting = submit_writer()
+    reader = submit()
+    assert claimed_pks() == [reader.pk]
+    assert status_of(waiting) == Status.QUEUED
+
+
+def test_a_claim_of_several_takes_at_most_one_writer_of_a_task():
+    second = submit_writer(priority=1, tasks="DOCS,ONE")
+    first = submit_writer(priority=2)
+    other = submit_writer(tasks="OTHER")
+    third = submit_writer(tasks="ONE")
+    reader = submit()
+    assert sorted(claimed_pks(limit=5)) == sorted([first.pk, other.pk, reader.pk])
+    assert held_tasks() == {"DOCS": first.pk, "OTHER": other.pk}
+    # ``third`` shares ONE with ``second``, picked before it: it is left for the
+    # next claim, which passes over ``second`` (DOCS is held) and takes it.
+    assert (status_of(second), status_of(third)) == (Status.QUEUED, Status.QUEUED)
+    assert claimed_pks(limit=5) == [third.pk]
+    assert status_of(second) == Status.QUEUED
+
+
+def _end_by_finish(action: Action) -> None:
+    finish(action)
+
+
+def _end_by_stop(action: Action) -> None:
+    queue.request_stop(pk=action.pk)
+    finish(action, stopped=True)
+
+
+def _end_by_error(action: Action) -> None:
+    finish(action, error="broken")
+
+
+def _end_by_unclaim(action: Action) -> None:
+    assert queue.unclaim_action(pk=action.pk, worker=WORKER)
+
+
+def _end_by_recovery_requeue(action: Action) -> None:
+    expire(action)
+    assert queue.recover_expired().requeued == [action.pk]
+
+
+def _end_by_recovery_error(action: Action) -> None:
+    Action.objects.filter(pk=action.pk).update(attempts=99)
+    expire(action)
+    assert queue.recover_expired().failed == [action.pk]
+
+
+def _end_by_recovery_stop(action: Action) -> None:
+    queue.request_stop(pk=action.pk)
+    expire(action)
+    assert queue.recover_expired().stopped == [action.pk]
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        _end_by_finish,
+        _end_by_stop,
+        _end_by_error,
+        _end_by_unclaim,
+        _end_by_recovery_requeue,
+        _end_by_recovery_error,
+        _end_by_recovery_stop,
+    ],
+)
+def test_a_task_is_freed_whenever_its_writer_leaves_processing(end):
+    first = submit_writer()
+    second = submit_writer()
+    assert claimed_pks() == [first.pk]
+    end(Action.objects.get(pk=first.pk))
+    assert held_tasks() == {}
+    # The waiting writer (the older one, if the first was queued again) runs next.
+    assert claimed_pks() in ([second.pk], [first.pk])
+    assert len(held_tasks()) == 1
+
+
+def test_finish_and_claim_hands_the_task_to_the_waiting_writer():
+    first = submit_writer()
+    second = submit_writer()
+    claim_one()
+    assert [a.pk for a in finish_and_claim(Action.objects.get(pk=first.pk))] == [second.pk]
+    assert held_tasks() == {"DOCS": second.pk}
+
+
+def test_the_database_refuses_a_second_writer_processing_whatever_the_code_does():
+    first = submit_writer()
+    second = submit_writer()
+    assert claim_one().pk == first.pk
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Action.objects.filter(pk=second.pk).update(status=Status.PROCESSING)
+    assert status_of(second) == Status.QUEUED
+
+
+def test_a_claim_that_loses_a_task_to_a_simultaneous_claim_tries_again(monkeypatch):
+    # What a concurrent claimer sees on PostgreSQL: its statement picked a
+    # writer whose task another claim took meanwhile, and the database refused.
+    first = submit_writer()
+    reader = submit()
+    real = queue._claim_once
+    calls: list[int] = []
+
+    def losing_once(*args: Any) -> list[Action]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real(*args)
+
+    monkeypatch.setattr(queue, "_claim_once", losing_once)
+    assert claimed_pks() == [first.pk]
+    assert len(calls) == 2
+    assert claimed_pks() == [reader.pk]
+
+
+def test_a_claim_that_keeps_losing_gives_up_with_nothing(monkeypatch):
+    submit_writer()
+
+    def losing(*args: Any) -> list[Action]:
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(queue, "_claim_once", losing)
+    assert claimed_pks() == []
+
+
+def test_finish_and_claim_that_keeps_losing_still_records_the_end(monkeypatch):
+    first = submit_writer("Synchronize", "ONE")
+    claim_one()
+
+    def losing(*args: Any) -> list[Action]:
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(queue, "_finish_and_claim_once", losing)
+    assert finish_and_claim(Action.objects.get(pk=first.pk)) == []
+    assert status_of(first) == Status.FINISHED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claims_racing_for_two_writers_of_one_task_have_exactly_one_winner(racers):
+    pair = racers(2)
+    for _ in range(ROUNDS // 2):
+        first, second = submit_writer(), submit_writer()
+        results = pair.race(
+            lambda: claimed_pks(worker="w1"),
+            lambda: claimed_pks(worker="w2"),
+        )
+        assert all(kind == "ok" for kind, _ in results), results
+        taken = [pk for _, pks in results for pk in pks]
+        assert len(taken) == 1, results
+        assert held_tasks() == {"DOCS": taken[0]}
+        assert Action.objects.filter(status=Status.PROCESSING).count() == 1
+        Action.objects.filter(pk__in=[first.pk, second.pk]).update(status=Status.FINISHED)
+        assert held_tasks() == {}

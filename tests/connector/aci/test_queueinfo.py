@@ -502,3 +502,38 @@ def test_duplicate_of_an_action_whose_fetch_action_is_gone_is_refused(aci):
     assert aci.error_code(root) == "ERRORPARAMINVALID"
     assert "VANISHED" in aci.error_description(root)
     assert aci.snapshot() == before
+
+
+# --- One writer per task -------------------------------------------------------------
+
+
+def test_get_status_and_progress_say_which_running_action_a_waiting_writer_waits_for(
+    aci, docs_task
+):
+    running = aci.submit("Synchronize", TaskSections="DOCS")
+    waiting = aci.submit("Synchronize", TaskSections="DOCS")
+    aci.claim()
+    (action,) = aci.success(aci.queue_info("GetStatus", Token=waiting)).findall("actions/action")
+    assert action.findtext("status") == "Queued"
+    (wait,) = action.findall("waitingfor")
+    assert (wait.get("task"), wait.text) == ("DOCS", running)
+    listed = aci.success(aci.queue_info("GetStatus")).findall("actions/action")
+    assert [len(a.findall("waitingfor")) for a in listed] == [1, 0]  # newest first
+    progress = aci.success(aci.queue_info("Progress", Token=waiting))
+    assert progress.find("waitingfor").text == running
+    # Once the first ends, nothing to wait for.
+    aci.finish(Action.objects.get(token=running))
+    (action,) = aci.success(aci.queue_info("GetStatus", Token=waiting)).findall("actions/action")
+    assert action.find("waitingfor") is None
+
+
+def test_fetch_and_duplicate_of_a_writer_say_at_once_that_it_waits(aci, docs_task):
+    running = aci.submit("Synchronize", TaskSections="DOCS")
+    aci.claim()
+    answer = aci.success(aci.call("Fetch", FetchAction="Synchronize", TaskSections="DOCS"))
+    assert answer.find("waitingfor").attrib == {"task": "DOCS"}
+    assert answer.findtext("waitingfor") == running
+    copy = aci.success(aci.queue_info("Duplicate", Token=running))
+    assert copy.findtext("waitingfor") == running
+    free = aci.success(aci.call("Fetch", FetchAction="NoOp"))
+    assert free.find("waitingfor") is None

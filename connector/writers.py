@@ -1,0 +1,142 @@
+"""One writer per task: the database holds a task for the action that writes it.
+
+An action that writes a task's datastore or ingest output (Synchronize,
+Update, Delete, Hold, ReleaseHold, Insert: ``FetchAction.writes_tasks``) gets
+a ``TaskWrite`` row per task at submission. A trigger on the action's status
+makes ``holding`` true exactly while the action is Processing, whatever code
+changes the status (claim, finish, recovery, unclaim), and the unique index on
+the held task fails a second holder: two writers of one task can never be
+Processing together, on any number of workers and servers. The claim skips a
+queued action whose task is held (``connector.queue``), so a second writer
+waits, Queued, until the first ends, as IDOL queues its actions.
+
+The trigger lives on the action table. On SQLite, a later migration that
+rebuilds that table (Django copies it to a new one for most column changes)
+drops its triggers, so ``install`` runs again after every ``migrate``
+(``connector.apps``), and a test checks the trigger is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from connector.models import Action, Status, TaskWrite
+
+TRIGGER = "connector_action_holds_tasks"
+FUNCTION = "connector_action_holds_tasks"
+
+
+def _names() -> dict[str, str]:
+    return {
+        "action": Action._meta.db_table,
+        "writes": TaskWrite._meta.db_table,
+        "trigger": TRIGGER,
+        "function": FUNCTION,
+        "processing": Status.PROCESSING.value,
+    }
+
+
+# The trigger's condition keeps actions that write no task free of its cost.
+_SQLITE = [
+    "DROP TRIGGER IF EXISTS {trigger}",
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF status ON {action} FOR EACH ROW"
+    " WHEN OLD.status <> NEW.status AND NEW.writes <> ''"
+    " BEGIN UPDATE {writes} SET holding = (NEW.status = '{processing}')"
+    " WHERE action_id = NEW.id; END",
+]
+_POSTGRESQL = [
+    "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN UPDATE {writes} SET holding = (NEW.status = '{processing}')"
+    " WHERE action_id = NEW.id; RETURN NULL; END $$",
+    "DROP TRIGGER IF EXISTS {trigger} ON {action}",
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF status ON {action} FOR EACH ROW"
+    " WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.writes <> '')"
+    " EXECUTE FUNCTION {function}()",
+]
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    """Create (or re-create) the trigger that holds a task while its writer is Processing."""
+    statements = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
+    names = _names()
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement.format(**names))
+
+
+def uninstall(connection: BaseDatabaseWrapper) -> None:
+    names = _names()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("DROP TRIGGER IF EXISTS {trigger} ON {action}".format(**names))
+            cursor.execute("DROP FUNCTION IF EXISTS {function}()".format(**names))
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS {trigger}".format(**names))
+
+
+def installed(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the trigger is there (a check for tests and operators)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgname = %s AND NOT tgisinternal", [TRIGGER]
+            )
+        else:
+            cursor.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [TRIGGER]
+            )
+        return cursor.fetchone() is not None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A queued action waits for ``task``, held by the Processing action ``token``."""
+
+    task: str
+    pk: int
+    token: str
+
+
+def waits(pks: list[int]) -> dict[int, list[Wait]]:
+    """For each of these actions that is waiting for a held task: what it waits for.
+
+    One query, whatever the number of actions (GetStatus lists up to thousands).
+    """
+    if not pks:
+        return {}
+    mine = TaskWrite.objects.filter(
+        action_id__in=pks, action__status=Status.QUEUED, holding=False
+    ).values_list("action_id", "task")
+    wanted: dict[str, list[int]] = {}
+    for pk, task in mine:
+        wanted.setdefault(task, []).append(pk)
+    if not wanted:
+        return {}
+    held = TaskWrite.objects.filter(task__in=list(wanted), holding=True).values_list(
+        "task", "action_id", "action__token"
+    )
+    found: dict[int, list[Wait]] = {}
+    for task, holder, token in held:
+        for pk in wanted[task]:
+            found.setdefault(pk, []).append(Wait(task=task, pk=holder, token=token))
+    return found
+
+
+def tasks_written(fetch_action: str, tasks: list[str]) -> list[str]:
+    """The tasks an action of ``fetch_action`` on ``tasks`` writes, once each."""
+    # Imported here: the fetch actions import the queue, which calls this.
+    from connector.fetch.base import writes_tasks
+
+    return list(dict.fromkeys(tasks)) if writes_tasks(fetch_action) else []
+
+
+def holders(tasks: list[str]) -> list[Wait]:
+    """Which of these tasks are held now, and by which Processing action."""
+    if not tasks:
+        return []
+    held = TaskWrite.objects.filter(task__in=tasks, holding=True).values_list(
+        "task", "action_id", "action__token"
+    )
+    return [Wait(task=task, pk=pk, token=token) for task, pk, token in held]
