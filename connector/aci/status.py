@@ -24,6 +24,7 @@ COUNT_ORDER = (
     "deleted",
     "unchanged",
     "errors",
+    "extractfailed",
     "collected",
     "inserted",
     "holds",

@@ -49,6 +49,7 @@ from connector.fetch.base import (
     task_parameter,
 )
 from connector.ingest import datastore, scan
+from connector.ingest.extract import Extracted, detect, extractor
 from connector.ingest.idx import format_delete_list, format_file_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.readers import Reader
@@ -93,7 +94,9 @@ READ_HERE = 32
 #: Jobs handed to the reader processes ahead of the one being written.
 JOBS_AHEAD = 6
 
-COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors")
+#: ``extractfailed``: documents sent by reference as their extraction failed
+#: (docs/ingest.md, "Documents as text").
+COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors", "extractfailed")
 ENUMERATING = "enumerating"
 INGESTING = "ingesting"
 
@@ -184,6 +187,7 @@ class TaskSynchronizer:
         repository = repository_for(task)
         assert isinstance(repository, FileSystemRepository)
         self.repository = repository
+        self.extract = task.extract_settings()
         self.position = position
         self.of = of
         self.spool = Spool(Path(task.ingest_path), task.name, timezone.now())
@@ -294,6 +298,7 @@ class TaskSynchronizer:
                 recursive=repository.recursive,
                 file_match=None if repository.every_name else repository.file_match,
                 file_exclude=None if repository.every_name else repository.file_exclude,
+                extract=self.extract,
             )
             for root in range(repository.root_count)
         ]
@@ -389,6 +394,8 @@ class TaskSynchronizer:
         for path, why in result.failed:
             self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, why)
             self.count("errors")
+        for path, why in result.extract_failed:
+            self._extract_failed(path, why)
         self.touched.extend(result.touched)
         if len(self.touched) >= TOUCHED_BATCH:
             self._record_touched()
@@ -465,7 +472,7 @@ class TaskSynchronizer:
         or None if it is unchanged or cannot be read."""
         path = scan.shown_path(job.path, large.name)
         try:
-            size, digest, text = self._read_chunked(large.identifier, large.size)
+            size, digest, data, whole = self._read_chunked(large.identifier, large.size)
         except (ItemNotFound, ItemUnreadable, IdentifierError, OSError) as error:
             self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, error)
             self.count("errors")
@@ -478,6 +485,7 @@ class TaskSynchronizer:
                 self.count("unchanged")
                 return None
             change = "updated"
+        text, title, fields, mode = self._content(path, data, whole=whole)
         document = format_file_document(
             identifier=large.identifier,
             task=self.name,
@@ -488,26 +496,33 @@ class TaskSynchronizer:
             content_hash=digest,
             text=text,
             metadata=large.known[5] if large.known is not None else None,
+            title=title,
+            extracted=fields,
+            content_mode=mode,
         )
         record: scan.Record = (change, large.identifier, path, size, large.modified_ns, digest)
         return document.encode("utf-8"), record
 
-    def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, str | None]:
-        """Size, sha256 and text (if it is text: at most TEXT_LIMIT bytes of UTF-8 without
-        NUL) of a document, checking for a Stop at every chunk."""
+    def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, bytes, bool]:
+        """Size, sha256 and bytes of a document, and whether they are all of it (else
+        its first KiB: it has more than ``_keep()``), checking for a Stop at every chunk."""
         digest = hashlib.sha256()
         parts: list[bytes] | None = []
         size = 0
+        keep = self._keep()
         chunk_size = min(READ_CHUNK, max(64 * 1024, expected + 1))
         chunks = self.repository.read_chunks(identifier, chunk_size=chunk_size)
+        head = b""
         try:
             for chunk in chunks:
                 self.ctx.checkpoint()
                 digest.update(chunk)
+                if not head:
+                    head = chunk
                 size += len(chunk)
                 if parts is None:
                     continue
-                if size > TEXT_LIMIT or b"\0" in chunk:
+                if size > keep:
                     parts = None
                 else:
                     parts.append(chunk)
@@ -515,13 +530,43 @@ class TaskSynchronizer:
             # A Stop between chunks closes the document now, not when collected.
             if isinstance(chunks, Generator):
                 chunks.close()
-        text: str | None = None
-        if parts is not None:
-            try:
-                text = b"".join(parts).decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-        return size, digest.hexdigest(), text
+        # Too large to keep: only its first chunk, for _content to say what it is.
+        if parts is None:
+            return size, digest.hexdigest(), head[:1024], False
+        return size, digest.hexdigest(), b"".join(parts), True
+
+    def _keep(self) -> int:
+        return max(TEXT_LIMIT, self.extract.max_bytes if self.extract is not None else 0)
+
+    def _content(
+        self, path: str, data: bytes, *, whole: bool
+    ) -> tuple[str | None, str, list[tuple[str, str]], str | None]:
+        """What a large document sends: text, title, extracted fields, content mode.
+
+        ``data`` is the whole document, or its first KiB when not ``whole``.
+        Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
+        """
+        settings = self.extract
+        kind = detect(data, path) if settings is not None else None
+        if settings is not None and kind is not None and kind in settings.types:
+            if whole:
+                extracted = extractor().extract(data, kind, settings, self.ctx.checkpoint)
+            else:
+                extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
+            if extracted.failed is not None:
+                self._extract_failed(path, extracted.failed)
+            return extracted.idx()
+        if not whole or len(data) > TEXT_LIMIT or b"\0" in data:
+            return None, "", [], None
+        try:
+            return data.decode("utf-8"), "", [], None
+        except UnicodeDecodeError:
+            return None, "", [], None
+
+    def _extract_failed(self, path: str, why: str) -> None:
+        self.ctx.log.warning("Sent %s of fetch task %s by reference: its extraction failed (%s)",
+                             path, self.name, why)  # fmt: skip
+        self.count("extractfailed")
 
     def _send(self, folder: str, idx: list[bytes], records: list[scan.Record]) -> None:
         """Add documents (their IDX and records, in step) to the IDX batch, committing

@@ -23,6 +23,7 @@ the child.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -102,6 +103,13 @@ class Extracted:
     def content_type(self) -> str:
         return TYPES[self.kind]
 
+    def idx(self) -> tuple[str | None, str, list[tuple[str, str]], str]:
+        """What ``idx.format_file_document`` takes: text, title, fields, content mode."""
+        if self.failed is not None:
+            fields = [("CONTENTTYPE", self.content_type), ("EXTRACTFAILED", self.failed)]
+            return None, "", fields, "reference"
+        return self.text or "", self.title, self.fields, "extracted"
+
 
 # --- Detection -------------------------------------------------------------------------
 
@@ -179,8 +187,10 @@ def _is_mail(head: bytes) -> bool:
         if not line.startswith(_MAIL_HEADERS) and b":" not in line.split(b" ", 1)[0]:
             return False
         headers += 1
-    return headers >= 2 and b"\nfrom:" in b"\n" + head and (
-        b"\nsubject:" in b"\n" + head or b"\ndate:" in b"\n" + head
+    return (
+        headers >= 2
+        and b"\nfrom:" in b"\n" + head
+        and (b"\nsubject:" in b"\n" + head or b"\ndate:" in b"\n" + head)
     )
 
 
@@ -191,7 +201,8 @@ def extract_here(data: bytes, kind: str, settings: ExtractSettings) -> Extracted
     """Parse in this process: what the child does for each document. Never raises."""
     import kreuzberg  # only the child pays for the library
 
-    config = kreuzberg.ExtractionConfig(
+    # disable_ocr is in the runtime signature (4.10) though not in the stubs.
+    config = kreuzberg.ExtractionConfig(  # type: ignore[call-arg]
         use_cache=False,  # no cache on disk: the datastore's hash is the cache
         disable_ocr=True,  # OCR is off (issue 15): a scanned PDF has no text
         extraction_timeout_secs=max(1, int(settings.timeout)),
@@ -430,10 +441,8 @@ class Extractor:
         child.wait()
         for stream in (child.stdin, child.stdout):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
 
 
 _extractor: Extractor | None = None
