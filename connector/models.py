@@ -374,6 +374,10 @@ class FetchTask(models.Model):
         default=8 * 1024 * 1024,
         help_text="A document whose text is longer is sent by reference.",
     )
+    #: ``ExtractSettings.fingerprint`` (or "off") of the task's last complete
+    #: Synchronize; when the settings differ, the next one sends every document
+    #: again. '': not known yet (nothing is sent again for it).
+    extract_sent_with = models.CharField(max_length=500, blank=True, default="", editable=False)
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
@@ -404,6 +408,11 @@ class FetchTask(models.Model):
             timeout=self.extract_timeout_seconds,
             max_text_bytes=self.extract_max_text_bytes,
         )
+
+    def extract_fingerprint(self) -> str:
+        """What ``extract_sent_with`` records for the current settings."""
+        settings = self.extract_settings()
+        return settings.fingerprint() if settings is not None else "off"
 
     @property
     def ingest_path(self) -> Path:

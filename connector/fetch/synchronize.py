@@ -188,6 +188,8 @@ class TaskSynchronizer:
         assert isinstance(repository, FileSystemRepository)
         self.repository = repository
         self.extract = task.extract_settings()
+        #: The extraction settings changed since the last complete run: send everything.
+        self.resend = task.extract_sent_with not in ("", task.extract_fingerprint())
         self.position = position
         self.of = of
         self.spool = Spool(Path(task.ingest_path), task.name, timezone.now())
@@ -258,6 +260,7 @@ class TaskSynchronizer:
                     self.name,
                 )
             datastore.forget(self.never_sent)
+            self._record_extract_settings()
         finally:
             for _, _, future in self.in_flight:
                 future.cancel()
@@ -274,6 +277,16 @@ class TaskSynchronizer:
             ", ".join(f"{counts.get(name, 0)} {name}" for name in COUNTS),
         )
         return None
+
+    def _record_extract_settings(self) -> None:
+        """Only after a complete run: a stopped one is resent whole by the next."""
+        fingerprint = self.task.extract_fingerprint()
+        if self.task.extract_sent_with != fingerprint:
+            if self.resend:
+                self.ctx.log.info("Sent every document of fetch task %s again: its extraction"
+                                  " settings changed", self.name)  # fmt: skip
+            FetchTask.objects.filter(pk=self.task.pk).update(extract_sent_with=fingerprint)
+            self.task.extract_sent_with = fingerprint
 
     def _unusable(self, problem: str) -> str:
         self.ctx.log.error("%s", problem)
@@ -299,6 +312,7 @@ class TaskSynchronizer:
                 file_match=None if repository.every_name else repository.file_match,
                 file_exclude=None if repository.every_name else repository.file_exclude,
                 extract=self.extract,
+                resend=self.resend,
             )
             for root in range(repository.root_count)
         ]
@@ -356,6 +370,8 @@ class TaskSynchronizer:
         to_read = len(job.forced) + sum(
             1 for _, _, size, modified_ns in listed.listing if (size, modified_ns) not in sent
         )
+        if job.scope.resend:
+            to_read = len(listed.listing)
         if to_read > READ_HERE:
             return self.reader.result(job, self.reader.submit(job))
         job = dataclasses.replace(job, listing=listed.listing)

@@ -76,6 +76,8 @@ class Scope:
     file_exclude: re.Pattern[str] | None
     #: How documents are extracted (``connector/ingest/extract.py``); None: never.
     extract: ExtractSettings | None = None
+    #: Send every document again, changed or not (the extraction settings changed).
+    resend: bool = False
 
     @property
     def every_name(self) -> bool:
@@ -244,6 +246,7 @@ class _Job:
                 return result
         known = dict(job.known or {})
         prefix, checkpoint, forced, folder = self.prefix, self.checkpoint, job.forced, self.folder
+        resend = job.scope.resend
         done = unchanged = 0
         # Every run after the first spends its time here: one lstat per document
         # and a read only of what changed. Written out in one loop, not a call per
@@ -264,7 +267,7 @@ class _Job:
             change: Change | Literal["maybe"]
             if row is None or not row[4]:
                 change = "added"
-            elif identifier in forced:
+            elif resend or identifier in forced:
                 change = "updated"
             else:
                 try:

@@ -342,3 +342,30 @@ def test_bad_extraction_keys_are_refused(tmp_path: Path, line: str, problem: str
     ini.write_text(f"[FetchTasks]\nNumber=1\n0=DOCS\n[DOCS]\nDirectoryPathCSVs=docs\n{line}\n")
     with pytest.raises(TasksConfigError, match=problem):
         read_tasks_file(ini)
+
+
+def test_changing_the_extraction_settings_sends_every_document_again(
+    mixed: tuple[FetchTask, Path],
+) -> None:
+    task, ingest = mixed
+    sync()
+    task.refresh_from_db()
+    assert task.extract_sent_with == task.extract_fingerprint()
+    assert sync().counts["DOCS"]["unchanged"] == 6  # same settings: nothing sent
+    task.extract_types = ["pdf"]
+    task.save()
+    action = sync()
+    assert (action.counts["DOCS"]["updated"], action.counts["DOCS"]["unchanged"]) == (6, 0)
+    last = sorted(ingest.glob("*.idx"))[-1]
+    by_name = {dict(d.fields)["NAME"]: d for d in parse_idx(last.read_text("utf-8"))}
+    assert dict(by_name["page.html"].fields)["CONTENTMODE"] == "text"  # no longer extracted
+    assert sync().counts["DOCS"]["unchanged"] == 6  # recorded: once only
+
+
+def test_a_task_without_recorded_settings_is_not_sent_again(
+    mixed: tuple[FetchTask, Path],
+) -> None:
+    task, _ = mixed
+    sync()
+    FetchTask.objects.filter(pk=task.pk).update(extract_sent_with="")  # as after the migration
+    assert sync().counts["DOCS"]["unchanged"] == 6
