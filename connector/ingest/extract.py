@@ -23,6 +23,7 @@ the child.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -276,6 +277,7 @@ def _serve() -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what stops
     # Answers go to a private copy of stdout; whatever the library prints goes to stderr.
     stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
@@ -310,6 +312,20 @@ def _serve() -> None:
         ).encode()
         stdout.write(struct.pack(">I", len(answer)) + answer)
         stdout.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: the child is killed when its parent dies, even by SIGKILL (a hung
+    parser reads no stdin, so it would never see the parent go)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(0)
 
 
 def _read_exactly(stream: Any, size: int) -> bytes | None:
@@ -457,6 +473,7 @@ def extractor() -> Extractor:
     global _extractor
     if _extractor is None:
         _extractor = Extractor()
+        atexit.register(shutdown)  # a reader process's exit ends its child too
     return _extractor
 
 

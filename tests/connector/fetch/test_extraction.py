@@ -13,6 +13,7 @@ from fetch_helpers import run, submit
 
 from connector.fetch import synchronize
 from connector.ingest import extract as extraction
+from connector.ingest import readers
 from connector.ingest.extract import Extractor, ExtractSettings, detect
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, FetchTask, Status
@@ -369,3 +370,66 @@ def test_a_task_without_recorded_settings_is_not_sent_again(
     sync()
     FetchTask.objects.filter(pk=task.pk).update(extract_sent_with="")  # as after the migration
     assert sync().counts["DOCS"]["unchanged"] == 6
+
+
+@pytest.fixture
+def in_readers(monkeypatch: pytest.MonkeyPatch, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every job but the first (the root folder's) goes to a reader process (started
+    afresh, so it sees the environment): tests put their documents in a subfolder."""
+    readers.shutdown()
+    settings.CONNECTOR_SYNCHRONIZE_READERS = 1
+    monkeypatch.setattr(synchronize, "READERS_AFTER", 0)
+    yield
+    readers.shutdown()
+
+
+def below(task: FetchTask) -> Path:
+    """Move the task's documents into a subfolder (jobs of subfolders go to readers)."""
+    root = Path(task.directory_paths[0])
+    (root / "sub").mkdir()
+    for path in list(root.iterdir()):
+        if path.is_file():
+            path.rename(root / "sub" / path.name)
+    return root / "sub"
+
+
+def test_reader_processes_send_the_same_extracted_documents(
+    mixed: tuple[FetchTask, Path], in_readers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task, ingest = mixed
+    below(task)
+    # Not in the worker: it would fail every document it extracted.
+    monkeypatch.setattr(Extractor, "extract", lambda *a, **k: pytest.fail("in the worker"))
+    action = sync()
+    assert action.counts["DOCS"]["extractfailed"] == 1
+    docs = sent(ingest)
+    assert docs["report.pdf"].content == "Page one\n\nPage two"
+    assert dict(docs["page.html"].fields)["CONTENTMODE"] == "extracted"
+
+
+def test_a_hung_parser_in_a_reader_times_out_and_a_stop_does_not_wait_for_it(
+    mixed: tuple[FetchTask, Path], in_readers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task, ingest = mixed
+    folder = below(task)
+    monkeypatch.setenv("CONNECTOR_EXTRACT_TEST_HANG", "HANG-MARKER")
+    (folder / "hang.pdf").write_bytes(b"%PDF-1.4\nHANG-MARKER\n")
+    task.extract_timeout_seconds = 1
+    task.save()
+    action = sync()
+    assert action.status == Status.FINISHED
+    assert dict(sent(ingest)["hang.pdf"].fields)["EXTRACTFAILED"] == "timed out after 1 s"
+    assert action.counts["DOCS"]["added"] == 7
+    # Now a limit longer than the Stop bound: the Stop must end the run first. (The
+    # reader itself goes on until the limit: readers.shutdown waits for it.)
+    # In a new folder: no rows, so its job goes to a reader whole (not compared here).
+    (folder / "new").mkdir()
+    (folder / "new" / "hang2.pdf").write_bytes(b"%PDF-1.4\nHANG-MARKER 2\n")
+    task.extract_timeout_seconds = 8
+    task.save()
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    action = sync(stop)
+    assert action.status == Status.STOPPED
+    assert time.monotonic() - started < 5
