@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import documents_corpus as corpus
 
-from connector.ingest.extract import ExtractSettings, detect, extract_here
+from connector.ingest.extract import Extractor, ExtractSettings, detect, extract_here
 
 FORMATS: dict[str, Callable[[int], bytes]] = {
     "pdf": lambda n: corpus.pdf([f"Page {p} of document {n}. " * 20 for p in range(3)]),
@@ -121,7 +121,8 @@ def main() -> None:
     settings = ExtractSettings()
     print(f"Before: peak RSS {_rss_mib():.0f} MiB")
     rows = []
-    for library in ("kreuzberg", "alternative"):
+    child = Extractor()
+    for library in ("kreuzberg", "kreuzberg-child", "alternative"):
         total_docs = total_bytes = 0
         total_wall = total_cpu = 0.0
         for kind, docs in corpus_docs.items():
@@ -129,6 +130,12 @@ def main() -> None:
 
                 def run(data: bytes, kind: str = kind) -> object:
                     result = extract_here(data, kind, settings)
+                    assert result.failed is None, result.failed
+                    return result
+            elif library == "kreuzberg-child":
+                # As Synchronize runs it: in the extraction child, bytes over a pipe.
+                def run(data: bytes, kind: str = kind) -> object:
+                    result = child.extract(data, kind, settings)
                     assert result.failed is None, result.failed
                     return result
             elif kind in ALTERNATIVE:
@@ -148,14 +155,19 @@ def main() -> None:
             total_cpu += cpu
         rows.append((library, "all", (total_docs, total_bytes, total_wall, total_cpu)))
         print(f"After {library}: peak RSS {_rss_mib():.0f} MiB")
-    print(f"\n{'library':<12}{'format':<7}{'docs':>6}{'docs/s':>10}{'MB/s':>8}{'CPU ms/doc':>12}")
+    if child.pid is not None:
+        with open(f"/proc/{child.pid}/status") as status:
+            peak = next(line for line in status if line.startswith("VmHWM"))
+        print(f"Extraction child (one per reader): peak RSS {peak.split(':')[1].strip()}")
+    child.close()
+    print(f"\n{'library':<17}{'format':<7}{'docs':>6}{'docs/s':>10}{'MB/s':>8}{'CPU ms/doc':>12}")
     for library, kind, figures in rows:
         if figures is None:
-            print(f"{library:<12}{kind:<7}{'-':>6}")
+            print(f"{library:<17}{kind:<7}{'-':>6}")
             continue
         docs, size, wall, cpu = figures
         print(
-            f"{library:<12}{kind:<7}{docs:>6}{docs / wall:>10.0f}{size / wall / 1e6:>8.1f}"
+            f"{library:<17}{kind:<7}{docs:>6}{docs / wall:>10.0f}{size / wall / 1e6:>8.1f}"
             f"{1000 * cpu / docs:>12.2f}"
         )
 
