@@ -33,7 +33,7 @@ import hashlib
 import logging
 import os
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from contextlib import suppress
 from pathlib import Path
@@ -49,12 +49,12 @@ from connector.fetch.base import (
     task_parameter,
 )
 from connector.ingest import datastore, scan
-from connector.ingest.extract import Extracted, detect, extractor
+from connector.ingest.extract import Extracted, ExtractSettings, detect, extractor
 from connector.ingest.idx import format_delete_list, format_file_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.readers import Reader
 from connector.ingest.spool import BatchFile, Kind, Spool
-from connector.models import FetchTask
+from connector.models import DatastoreDocument, FetchTask
 from connector.params import InvalidParameter, MissingParameter, Params
 from connector.repositories import (
     FileSystemRepository,
@@ -67,7 +67,7 @@ from connector.repositories import (
     repository_for,
     task_name_of,
 )
-from connector.repositories.base import display
+from connector.repositories.base import Item, display
 from connector.repositories.filesystem import children_prefix, make_identifier
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,80 @@ def forced_documents(tasks: list[str], identifiers: list[str]) -> dict[str, set[
             )
         by_task.setdefault(task, set()).add(identifier)
     return by_task
+
+
+Content = tuple[str | None, str, list[tuple[str, str]], str | None]
+
+
+def document_content(
+    path: str,
+    data: bytes,
+    settings: ExtractSettings | None,
+    *,
+    whole: bool = True,
+    checkpoint: Callable[[], None] | None = None,
+) -> tuple[Content, str | None]:
+    """What a document read whole (else its first KiB, ``whole`` False) sends: text,
+    title, extracted fields and content mode for ``format_file_document``, and
+    why its extraction failed (None: it did not, or was not tried).
+
+    Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
+    """
+    kind = detect(data, path) if settings is not None else None
+    if settings is not None and kind is not None and kind in settings.types:
+        if whole:
+            extracted = extractor().extract(data, kind, settings, checkpoint)
+        else:
+            extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
+        return extracted.idx(), extracted.failed
+    if not whole or len(data) > TEXT_LIMIT or b"\0" in data:
+        return (None, "", [], None), None
+    try:
+        return (data.decode("utf-8"), "", [], None), None
+    except UnicodeDecodeError:
+        return (None, "", [], None), None
+
+
+def preview_document(task: FetchTask, repository: Repository, item: Item) -> str:
+    """The IDX Synchronize would send for ``item`` now (``View&Extracted=true``).
+
+    Raises the repository's errors (ItemNotFound, ItemUnreadable).
+    """
+    settings = task.extract_settings()
+    keep = max(TEXT_LIMIT, settings.max_bytes if settings is not None else 0)
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    size = 0
+    chunks = repository.read_chunks(item.identifier, chunk_size=READ_CHUNK)
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            if size <= keep or not parts:
+                parts.append(chunk)
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()
+    data, whole = b"".join(parts), size <= keep
+    (text, title, fields, mode), _ = document_content(
+        item.path, data if whole else data[:1024], settings, whole=whole
+    )
+    row = DatastoreDocument.objects.filter(task=task, identifier=item.identifier).first()
+    modified = item.modified.timestamp() if item.modified is not None else 0
+    return format_file_document(
+        identifier=item.identifier,
+        task=task.name,
+        path=display(item.path),
+        name=display(item.name),
+        size=size,
+        modified=scan.iso_seconds(int(modified)),
+        content_hash=digest.hexdigest(),
+        text=text,
+        metadata=row.metadata or None if row is not None else None,
+        title=title,
+        extracted=fields,
+        content_mode=mode,
+    )
 
 
 @register
@@ -557,27 +631,13 @@ class TaskSynchronizer:
     def _content(
         self, path: str, data: bytes, *, whole: bool
     ) -> tuple[str | None, str, list[tuple[str, str]], str | None]:
-        """What a large document sends: text, title, extracted fields, content mode.
-
-        ``data`` is the whole document, or its first KiB when not ``whole``.
-        Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
-        """
-        settings = self.extract
-        kind = detect(data, path) if settings is not None else None
-        if settings is not None and kind is not None and kind in settings.types:
-            if whole:
-                extracted = extractor().extract(data, kind, settings, self.ctx.checkpoint)
-            else:
-                extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
-            if extracted.failed is not None:
-                self._extract_failed(path, extracted.failed)
-            return extracted.idx()
-        if not whole or len(data) > TEXT_LIMIT or b"\0" in data:
-            return None, "", [], None
-        try:
-            return data.decode("utf-8"), "", [], None
-        except UnicodeDecodeError:
-            return None, "", [], None
+        """What a large document sends: text, title, extracted fields, content mode."""
+        content, failed = document_content(
+            path, data, self.extract, whole=whole, checkpoint=self.ctx.checkpoint
+        )
+        if failed is not None:
+            self._extract_failed(path, failed)
+        return content
 
     def _extract_failed(self, path: str, why: str) -> None:
         self.ctx.log.warning("Sent %s of fetch task %s by reference: its extraction failed (%s)",

@@ -6,17 +6,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import documents_corpus as corpus
 import pytest
+from defusedxml import ElementTree
 from fetch_helpers import run, submit
 
+from connector import csp
 from connector.fetch import synchronize
 from connector.ingest import extract as extraction
 from connector.ingest import readers
 from connector.ingest.extract import Extractor, ExtractSettings, detect
 from connector.ingest.idx import IdxDocument, parse_idx
 from connector.models import Action, FetchTask, Status
+from connector.repositories.filesystem import encode_identifier
 from connector.tasks_config import TasksConfigError, read_tasks_file
 
 SETTINGS = ExtractSettings(timeout=20)
@@ -433,3 +437,50 @@ def test_a_hung_parser_in_a_reader_times_out_and_a_stop_does_not_wait_for_it(
     action = sync(stop)
     assert action.status == Status.STOPPED
     assert time.monotonic() - started < 5
+
+
+# --- View&Extracted=true ----------------------------------------------------------------
+
+
+def test_view_extracted_shows_what_synchronize_would_send_as_inert_text(
+    client, mixed: tuple[FetchTask, Path]
+) -> None:  # type: ignore[no-untyped-def]
+    identifier = encode_identifier("DOCS", 0, "page.html")
+    response = client.get("/?" + urlencode({"action": "View", "Identifier": identifier,
+                                            "Extracted": "true"}))  # fmt: skip
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == csp.DOCUMENT_POLICY
+    [document] = parse_idx(response.content.decode("utf-8"))
+    assert (document.reference, document.title) == (identifier, "Hello page")
+    assert document.content == "Welcome\n\nVisible text."
+    assert dict(document.fields)["CONTENTMODE"] == "extracted"
+    # The same document Synchronize sends.
+    _, ingest = mixed
+    sync()
+    assert sent(ingest)["page.html"] == document
+    # View itself is unchanged: the original bytes.
+    plain = client.get("/?" + urlencode({"action": "View", "Identifier": identifier}))
+    assert b"".join(plain.streaming_content) == corpus.HTML
+
+
+def test_view_extracted_in_an_aci_answer(client, mixed: tuple[FetchTask, Path]) -> None:  # type: ignore[no-untyped-def]
+    identifier = encode_identifier("DOCS", 0, "broken.pdf")
+    response = client.get("/?" + urlencode({"action": "View", "Identifier": identifier,
+                                            "Extracted": "true", "NoACI": "false"}))  # fmt: skip
+    assert response.status_code == 200
+    idx = ElementTree.fromstring(response.content).find(".//idx")
+    assert idx is not None and idx.text is not None
+    [document] = parse_idx(idx.text)
+    assert dict(document.fields)["EXTRACTFAILED"].startswith("cannot be parsed")
+
+
+def test_view_extracted_refuses_a_bad_value(client, mixed: tuple[FetchTask, Path]) -> None:  # type: ignore[no-untyped-def]
+    identifier = encode_identifier("DOCS", 0, "page.html")
+    response = client.get("/?" + urlencode({"action": "View", "Identifier": identifier,
+                                            "Extracted": "perhaps"}))  # fmt: skip
+    answer = ElementTree.fromstring(response.content)
+    assert answer.findtext(".//response") == "ERROR"
+    assert answer.findtext(".//errorstring") == "Invalid parameter"  # ERRORPARAMINVALID
+    assert "Extracted" in (answer.findtext(".//errordescription") or "")
