@@ -484,3 +484,16 @@ def test_view_extracted_refuses_a_bad_value(client, mixed: tuple[FetchTask, Path
     assert answer.findtext(".//response") == "ERROR"
     assert answer.findtext(".//errorstring") == "Invalid parameter"  # ERRORPARAMINVALID
     assert "Extracted" in (answer.findtext(".//errordescription") or "")
+
+
+def test_get_status_shows_extractfailed_after_errors(client, mixed: tuple[FetchTask, Path]) -> None:  # type: ignore[no-untyped-def]
+    action = sync()
+    query = {"action": "QueueInfo", "QueueAction": "GetStatus", "QueueName": "fetch",
+             "Token": action.token}  # fmt: skip
+    response = client.get("/?" + urlencode(query))
+    count = ElementTree.fromstring(response.content).find(".//documentcount")
+    assert count is not None
+    assert list(count.attrib.items()) == [
+        ("task", "DOCS"), ("seen", "6"), ("added", "6"), ("updated", "0"), ("deleted", "0"),
+        ("unchanged", "0"), ("errors", "0"), ("extractfailed", "1"),
+    ]  # fmt: skip
