@@ -44,6 +44,18 @@ class FetchTaskAdmin(admin.ModelAdmin):
             },
         ),
         ("Ingestion", {"fields": ["ingest_directory", "ingest_url"]}),
+        (
+            "Documents as text",
+            {
+                "fields": [
+                    "extract_text",
+                    "extract_types",
+                    "extract_max_bytes",
+                    "extract_timeout_seconds",
+                    "extract_max_text_bytes",
+                ]
+            },
+        ),
         ("Collect", {"fields": ["collect_destinations"]}),
         (
             "Schedule",

@@ -12,7 +12,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from connector.ingest.extract import TYPES as EXTRACT_TYPES
+from connector.ingest.extract import ExtractSettings
 
 
 class Status(models.TextChoices):
@@ -305,6 +309,21 @@ def _validate_schedule_start(value: str) -> None:
         raise ValidationError(f"The schedule start time {problem}.")
 
 
+def extract_types_problem(value: object) -> str | None:
+    """Why ``value`` is not a list of extractable types (None: it is)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "must be a list of type names"
+    unknown = [item for item in value if item.lower() not in EXTRACT_TYPES]
+    if unknown:
+        return f"unknown type {unknown[0]!r}; the types are {', '.join(EXTRACT_TYPES)}"
+    return None
+
+
+def _validate_extract_types(value: object) -> None:
+    if problem := extract_types_problem(value):
+        raise ValidationError(problem)
+
+
 def _validate_follow_symlinks(value: bool) -> None:
     # Kept as a setting so configurations can say it; following links safely
     # (loops, links out of the root) is not built yet.
@@ -363,6 +382,32 @@ class FetchTask(models.Model):
     schedule_next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     #: Scheduled Synchronizes queued since the schedule was last (re)set.
     schedule_runs_done = models.PositiveIntegerField(default=0, editable=False)
+    # Documents as text (docs/ingest.md, "Documents as text").
+    extract_text = models.BooleanField(
+        default=True, help_text="Send PDF, Office, HTML and e-mail documents as their text."
+    )
+    extract_types = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_extract_types],
+        help_text="Types to extract (pdf, docx, xlsx, ...); empty: every supported type.",
+    )
+    extract_max_bytes = models.PositiveBigIntegerField(
+        default=32 * 1024 * 1024, help_text="Larger documents are sent by reference."
+    )
+    extract_timeout_seconds = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(3600)],
+        help_text="Seconds one document may take to extract.",
+    )
+    extract_max_text_bytes = models.PositiveBigIntegerField(
+        default=8 * 1024 * 1024,
+        help_text="A document whose text is longer is sent by reference.",
+    )
+    #: ``ExtractSettings.fingerprint`` (or "off") of the task's last complete
+    #: Synchronize; when the settings differ, the next one sends every document
+    #: again. '': not known yet (nothing is sent again for it).
+    extract_sent_with = models.CharField(max_length=500, blank=True, default="", editable=False)
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
@@ -381,6 +426,23 @@ class FetchTask(models.Model):
         # Section names are case-insensitive in IDOL: keep one spelling.
         self.name = self.name.upper()
         super().save(*args, **kwargs)
+
+    def extract_settings(self) -> ExtractSettings | None:
+        """How Synchronize extracts this task's documents; None: it does not."""
+        if not self.extract_text:
+            return None
+        types = frozenset(t.lower() for t in self.extract_types) or frozenset(EXTRACT_TYPES)
+        return ExtractSettings(
+            types=types,
+            max_bytes=self.extract_max_bytes,
+            timeout=self.extract_timeout_seconds,
+            max_text_bytes=self.extract_max_text_bytes,
+        )
+
+    def extract_fingerprint(self) -> str:
+        """What ``extract_sent_with`` records for the current settings."""
+        settings = self.extract_settings()
+        return settings.fingerprint() if settings is not None else "off"
 
     @property
     def ingest_path(self) -> Path:

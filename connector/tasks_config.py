@@ -38,7 +38,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from connector import schedules
-from connector.models import FetchTask, ingest_url_problem, schedule_start_problem
+from connector.models import (
+    FetchTask,
+    extract_types_problem,
+    ingest_url_problem,
+    schedule_start_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,12 @@ class TaskSpec:
     schedule_start_time: str = ""
     schedule_repeat_secs: int | None = None
     schedule_cycles: int = -1
+    extract_text: bool = True
+    #: Empty: every type the connector extracts.
+    extract_types: list[str] = field(default_factory=list)
+    extract_max_bytes: int = 32 * 1024 * 1024
+    extract_timeout_seconds: float = 30.0
+    extract_max_text_bytes: int = 8 * 1024 * 1024
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -101,6 +112,11 @@ class TaskSpec:
             "schedule_start_time": self.schedule_start_time,
             "schedule_repeat_secs": self.schedule_repeat_secs,
             "schedule_cycles": self.schedule_cycles,
+            "extract_text": self.extract_text,
+            "extract_types": self.extract_types,
+            "extract_max_bytes": self.extract_max_bytes,
+            "extract_timeout_seconds": self.extract_timeout_seconds,
+            "extract_max_text_bytes": self.extract_max_text_bytes,
         }
 
 
@@ -329,7 +345,41 @@ def _task(path: Path, section: str, values: dict[str, str], defaults: dict[str, 
         schedule_start_time=start,
         schedule_repeat_secs=repeat,
         schedule_cycles=cycles,
+        extract_text=_boolean(path, section, "ExtractText", value("ExtractText"), True),
+        extract_types=_extract_types(path, section, value("ExtractTypes")),
+        extract_max_bytes=_whole(
+            path, section, "ExtractMaxBytes", value("ExtractMaxBytes"), minimum=1
+        )
+        or TaskSpec.extract_max_bytes,
+        extract_timeout_seconds=_seconds(
+            path, section, "ExtractTimeoutSecs", value("ExtractTimeoutSecs")
+        ),
+        extract_max_text_bytes=_whole(
+            path, section, "ExtractMaxTextBytes", value("ExtractMaxTextBytes"), minimum=1
+        )
+        or TaskSpec.extract_max_text_bytes,
     )
+
+
+def _extract_types(path: Path, section: str, raw: str | None) -> list[str]:
+    types = [item.strip().lower() for item in (raw or "").split(",") if item.strip()]
+    if problem := extract_types_problem(types):
+        raise TasksConfigError(path, problem, section, "ExtractTypes")
+    return sorted(set(types))
+
+
+def _seconds(path: Path, section: str, key: str, raw: str | None) -> float:
+    if not raw:
+        return TaskSpec.extract_timeout_seconds
+    try:
+        seconds = float(raw) if re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", raw) else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 3600:
+        raise TasksConfigError(
+            path, f"must be a number of seconds from 0.1 to 3600, not {raw!r}", section, key
+        )
+    return seconds
 
 
 def _resolve(path: Path, item: str) -> str:

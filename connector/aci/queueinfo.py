@@ -214,8 +214,7 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
     actions = list(listing.actions)
     waits = _waits(actions)
     statuses = [
-        action_status(action, now=now, page=page, waits=waits.get(action.pk))
-        for action in actions
+        action_status(action, now=now, page=page, waits=waits.get(action.pk)) for action in actions
     ]
     attrs = paging(
         total=listing.total,

@@ -26,6 +26,7 @@ COUNT_ORDER = (
     "deleted",
     "unchanged",
     "errors",
+    "extractfailed",
     "collected",
     "inserted",
     "holds",

@@ -126,8 +126,52 @@ def document_headers(response: HttpResponseBase, item: Item) -> None:
     response["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
+def wants_extracted(aci: AciRequest) -> bool:
+    """``Extracted=true``: what Synchronize would send, not the bytes (docs/aci.md)."""
+    return aci.params.boolean("Extracted", False)
+
+
+def extracted_idx(aci: AciRequest) -> tuple[Item, str]:
+    """The document and the IDX Synchronize would send for it now."""
+    # Imported here: the fetch actions import the ACI's parameters, not the other way.
+    from connector.fetch.synchronize import preview_document
+
+    repository, item = open_document(aci)
+    task = FetchTask.objects.get(name=task_name_of(item.identifier))
+    try:
+        return item, preview_document(task, repository, item)
+    except ItemNotFound:
+        raise AciError("ERRORDOCUMENTNOTFOUND") from None
+    except ItemUnreadable as error:
+        raise AciError("ERRORDOCUMENTUNREADABLE", f"The document cannot be read: {error}") from None
+
+
+def view_extracted(aci: AciRequest) -> HttpResponse:
+    """``Extracted=true``: the IDX as plain text (inert: text/plain, nosniff, sandbox)."""
+    _, idx = extracted_idx(aci)
+    response = HttpResponse(idx.encode("utf-8"), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = "inline"
+    response["X-Content-Type-Options"] = "nosniff"
+    response[csp.HEADER] = csp.DOCUMENT_POLICY
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
 def view_aci(aci: AciRequest) -> list[Element]:
     """``NoACI=false``: the document base64-encoded in an ACI answer."""
+    if wants_extracted(aci):
+        item, idx = extracted_idx(aci)
+        return [
+            el(
+                "document",
+                children=[
+                    el("identifier", item.identifier),
+                    el("name", item.name),
+                    el("path", item.path),
+                    el("idx", idx),
+                ],
+            )
+        ]
     repository, item = open_document(aci)
     size = item.size or 0
     if size > MAX_ACI_CONTENT_BYTES:
@@ -158,7 +202,10 @@ def view_aci(aci: AciRequest) -> list[Element]:
 
 
 def view_raw(aci: AciRequest, range_header: str) -> HttpResponseBase:
-    """The document itself, whole or the one byte range asked for."""
+    """The document itself, whole or the one byte range asked for (or, with
+    ``Extracted=true``, what Synchronize would send for it)."""
+    if wants_extracted(aci):
+        return view_extracted(aci)
     repository, item = open_document(aci)
     size = item.size or 0
     start, end = 0, size - 1

@@ -33,7 +33,7 @@ import hashlib
 import logging
 import os
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from contextlib import suppress
 from pathlib import Path
@@ -49,11 +49,12 @@ from connector.fetch.base import (
     task_parameter,
 )
 from connector.ingest import datastore, scan
+from connector.ingest.extract import Extracted, ExtractSettings, detect, extractor
 from connector.ingest.idx import format_delete_list, format_file_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.readers import Reader
 from connector.ingest.spool import BatchFile, Kind, Spool
-from connector.models import FetchTask
+from connector.models import DatastoreDocument, FetchTask
 from connector.params import InvalidParameter, MissingParameter, Params
 from connector.repositories import (
     FileSystemRepository,
@@ -66,7 +67,7 @@ from connector.repositories import (
     repository_for,
     task_name_of,
 )
-from connector.repositories.base import display
+from connector.repositories.base import Item, display
 from connector.repositories.filesystem import children_prefix, make_identifier
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ READ_HERE = 32
 #: Jobs handed to the reader processes ahead of the one being written.
 JOBS_AHEAD = 6
 
-COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors")
+#: ``extractfailed``: documents sent by reference as their extraction failed
+#: (docs/ingest.md, "Documents as text").
+COUNTS = ("seen", "added", "updated", "deleted", "unchanged", "errors", "extractfailed")
 ENUMERATING = "enumerating"
 INGESTING = "ingesting"
 
@@ -133,6 +136,80 @@ def forced_documents(tasks: list[str], identifiers: list[str]) -> dict[str, set[
             )
         by_task.setdefault(task, set()).add(identifier)
     return by_task
+
+
+Content = tuple[str | None, str, list[tuple[str, str]], str | None]
+
+
+def document_content(
+    path: str,
+    data: bytes,
+    settings: ExtractSettings | None,
+    *,
+    whole: bool = True,
+    checkpoint: Callable[[], None] | None = None,
+) -> tuple[Content, str | None]:
+    """What a document read whole (else its first KiB, ``whole`` False) sends: text,
+    title, extracted fields and content mode for ``format_file_document``, and
+    why its extraction failed (None: it did not, or was not tried).
+
+    Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
+    """
+    kind = detect(data, path) if settings is not None else None
+    if settings is not None and kind is not None and kind in settings.types:
+        if whole:
+            extracted = extractor().extract(data, kind, settings, checkpoint)
+        else:
+            extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
+        return extracted.idx(), extracted.failed
+    if not whole or len(data) > TEXT_LIMIT or b"\0" in data:
+        return (None, "", [], None), None
+    try:
+        return (data.decode("utf-8"), "", [], None), None
+    except UnicodeDecodeError:
+        return (None, "", [], None), None
+
+
+def preview_document(task: FetchTask, repository: Repository, item: Item) -> str:
+    """The IDX Synchronize would send for ``item`` now (``View&Extracted=true``).
+
+    Raises the repository's errors (ItemNotFound, ItemUnreadable).
+    """
+    settings = task.extract_settings()
+    keep = max(TEXT_LIMIT, settings.max_bytes if settings is not None else 0)
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    size = 0
+    chunks = repository.read_chunks(item.identifier, chunk_size=READ_CHUNK)
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            if size <= keep or not parts:
+                parts.append(chunk)
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()
+    data, whole = b"".join(parts), size <= keep
+    (text, title, fields, mode), _ = document_content(
+        item.path, data if whole else data[:1024], settings, whole=whole
+    )
+    row = DatastoreDocument.objects.filter(task=task, identifier=item.identifier).first()
+    modified = item.modified.timestamp() if item.modified is not None else 0
+    return format_file_document(
+        identifier=item.identifier,
+        task=task.name,
+        path=display(item.path),
+        name=display(item.name),
+        size=size,
+        modified=scan.iso_seconds(int(modified)),
+        content_hash=digest.hexdigest(),
+        text=text,
+        metadata=row.metadata or None if row is not None else None,
+        title=title,
+        extracted=fields,
+        content_mode=mode,
+    )
 
 
 @register
@@ -185,6 +262,9 @@ class TaskSynchronizer:
         repository = repository_for(task)
         assert isinstance(repository, FileSystemRepository)
         self.repository = repository
+        self.extract = task.extract_settings()
+        #: The extraction settings changed since the last complete run: send everything.
+        self.resend = task.extract_sent_with not in ("", task.extract_fingerprint())
         self.position = position
         self.of = of
         self.spool = Spool(Path(task.ingest_path), task.name, timezone.now())
@@ -258,6 +338,7 @@ class TaskSynchronizer:
                     self.name,
                 )
             datastore.forget(self.never_sent)
+            self._record_extract_settings()
         finally:
             for _, _, future in self.in_flight:
                 future.cancel()
@@ -274,6 +355,16 @@ class TaskSynchronizer:
             ", ".join(f"{counts.get(name, 0)} {name}" for name in COUNTS),
         )
         return None
+
+    def _record_extract_settings(self) -> None:
+        """Only after a complete run: a stopped one is resent whole by the next."""
+        fingerprint = self.task.extract_fingerprint()
+        if self.task.extract_sent_with != fingerprint:
+            if self.resend:
+                self.ctx.log.info("Sent every document of fetch task %s again: its extraction"
+                                  " settings changed", self.name)  # fmt: skip
+            FetchTask.objects.filter(pk=self.task.pk).update(extract_sent_with=fingerprint)
+            self.task.extract_sent_with = fingerprint
 
     def _unusable(self, problem: str) -> str:
         self.ctx.log.error("%s", problem)
@@ -298,6 +389,8 @@ class TaskSynchronizer:
                 recursive=repository.recursive,
                 file_match=None if repository.every_name else repository.file_match,
                 file_exclude=None if repository.every_name else repository.file_exclude,
+                extract=self.extract,
+                resend=self.resend,
             )
             for root in range(repository.root_count)
         ]
@@ -355,6 +448,8 @@ class TaskSynchronizer:
         to_read = len(job.forced) + sum(
             1 for _, _, size, modified_ns in listed.listing if (size, modified_ns) not in sent
         )
+        if job.scope.resend:
+            to_read = len(listed.listing)
         if to_read > READ_HERE:
             return self.reader.result(job, self.reader.submit(job))
         job = dataclasses.replace(job, listing=listed.listing)
@@ -393,6 +488,8 @@ class TaskSynchronizer:
         for path, why in result.failed:
             self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, why)
             self.count("errors")
+        for path, why in result.extract_failed:
+            self._extract_failed(path, why)
         self.touched.extend(result.touched)
         if len(self.touched) >= TOUCHED_BATCH:
             self._record_touched()
@@ -469,7 +566,7 @@ class TaskSynchronizer:
         or None if it is unchanged or cannot be read."""
         path = scan.shown_path(job.path, large.name)
         try:
-            size, digest, text = self._read_chunked(large.identifier, large.size)
+            size, digest, data, whole = self._read_chunked(large.identifier, large.size)
         except (ItemNotFound, ItemUnreadable, IdentifierError, OSError) as error:
             self.ctx.log.warning("Could not read %s of fetch task %s: %s", path, self.name, error)
             self.count("errors")
@@ -482,6 +579,7 @@ class TaskSynchronizer:
                 self.count("unchanged")
                 return None
             change = "updated"
+        text, title, fields, mode = self._content(path, data, whole=whole)
         document = format_file_document(
             identifier=large.identifier,
             task=self.name,
@@ -492,28 +590,35 @@ class TaskSynchronizer:
             content_hash=digest,
             text=text,
             metadata=(metadata := large.known[5] if large.known is not None else None),
+            title=title,
+            extracted=fields,
+            content_mode=mode,
         )
         record: scan.Record = (
             change, large.identifier, path, size, large.modified_ns, digest, metadata
         )  # fmt: skip
         return document.encode("utf-8"), record
 
-    def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, str | None]:
-        """Size, sha256 and text (if it is text: at most TEXT_LIMIT bytes of UTF-8 without
-        NUL) of a document, checking for a Stop at every chunk."""
+    def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, bytes, bool]:
+        """Size, sha256 and bytes of a document, and whether they are all of it (else
+        its first KiB: it has more than ``_keep()``), checking for a Stop at every chunk."""
         digest = hashlib.sha256()
         parts: list[bytes] | None = []
         size = 0
+        keep = self._keep()
         chunk_size = min(READ_CHUNK, max(64 * 1024, expected + 1))
         chunks = self.repository.read_chunks(identifier, chunk_size=chunk_size)
+        head = b""
         try:
             for chunk in chunks:
                 self.ctx.checkpoint()
                 digest.update(chunk)
+                if not head:
+                    head = chunk
                 size += len(chunk)
                 if parts is None:
                     continue
-                if size > TEXT_LIMIT or b"\0" in chunk:
+                if size > keep:
                     parts = None
                 else:
                     parts.append(chunk)
@@ -521,13 +626,29 @@ class TaskSynchronizer:
             # A Stop between chunks closes the document now, not when collected.
             if isinstance(chunks, Generator):
                 chunks.close()
-        text: str | None = None
-        if parts is not None:
-            try:
-                text = b"".join(parts).decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-        return size, digest.hexdigest(), text
+        # Too large to keep: only its first chunk, for _content to say what it is.
+        if parts is None:
+            return size, digest.hexdigest(), head[:1024], False
+        return size, digest.hexdigest(), b"".join(parts), True
+
+    def _keep(self) -> int:
+        return max(TEXT_LIMIT, self.extract.max_bytes if self.extract is not None else 0)
+
+    def _content(
+        self, path: str, data: bytes, *, whole: bool
+    ) -> tuple[str | None, str, list[tuple[str, str]], str | None]:
+        """What a large document sends: text, title, extracted fields, content mode."""
+        content, failed = document_content(
+            path, data, self.extract, whole=whole, checkpoint=self.ctx.checkpoint
+        )
+        if failed is not None:
+            self._extract_failed(path, failed)
+        return content
+
+    def _extract_failed(self, path: str, why: str) -> None:
+        self.ctx.log.warning("Sent %s of fetch task %s by reference: its extraction failed (%s)",
+                             path, self.name, why)  # fmt: skip
+        self.count("extractfailed")
 
     def _send(self, folder: str, idx: list[bytes], records: list[scan.Record]) -> None:
         """Add documents (their IDX and records, in step) to the IDX batch, committing

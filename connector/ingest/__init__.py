@@ -1,6 +1,7 @@
 """Ingestion: what Synchronize sends, and how it reaches the ingest target.
 
 - ``idx``: IDOL's IDX document format and the delete-list format.
+- ``extract``: documents as text and metadata (PDF, Office, HTML, e-mail), bounded.
 - ``spool``: batch files in the ingest folder, each complete or absent.
 - ``post``: the optional HTTP target that receives each committed batch.
 

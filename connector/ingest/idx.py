@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 _FIELD_NAME = re.compile(r"[^A-Za-z0-9_.]")
@@ -92,16 +92,27 @@ def format_file_document(
     content_hash: str,
     text: str | None,
     metadata: dict[str, object] | None = None,
+    title: str = "",
+    extracted: Sequence[tuple[str, str]] = (),
+    content_mode: str | None = None,
 ) -> str:
     """A file as Synchronize sends it: ``format_document`` of its fields, written out.
+
+    ``title`` (the document's own, when extraction found one) replaces the
+    file name as ``#DRETITLE``; ``extracted`` are the fields extraction made
+    (``connector/ingest/extract.py``), written after ``CONTENTMODE``;
+    ``content_mode`` overrides ``text``/``reference`` (``extracted``).
 
     The same text as ``format_document`` (tested), without its per-document
     objects: Synchronize formats one per changed file. The identifier, size,
     time, hash and content mode need no quoting; the task name is a checked
     section name; only the path, the name and metadata can hold anything.
     """
-    title = _one_line(name)
-    extra = (
+    title = _one_line(title or name)
+    if content_mode is None:
+        content_mode = "text" if text is not None else "reference"
+    made = "".join(f'#DREFIELD {key}="{_quote(value)}"\n' for key, value in extracted)
+    extra = made + (
         "".join(
             f'#DREFIELD {field_name(str(key))}="{_quote(str(value))}"\n'
             for key, value in metadata.items()
@@ -125,7 +136,7 @@ def format_file_document(
         f'#DREFIELD SIZE="{size}"\n'
         f'#DREFIELD MODIFIED="{modified}"\n'
         f'#DREFIELD SHA256="{content_hash}"\n'
-        f'#DREFIELD CONTENTMODE="{"text" if text is not None else "reference"}"\n'
+        f'#DREFIELD CONTENTMODE="{content_mode}"\n'
         f"{extra}#DRECONTENT\n{body}#DREENDDOC\n"
     )
 

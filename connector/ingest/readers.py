@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from django.conf import settings
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: After a pool broke, this long in the worker before processes are tried again.
 RETRY_SECONDS = 60.0
+#: Seconds between two Stop checks while waiting for a reader's job.
+WAIT_STEP = 0.2
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -130,9 +133,18 @@ class Reader:
         return done
 
     def result(self, job: FolderJob, future: Future[FolderResult]) -> FolderResult:
-        """The job's result; a job lost with its process is run here instead."""
+        """The job's result; a job lost with its process is run here instead.
+
+        Waits in steps, checking for a Stop between them: a job that extracts
+        documents may take up to a document's time limit, and a Stop must not
+        wait for it (the job's result is then dropped).
+        """
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=WAIT_STEP)
+                except FutureTimeout:
+                    self.checkpoint()
         except BrokenProcessPool:
             logger.warning("A reader process of Synchronize ended abruptly; doing folder %r here",
                            job.path)  # fmt: skip

@@ -37,6 +37,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from connector.ingest.extract import ExtractSettings, detect, extractor
 from connector.ingest.idx import format_file_document
 from connector.repositories.base import ItemNotFound, WriteRefused, display
 from connector.repositories.filesystem import (
@@ -56,6 +57,10 @@ JOB_DOCUMENTS = 500
 JOB_BYTES = 1024 * 1024
 #: Larger documents are read by Synchronize itself, a chunk at a time.
 SMALL_DOCUMENT = 256 * 1024
+#: A job that has spent this long extracting hands back the rest of its
+#: documents, so a job in a reader ends within about a second plus one
+#: document's extraction time limit.
+JOB_EXTRACT_SECONDS = 1.0
 
 Change = Literal["added", "updated"]
 
@@ -72,6 +77,10 @@ class Scope:
     #: Names that are documents (None: every name) and names that are not.
     file_match: re.Pattern[str] | None
     file_exclude: re.Pattern[str] | None
+    #: How documents are extracted (``connector/ingest/extract.py``); None: never.
+    extract: ExtractSettings | None = None
+    #: Send every document again, changed or not (the extraction settings changed).
+    resend: bool = False
 
     @property
     def every_name(self) -> bool:
@@ -154,6 +163,8 @@ class FolderResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: Names skipped with a warning (the repository cannot name them).
     skipped: list[str] = field(default_factory=list)
+    #: (path, why) of documents sent by reference as their extraction failed.
+    extract_failed: list[tuple[str, str]] = field(default_factory=list)
     #: The folder has more documents than a job takes (or no rows were sent):
     #: all its document names, sorted, to be done in slices.
     too_many: list[str] | None = None
@@ -208,6 +219,8 @@ class _Job:
         self.every_name = scope.every_name
         self.path_prefix = folder_path + "/" if folder_path else ""
         self.read_bytes = 0
+        #: Seconds spent extracting (see JOB_EXTRACT_SECONDS).
+        self.extracting = 0.0
         self._second = -1
         self._iso = ""
 
@@ -238,12 +251,13 @@ class _Job:
                 return result
         known = dict(job.known or {})
         prefix, checkpoint, forced, folder = self.prefix, self.checkpoint, job.forced, self.folder
+        resend = job.scope.resend
         done = unchanged = 0
         # Every run after the first spends its time here: one lstat per document
         # and a read only of what changed. Written out in one loop, not a call per
         # document, as that was a good part of a no-change run (bench/README.md).
         for name, entry in entries:
-            if self.read_bytes >= JOB_BYTES:
+            if self.read_bytes >= JOB_BYTES or self.extracting >= JOB_EXTRACT_SECONDS:
                 self._hand_back(entries[done:], known)
                 break
             if checkpoint is not None:
@@ -258,7 +272,7 @@ class _Job:
             change: Change | Literal["maybe"]
             if row is None or not row[4]:
                 change = "added"
-            elif identifier in forced:
+            elif resend or identifier in forced:
                 change = "updated"
             else:
                 try:
@@ -376,15 +390,27 @@ class _Job:
                 result.unchanged += 1
                 return
             change = "updated"
+        shown = _shown(name)
+        path = self.path_prefix + shown
+        size = len(data)
         text: str | None = None
-        if b"\0" not in data:
+        title: str = ""
+        fields: list[tuple[str, str]] = []
+        mode: str | None = None
+        settings = self.job.scope.extract
+        kind = detect(data, name) if settings is not None else None
+        if settings is not None and kind is not None and kind in settings.types:
+            started = time.monotonic()
+            extracted = extractor().extract(data, kind, settings, self.checkpoint)
+            self.extracting += time.monotonic() - started
+            text, title, fields, mode = extracted.idx()
+            if extracted.failed is not None:
+                result.extract_failed.append((path, extracted.failed))
+        elif b"\0" not in data:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 text = None
-        shown = _shown(name)
-        path = self.path_prefix + shown
-        size = len(data)
         metadata = row[5] if row is not None else None
         document = format_file_document(
             identifier=identifier,
@@ -396,6 +422,9 @@ class _Job:
             content_hash=digest,
             text=text,
             metadata=metadata,
+            title=title,
+            extracted=fields,
+            content_mode=mode,
         )
         result.idx.append(document.encode("utf-8"))
         result.records.append((change, identifier, path, size, st.st_mtime_ns, digest, metadata))

@@ -100,6 +100,7 @@ def test_first_synchronize_ingests_every_document(task: FetchTask, ingest: Path)
     assert action.status == Status.FINISHED, action.error
     assert counts(action) == {
         "seen": 5, "added": 5, "updated": 0, "deleted": 0, "unchanged": 0, "errors": 0,
+        "extractfailed": 0,
     }  # fmt: skip
     assert action.progress == 100
     docs = {fields(d)["PATH"]: d for d in documents(ingest)}
@@ -123,6 +124,7 @@ def test_a_second_synchronize_with_nothing_changed_sends_nothing(
     action = sync()
     assert counts(action) == {
         "seen": 5, "added": 0, "updated": 0, "deleted": 0, "unchanged": 5, "errors": 0,
+        "extractfailed": 0,
     }  # fmt: skip
     assert len(batches(ingest)) == 1 and batches(ingest, "del") == []
 
@@ -138,6 +140,7 @@ def test_added_changed_and_deleted_documents_are_reported_and_sent(
     action = sync()
     assert counts(action) == {
         "seen": 5, "added": 1, "updated": 1, "deleted": 1, "unchanged": 3, "errors": 0,
+        "extractfailed": 0,
     }  # fmt: skip
     [second] = set(batches(ingest)) - first
     sent = {fields(d)["PATH"]: d.content for d in parse_idx(second.read_text())}
@@ -661,6 +664,7 @@ def test_changes_are_found_across_chunks(
     action = sync()
     assert counts(action) == {
         "seen": 4, "added": 1, "updated": 2, "deleted": 2, "unchanged": 1, "errors": 0,
+        "extractfailed": 0,
     }  # fmt: skip
     assert sorted(deleted_references(ingest)) == sorted(
         [doc_id("reports/summary.md"), doc_id("mail/inbox/hello.eml")]
@@ -709,6 +713,7 @@ def test_a_symlink_created_in_the_tree_is_never_followed(
     action = sync()
     assert counts(action) == {
         "seen": 5, "added": 0, "updated": 0, "deleted": 0, "unchanged": 5, "errors": 0,
+        "extractfailed": 0,
     }  # fmt: skip
     assert all("secret" not in path.read_text() for path in batches(ingest))
     assert sorted(datastore_paths()) == ALL
