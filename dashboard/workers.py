@@ -3,9 +3,11 @@
 A worker renews its actions' leases at every heartbeat
 (``CONNECTOR_HEARTBEAT_SECONDS``); recovery takes them from it once a lease
 (``CONNECTOR_LEASE_SECONDS``) has run out. So the page calls a worker *late*
-once its last heartbeat is older than ``LATE_HEARTBEATS`` intervals - a
+once its last heartbeat is older than ``LATE_HEARTBEATS`` intervals - a whole
 heartbeat was missed, the lease still holds - and *lost* once it is older than
-a lease: its actions are then due for recovery by any other worker.
+a lease: its actions are then due for recovery by any other worker. Late never
+comes after lost: it starts by half-way between a heartbeat and a lease at the
+latest (a heartbeat must be shorter than a lease, ``connector.settings``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from django.utils import timezone
 from connector.models import Action, Status, WorkerProcess
 from dashboard import queries
 
-#: Missed heartbeats, in intervals, before a worker is shown late.
-LATE_HEARTBEATS = 1.5
+#: Heartbeat intervals without one before a worker is shown late. One and a
+#: half flagged a busy but healthy worker (its heartbeat also recovers and
+#: schedules, and runs late under load); two means one was really missed.
+LATE_HEARTBEATS = 2.0
 #: Rows the page shows at most (rows of dead workers are forgotten after an hour).
 WORKERS_SHOWN = 200
 
@@ -69,12 +73,19 @@ class WorkersView:
     now: datetime
 
 
+def late_after() -> float:
+    """Seconds since the last heartbeat after which a worker is late."""
+    heartbeat = float(settings.CONNECTOR_HEARTBEAT_SECONDS)
+    lease = float(settings.CONNECTOR_LEASE_SECONDS)
+    return min(LATE_HEARTBEATS * heartbeat, (heartbeat + lease) / 2)
+
+
 def state_of(age: timedelta, *, stopping: bool) -> str:
     """alive, late (a heartbeat missed, the lease still holds), lost (past a lease), stopping."""
     seconds = age.total_seconds()
     if seconds > float(settings.CONNECTOR_LEASE_SECONDS):
         return LOST
-    if seconds > LATE_HEARTBEATS * float(settings.CONNECTOR_HEARTBEAT_SECONDS):
+    if seconds > late_after():
         return LATE
     return STOPPING if stopping else ALIVE
 
@@ -116,6 +127,6 @@ def workers_view(*, now: datetime | None = None) -> WorkersView:
         rows=rows,
         heartbeat_seconds=float(settings.CONNECTOR_HEARTBEAT_SECONDS),
         lease_seconds=float(settings.CONNECTOR_LEASE_SECONDS),
-        late_after=LATE_HEARTBEATS * float(settings.CONNECTOR_HEARTBEAT_SECONDS),
+        late_after=late_after(),
         now=now,
     )

@@ -17,7 +17,7 @@ def duration(value: Any) -> str:
         return ""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 10:
-        return f"{seconds:.1f} s"
+        return f"{round(seconds, 2):g} s"
     whole = int(seconds)
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)

@@ -50,14 +50,26 @@ def test_a_worker_shows_host_pid_started_version_and_heartbeat(viewer_client, ti
 
 @pytest.mark.parametrize(
     ("age", "state"),
-    [(0, "alive"), (14, "alive"), (16, "late"), (29, "late"), (31, "lost"), (3000, "lost")],
+    [(0, "alive"), (19, "alive"), (21, "late"), (29, "late"), (31, "lost"), (3000, "lost")],
 )
 def test_the_state_follows_the_heartbeat_interval_and_the_lease(timing, age, state):
     assert workers.state_of(timedelta(seconds=age), stopping=False) == state
 
 
+def test_late_comes_before_lost_even_when_heartbeat_and_lease_are_close(settings):
+    settings.CONNECTOR_HEARTBEAT_SECONDS = 20
+    settings.CONNECTOR_LEASE_SECONDS = 30
+    assert workers.state_of(timedelta(seconds=26), stopping=False) == "late"
+    assert workers.state_of(timedelta(seconds=24), stopping=False) == "alive"
+
+
+def test_a_stopping_worker_says_so_until_it_is_late(timing):
+    assert workers.state_of(timedelta(seconds=1), stopping=True) == "stopping"
+    assert workers.state_of(timedelta(seconds=25), stopping=True) == "late"
+
+
 def test_a_late_worker_is_shown_late_before_its_lease_runs_out(viewer_client, timing):
-    worker(age=20)
+    worker(age=25)
     html = viewer_client.get(reverse("dashboard:workers")).content.decode()
     assert "worker-late" in html
     assert "late</span>" in html  # a text, not only a colour
