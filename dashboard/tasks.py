@@ -23,6 +23,9 @@ from dashboard import queries
 SYNCHRONIZE_SCAN = 1000
 #: How many of the newest actions are searched for a task's latest ones.
 ACTION_SCAN = 5000
+#: The Tasks list counts a task's documents up to this many ("more than"); the
+#: task's own page counts them all.
+DOCUMENTS_COUNTED = 10_000
 #: How many of a task's latest actions its page shows (the list links to all).
 RECENT_ACTIONS = 10
 
@@ -67,6 +70,8 @@ class TaskSummary:
     #: The newest final one, when ``latest`` is still Queued or Processing.
     last_final: SyncRun | None = None
     documents: int = 0
+    #: More documents than ``DOCUMENTS_COUNTED`` (the list stops counting there).
+    documents_capped: bool = False
     last_ingested_at: datetime | None = None
     recent_actions: list[Action] = field(default_factory=list)
     #: Whether the windows were full: "none found" then means "none lately".
@@ -138,7 +143,10 @@ def _summaries(tasks: list[FetchTask]) -> list[TaskSummary]:
             if final is not None and final.pk != latest.pk:
                 summary.last_final = _run(final, task.name)
         documents = DatastoreDocument.objects.filter(task=task)
-        summary.documents = documents.count()
+        # Counting reads every row of the task's index range: bounded on the list.
+        cap = None if len(tasks) == 1 else DOCUMENTS_COUNTED
+        summary.documents = documents.values("pk")[: cap + 1].count() if cap else documents.count()
+        summary.documents_capped = cap is not None and summary.documents > cap
         summary.last_ingested_at = documents.aggregate(at=Max("last_ingested_at"))["at"]
         summaries.append(summary)
     return summaries

@@ -478,6 +478,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "summaries": tasks.task_summaries(),
         "can_operate": can_operate(request.user),
         "scan": tasks.SYNCHRONIZE_SCAN,
+        "documents_counted": tasks.DOCUMENTS_COUNTED,
     }
     if _is_htmx(request):
         return render(request, "dashboard/tasks.html#task-table", context)

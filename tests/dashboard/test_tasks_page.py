@@ -230,3 +230,18 @@ def test_statuses_are_named_in_text_not_only_colour(viewer_client):
     start(synchronize())
     html = viewer_client.get(reverse("dashboard:tasks")).content.decode()
     assert f">{Status.PROCESSING}<" in html
+
+
+def test_the_list_stops_counting_documents_at_its_cap_and_the_task_page_counts_all(
+    viewer_client, monkeypatch
+):
+    task = make_task()
+    make_task("MAIL")
+    now = timezone.now()
+    DatastoreDocument.objects.bulk_create(
+        DatastoreDocument(task=task, identifier=f"i{n}", path=f"{n}", size=1, last_ingested_at=now)
+        for n in range(5)
+    )
+    monkeypatch.setattr(tasks, "DOCUMENTS_COUNTED", 3)
+    assert "more than 3 documents" in viewer_client.get(reverse("dashboard:tasks")).content.decode()
+    assert tasks.task_detail("DOCS").documents == 5
