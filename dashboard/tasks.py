@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Max
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from connector.models import FINAL_STATUSES, Action, DatastoreDocument, FetchTask
@@ -147,14 +147,20 @@ def _summaries(tasks: list[FetchTask]) -> list[TaskSummary]:
         cap = None if len(tasks) == 1 else DOCUMENTS_COUNTED
         summary.documents = documents.values("pk")[: cap + 1].count() if cap else documents.count()
         summary.documents_capped = cap is not None and summary.documents > cap
-        summary.last_ingested_at = documents.aggregate(at=Max("last_ingested_at"))["at"]
+        summary.last_ingested_at = getattr(task, "last_ingested", None)
         summaries.append(summary)
     return summaries
 
 
+def _with_last_ingestion(tasks: QuerySet[FetchTask]) -> QuerySet[FetchTask]:
+    """Each task's last ingestion time, one seek of ``datastore_task_ingested`` per task."""
+    newest = DatastoreDocument.objects.filter(task=OuterRef("pk")).order_by("-last_ingested_at")
+    return tasks.annotate(last_ingested=Subquery(newest.values("last_ingested_at")[:1]))
+
+
 def task_summaries() -> list[TaskSummary]:
     """Every fetch task, by name."""
-    return _summaries(list(FetchTask.objects.order_by("name")))
+    return _summaries(list(_with_last_ingestion(FetchTask.objects.order_by("name"))))
 
 
 def _scan_start() -> datetime | None:
@@ -179,7 +185,7 @@ def recent_actions(name: str) -> tuple[list[Action], bool]:
 
 def task_detail(name: str) -> TaskSummary:
     """One task with its latest actions; raises FetchTask.DoesNotExist."""
-    task = FetchTask.objects.get(name=name.upper())
+    task = _with_last_ingestion(FetchTask.objects.all()).get(name=name.upper())
     summary = _summaries([task])[0]
     summary.recent_actions, limited = recent_actions(task.name)
     summary.scan_limited = summary.scan_limited or limited
