@@ -245,3 +245,19 @@ def test_the_list_stops_counting_documents_at_its_cap_and_the_task_page_counts_a
     monkeypatch.setattr(tasks, "DOCUMENTS_COUNTED", 3)
     assert "more than 3 documents" in viewer_client.get(reverse("dashboard:tasks")).content.decode()
     assert tasks.task_detail("DOCS").documents == 5
+
+
+def test_the_buttons_need_the_csrf_token(operator):
+    from django.test import Client
+
+    make_task(schedule_start_time="now", schedule_next_run_at=timezone.now())
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(operator)
+    page = strict.get(reverse("dashboard:tasks")).content.decode()
+    assert page.count('name="csrfmiddlewaretoken"') >= 2  # both forms carry it
+    assert strict.post(reverse("dashboard:task-synchronize", args=["DOCS"])).status_code == 403
+    assert (
+        strict.post(reverse("dashboard:task-schedule", args=["DOCS"]), {"paused": "1"}).status_code
+        == 403
+    )
+    assert not Action.objects.exists() and not FetchTask.objects.get().schedule_paused
