@@ -7,7 +7,8 @@ process through Django's test client as a signed-in operator (not a superuser,
 so the permission checks run), the server time of ``--requests`` requests each
 to: the overview, the list's first page, a filtered page (status and task), a
 deep keyset page (the cursor 90 % of the way back) and a detail page (with a
-long log and many identifiers). ``--explain`` prints each page's SQL with
+long log and many identifiers), the Tasks page, a task's page and the Workers page
+(``--documents`` datastore rows, most of one task). ``--explain`` prints each page's SQL with
 SQLite's ``EXPLAIN QUERY PLAN``.
 
 Part 2 (live). Starts ``manage.py serve`` (daphne and its worker, as
@@ -19,7 +20,8 @@ taken just before its commit, so the figure slightly overstates) to the moment a
 ``MutationObserver`` in the page sees the row's status change. Both clocks are
 this machine's wall clock.
 
-    python bench/dashboard.py [--actions 1000000] [--requests 50] [--live-batches 3] [--explain]
+    python bench/dashboard.py [--actions 1000000] [--requests 50] [--documents 250000]
+                              [--live-batches 3] [--explain]
                               [--keep DIR] [--sql "CREATE INDEX ..."] [--skip-pages] [--skip-live]
 """
 
@@ -206,6 +208,65 @@ def heavy_detail(db_path: Path) -> int:
         db.close()
 
 
+def add_tasks_and_workers(db_path: Path, *, documents: int = 250_000) -> None:
+    """The Tasks and Workers pages' rows: a fetch task per task name of the actions (with
+    schedules), ``documents`` datastore rows (most in DOCS) and a few workers, one late.
+
+    Run once per database (skipped when tasks exist): the ORM for the few rows,
+    ``executemany`` for the datastore.
+    """
+    from django.utils import timezone
+
+    from connector.models import FetchTask, WorkerProcess
+
+    if FetchTask.objects.exists():
+        return
+    now = timezone.now()
+    for n, name in enumerate(TASKS):
+        FetchTask.objects.create(
+            name=name,
+            directory_paths=[f"/srv/share/{name.lower()}"],
+            file_match=["*.txt", "*.docx"],
+            schedule_start_time="now" if n % 2 else "",
+            schedule_repeat_secs=3600 if n % 2 else None,
+            schedule_next_run_at=now + timedelta(minutes=n) if n % 2 else None,
+            schedule_cycles=-1 if n % 4 == 1 else 48,
+            schedule_paused=n % 6 == 1,
+        )
+    ids = dict(FetchTask.objects.values_list("name", "pk"))
+    for n, age in enumerate([1, 2, 25, 4000]):
+        WorkerProcess.objects.create(
+            id=f"bench-host-{n}-{1000 + n}-abcdef",
+            hostname=f"bench-host-{n}",
+            pid=1000 + n,
+            started_at=now - timedelta(hours=5),
+            heartbeat_at=now - timedelta(seconds=age),
+            threads={"fetch": 4},
+            version="0.1.0",
+            readers=[2000 + n, 3000 + n],
+        )
+    db = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        rows = []
+        for n in range(documents):
+            task = "DOCS" if n < documents * 4 // 5 else TASKS[n % len(TASKS)]
+            rows.append(
+                (ids[task], f"{task}-doc-{n}", f"{task}-folder-{n % 500}",
+                 f"/srv/share/{task.lower()}/{n}.txt", 1000 + n % 9000, n, "", "{}", 0,
+                 _db_time(now - timedelta(seconds=documents - n)))
+            )  # fmt: skip
+        db.executemany(
+            "INSERT INTO connector_datastoredocument (task_id, identifier, folder, path, size,"
+            " modified_ns, content_hash, metadata, held, last_ingested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
 # --- Pages ------------------------------------------------------------------------------
 
 
@@ -277,7 +338,8 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
 
     from dashboard.queries import Cursor
 
-    if db_path.exists():
+    # Django's set-up creates the file, empty (private state files): filled means used.
+    if db_path.exists() and db_path.stat().st_size > 0:
         (detail_pk,) = (
             sqlite3.connect(db_path)
             .execute("SELECT action_id FROM connector_actionlogline ORDER BY id DESC LIMIT 1")
@@ -302,6 +364,8 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
             began = time.perf_counter()
             cursor.execute(statement)
             print(f"Ran {statement!r} in {time.perf_counter() - began:.1f} s")
+
+    add_tasks_and_workers(db_path, documents=args.documents)
 
     operator, _ = User.objects.get_or_create(username="operator")
     operator.user_permissions.add(
@@ -334,6 +398,10 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
         "List, page 2 (cursor)": f"/dashboard/actions/?after={cursor_at(49)}",
         "List, deep cursor (90 %)": f"/dashboard/actions/?after={cursor_at(deep)}",
         "Detail (150 log lines, 1,000 ids)": f"/dashboard/actions/{detail_pk}/",
+        # Issue 16: the Tasks page (25 tasks), a task with most of the datastore, the workers.
+        "Tasks (25 tasks)": "/dashboard/tasks/",
+        "Task DOCS (most documents)": "/dashboard/tasks/DOCS/",
+        "Workers (4, one late, one lost)": "/dashboard/workers/",
     }
     # The pages really are what they say: the deep page follows on, the filter matches.
     older = client.get(urls["List, deep cursor (90 %)"])
@@ -473,6 +541,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--actions", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument(
+        "--documents", type=int, default=250_000, help="datastore rows (most of them in DOCS)"
+    )
     parser.add_argument("--live-batches", type=int, default=3)
     parser.add_argument("--live-batch-size", type=int, default=40)
     parser.add_argument("--explain", action="store_true", help="print each page's query plans")

@@ -86,6 +86,8 @@ class Action(models.Model):
             # Heartbeats and recovery.
             models.Index(fields=["worker", "status"], name="action_worker"),
             models.Index(fields=["status", "lease_expires_at"], name="action_lease"),
+            # The Tasks page: each task's newest Synchronizes (dashboard/tasks.py).
+            models.Index(fields=["fetch_action", "-queued_at"], name="action_fetch_queued"),
         ]
 
     def __str__(self) -> str:
@@ -258,6 +260,11 @@ class WorkerProcess(models.Model):
     #: MaximumThreads per queue of this process: {"fetch": 4}.
     threads = models.JSONField(default=dict, blank=True)
     stopping = models.BooleanField(default=False)
+    #: The connector's version the process runs (``connector.__version__``).
+    version = models.CharField(max_length=40, blank=True, default="")
+    #: The pids of its Synchronize reader processes at the last heartbeat
+    #: (``connector.ingest.readers``); empty while none are started.
+    readers = models.JSONField(default=list, blank=True)
 
     class Meta:
         verbose_name_plural = "worker processes"
@@ -408,6 +415,9 @@ class FetchTask(models.Model):
     #: Synchronize; when the settings differ, the next one sends every document
     #: again. '': not known yet (nothing is sent again for it).
     extract_sent_with = models.CharField(max_length=500, blank=True, default="", editable=False)
+    #: An operator paused the schedule (the dashboard's Tasks page): no scheduled
+    #: run is queued until it is resumed. Not in the INI file, so loadtasks keeps it.
+    schedule_paused = models.BooleanField(default=False, editable=False)
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
@@ -486,7 +496,11 @@ class DatastoreDocument(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "identifier"], name="datastore_task_identifier")
         ]
-        indexes = [models.Index(fields=["task", "folder"], name="datastore_task_folder")]
+        indexes = [
+            models.Index(fields=["task", "folder"], name="datastore_task_folder"),
+            # The Tasks page: a task's last ingestion without reading its rows.
+            models.Index(fields=["task", "last_ingested_at"], name="datastore_task_ingested"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_id}:{self.path}"

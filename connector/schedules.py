@@ -14,6 +14,11 @@ queuing behind it would pile runs up when a Synchronize takes longer than the
 interval. Skipped runs do not count towards ``ScheduleCycles``. Runs missed
 while no worker was up are not caught up one by one: the schedule moves on to
 its next slot after now.
+
+An operator may pause a task's schedule (``set_schedule_paused``, the
+dashboard's Tasks page): while paused no scheduled run is queued. The next run
+stays where it was, so a resume after a missed slot queues that run at the next
+heartbeat and moves on from there, as after a time with no worker up.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from connector import queue
+from connector import audit, queue
 from connector.models import (
     SCHEDULE_DATE_TIME,
     SCHEDULE_TIME_OF_DAY,
     Action,
+    AuditVerb,
     AuditVia,
     FetchTask,
     Status,
@@ -112,7 +118,9 @@ def synchronize_active(task_name: str) -> bool:
 
 def queue_due_synchronizes(*, now: datetime) -> list[Action]:
     """Queue the Synchronize of every task whose scheduled run is due; return them."""
-    due = FetchTask.objects.filter(schedule_next_run_at__lte=now).values_list(
+    due = FetchTask.objects.filter(
+        schedule_next_run_at__lte=now, schedule_paused=False
+    ).values_list(
         "pk",
         "name",
         "schedule_next_run_at",
@@ -190,3 +198,35 @@ def _run(
         )
     logger.info("Scheduled Synchronize of %s queued as %s", name, action.token)
     return action
+
+
+def set_schedule_paused(
+    *,
+    name: str,
+    paused: bool,
+    changed_by: str = "",
+    changed_from: str = "",
+    via: AuditVia = AuditVia.DASHBOARD,
+) -> FetchTask:
+    """Pause or resume a task's schedule, audited; raises FetchTask.DoesNotExist.
+
+    Pausing a task without a schedule is allowed (and recorded): it keeps a
+    schedule added to the INI file later from running until resumed.
+    """
+    who = audit.Who(via=via, user=changed_by, client=changed_from)
+    with transaction.atomic():
+        task = FetchTask.objects.select_for_update().get(name=name.upper())
+        was = task.schedule_paused
+        if was != paused:
+            FetchTask.objects.filter(pk=task.pk).update(schedule_paused=paused)
+            task.schedule_paused = paused
+        audit.record_done(
+            verb=AuditVerb.PAUSE if paused else AuditVerb.RESUME,
+            who=who,
+            detail=f"schedule of task {task.name}"
+            + ((" (already paused)" if paused else " (was not paused)") if was == paused else ""),
+        )
+    logger.info(
+        "Schedule of task %s %s by %s", task.name, "paused" if paused else "resumed", changed_by
+    )
+    return task

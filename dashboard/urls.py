@@ -20,4 +20,10 @@ urlpatterns = [
     path("queues/<str:name>/pause/", views.queue_pause, name="pause"),
     # The audit log (issue 4).
     path("audit/", views.audit_log, name="audit"),
+    # Tasks and workers (issue 16).
+    path("tasks/", views.task_list, name="tasks"),
+    path("tasks/<str:name>/", views.task_detail, name="task"),
+    path("tasks/<str:name>/synchronize/", views.task_synchronize, name="task-synchronize"),
+    path("tasks/<str:name>/schedule/", views.task_schedule, name="task-schedule"),
+    path("workers/", views.worker_list, name="workers"),
 ]

@@ -21,11 +21,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from connector import queue
+from connector import queue, schedules
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names, writes_tasks
-from connector.models import Action, AuditVia
-from dashboard import bulk, queries, refused_posts
+from connector.models import Action, AuditVia, FetchTask
+from dashboard import bulk, queries, refused_posts, tasks, workers
 from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
 from dashboard.htmx_auth import login_required
@@ -469,3 +469,114 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
         "hidden": [(name, value) for name, values in params.lists() for value in values],
     }
     return render(request, "dashboard/cancel_matching.html", context)
+
+
+# --- Tasks and workers -----------------------------------------------------------------
+
+
+@require_GET
+@viewer_required
+def task_list(request: HttpRequest) -> HttpResponse:
+    """Every fetch task: roots, files, target, schedule, last Synchronize, datastore."""
+    context = {
+        "summaries": tasks.task_summaries(),
+        "can_operate": can_operate(request.user),
+        "scan": tasks.SYNCHRONIZE_SCAN,
+        "documents_counted": tasks.DOCUMENTS_COUNTED,
+    }
+    if _is_htmx(request):
+        return render(request, "dashboard/tasks.html#task-table", context)
+    return render(request, "dashboard/tasks.html", context)
+
+
+@require_GET
+@viewer_required
+def task_detail(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        summary = tasks.task_detail(name)
+    except FetchTask.DoesNotExist:
+        raise Http404("No such fetch task") from None
+    context = {
+        "s": summary,
+        "task": summary.task,
+        "can_operate": can_operate(request.user),
+        "scan": tasks.SYNCHRONIZE_SCAN,
+        "action_scan": tasks.ACTION_SCAN,
+    }
+    if _is_htmx(request):
+        return render(request, "dashboard/task_detail.html#task-live", context)
+    return render(request, "dashboard/task_detail.html", context)
+
+
+def _task_or_404(name: str) -> FetchTask:
+    try:
+        return FetchTask.objects.get(name=name.upper())
+    except FetchTask.DoesNotExist:
+        raise Http404("No such fetch task") from None
+
+
+@operator_required
+def task_synchronize(request: HttpRequest, name: str) -> HttpResponse:
+    """Synchronize now: the Submit form's path (same checks, same audit) for this task."""
+    task = _task_or_404(name)
+    form = SubmitForm(
+        {"FetchAction": "SYNCHRONIZE", "TaskSections": task.name}, fetch_action="SYNCHRONIZE"
+    )
+    back = reverse("dashboard:task", args=[task.name])
+    if not form.is_valid():
+        messages.error(request, "Not queued: " + " ".join(_form_errors(form)))
+        return _back(request, back)
+    host, port = server_address(request)
+    done = form.submission
+    try:
+        action = queue.submit_action(
+            fetch_action=done.fetch_action,
+            params=done.params,
+            tasks=done.tasks,
+            submitted_by=request.user.get_username(),
+            submitted_from=client_address(request),
+            via=AuditVia.DASHBOARD,
+            token_host=host,
+            token_port=port,
+        )
+    except queue.QueueFull as full:
+        messages.error(request, f"Not queued: {full}; wait for some to run.")
+        return _back(request, back)
+    logger.info(
+        "Synchronize of %s queued from the Tasks page as %s by %s",
+        task.name,
+        action.token,
+        request.user.get_username(),
+    )
+    messages.success(request, f"Synchronize of {task.name} queued.")
+    return _back(request, back)
+
+
+def _form_errors(form: SubmitForm) -> list[str]:
+    return [str(error) for errors in form.errors.values() for error in errors]
+
+
+@operator_required
+def task_schedule(request: HttpRequest, name: str) -> HttpResponse:
+    """Pause or resume the task's schedule (``paused=1`` or ``0``), audited."""
+    task = _task_or_404(name)
+    paused = request.POST.get("paused") == "1"
+    schedules.set_schedule_paused(
+        name=task.name,
+        paused=paused,
+        changed_by=request.user.get_username(),
+        changed_from=client_address(request),
+        via=AuditVia.DASHBOARD,
+    )
+    messages.success(request, f"Schedule of {task.name} {'paused' if paused else 'resumed'}.")
+    return _back(request, reverse("dashboard:task", args=[task.name]))
+
+
+@require_GET
+@viewer_required
+def worker_list(request: HttpRequest) -> HttpResponse:
+    """Each worker process, its heartbeat (late before its lease runs out), slots, actions."""
+    context = {"view": workers.workers_view(), "can_operate": can_operate(request.user)}
+    if _is_htmx(request):
+        return render(request, "dashboard/workers.html#worker-list", context)
+    return render(request, "dashboard/workers.html", context)

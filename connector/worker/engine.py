@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from connector import queue, retention, schedules
+from connector import __version__, queue, retention, schedules
 from connector.fetch.base import run
 from connector.ingest import readers
 from connector.logs import action_context
@@ -542,6 +542,9 @@ class WorkerEngine:
                     "threads": dict(self.queues),
                     "running": self.running_counts(),
                     "stopping": self._closing.is_set(),
+                    # For the dashboard's Workers page.
+                    "version": __version__,
+                    "readers": readers.process_ids(),
                 },
             )
         except Exception:
