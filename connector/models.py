@@ -79,6 +79,12 @@ class Action(models.Model):
             # Heartbeats and recovery.
             models.Index(fields=["worker", "status"], name="action_worker"),
             models.Index(fields=["status", "lease_expires_at"], name="action_lease"),
+            # The dashboard list's search for one ActionID (exact), and its sorts
+            # (each with id, the keyset cursor's tie-break).
+            models.Index(fields=["action_id"], name="action_action_id"),
+            models.Index(fields=["queue", "-queued_at"], name="action_queue_queued"),
+            models.Index(fields=["-started_at", "-id"], name="action_started"),
+            models.Index(fields=["-priority", "-queued_at", "-id"], name="action_priority"),
         ]
 
     def __str__(self) -> str:
@@ -87,6 +93,31 @@ class Action(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+class ActionTask(models.Model):
+    """One fetch task an action works on: the list's task filter reads an index, not
+    every row's comma-separated ``Action.tasks``. Written with the action (``queue._queue_new``)."""
+
+    action = models.ForeignKey(
+        Action, on_delete=models.CASCADE, related_name="task_rows", db_index=False
+    )
+    task = models.CharField(max_length=400)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["action", "task"], name="actiontask_unique"),
+        ]
+        indexes = [models.Index(fields=["task", "-action"], name="actiontask_task")]
+
+    def __str__(self) -> str:
+        return f"{self.task} of {self.action_id}"
+
+    @staticmethod
+    def record(action: Action) -> None:
+        """The task rows of a new action, from its ``tasks``."""
+        names = dict.fromkeys(name for name in action.tasks.split(",") if name)
+        ActionTask.objects.bulk_create(ActionTask(action=action, task=name) for name in names)
 
 
 class ActionLogLine(models.Model):

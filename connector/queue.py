@@ -33,6 +33,7 @@ from connector.logs import action_context
 from connector.models import (
     Action,
     ActionLogLine,
+    ActionTask,
     ActionTransition,
     AuditVerb,
     AuditVia,
@@ -178,6 +179,7 @@ def _queue_new(
             submitted_by=who.user,
             submitted_from=who.client,
         )
+        ActionTask.record(action)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)
