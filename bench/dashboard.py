@@ -8,8 +8,8 @@ so the permission checks run), the server time of ``--requests`` requests each
 to: the overview, the list's first page, a filtered page (status and task), a
 deep keyset page (the cursor 90 % of the way back) and a detail page (with a
 long log and many identifiers); then each filter, the search and each sort of
-the list alone (issue 16), those that match almost nothing included. ``--explain`` prints each page's SQL with
-SQLite's ``EXPLAIN QUERY PLAN``.
+the list alone (issue 16), those that match almost nothing included.
+``--explain`` prints each page's SQL with SQLite's ``EXPLAIN QUERY PLAN``.
 
 Part 2 (live). Starts ``manage.py serve`` (daphne and its worker, as
 ``tests/processes.py`` does) on another fresh database, opens the actions list
@@ -147,7 +147,8 @@ def fill(db_path: Path, total: int, *, batch: int = 50_000) -> None:
         db.execute("PRAGMA synchronous = OFF")
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            " AND tbl_name IN ('connector_action', 'connector_actionlogline', 'connector_actiontask')"
+            " AND tbl_name IN"
+            " ('connector_action', 'connector_actionlogline', 'connector_actiontask')"
         ).fetchall()
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')

@@ -99,7 +99,9 @@ def test_confirming_retries_the_matching_ended_actions_counted(operator_client):
     assert response.redirect_chain[-1][0] == f"{LIST}?fetch_action=SLEEP"
     assert "2 queued again as new actions, 0 not ended." in response.content.decode()
     details = list(
-        AuditEntry.objects.filter(verb=AuditVerb.RETRY).order_by("id").values_list("detail", flat=True)
+        AuditEntry.objects.filter(verb=AuditVerb.RETRY)
+        .order_by("id")
+        .values_list("detail", flat=True)
     )
     # In the order they were first queued; neither the late one nor the other action.
     assert [d.split(" (")[0] for d in details] == [

@@ -64,6 +64,8 @@ def test_bulk_actions_on_an_invalid_filter_change_nothing(operator_client, name,
         reverse(f"dashboard:{name}"), {"status": "Nope", "upto": "1_1"}, follow=True
     )
     html = response.content.decode()
-    assert "is not valid" in html and ("Nothing was cancelled" in html or "Nothing was retried" in html)
+    assert "is not valid" in html and (
+        "Nothing was cancelled" in html or "Nothing was retried" in html
+    )
     assert Action.objects.get(pk=queued.pk).status == Status.QUEUED
     assert Action.objects.count() == 2
