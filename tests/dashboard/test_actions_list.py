@@ -149,8 +149,8 @@ def test_every_hx_get_link_has_an_href(viewer_client, monkeypatch):
     first = viewer_client.get(URL)
     html = viewer_client.get(f"{URL}?{first.context['next_query']}").content.decode()
     links = re.findall(r"<a [^>]*hx-get[^>]*>", html)
-    # Three sorts, "Newest" and "Newer"; there is no older page.
-    assert len(links) == 5
+    # Four sorts, "Newest" and "Newer"; there is no older page.
+    assert len(links) == 6
     assert not any('rel="next"' in tag for tag in links)
     for tag in links:
         assert "href=" in tag

@@ -103,7 +103,9 @@ def walk(client, params: dict[str, str]) -> tuple[list[list[int]], list[list[int
     return forward, backward
 
 
-@pytest.mark.parametrize("sort", ["-queued", "queued", "-priority", "priority", "-started"])
+@pytest.mark.parametrize(
+    "sort", ["-queued", "queued", "-priority", "priority", "-started", "-duration", "duration"]
+)
 def test_older_and_newer_pages_walk_every_sort_both_ways(viewer_client, monkeypatch, sort):
     monkeypatch.setattr("dashboard.queries.PAGE_SIZE", 3)
     actions = [submit(priority=n % 3) for n in range(8)]
@@ -111,10 +113,24 @@ def test_older_and_newer_pages_walk_every_sort_both_ways(viewer_client, monkeypa
     Action.objects.filter(pk__in=[a.pk for a in actions[2:6]]).update(
         queued_at=actions[2].queued_at
     )
-    if sort == "-started":
+    if "started" in sort or "duration" in sort:
         Action.objects.update(started_at=actions[0].queued_at)
+        for n, action in enumerate(actions[:-1]):
+            # Run times 0, 1, 2 s, ... with ties; the last one never ended.
+            Action.objects.filter(pk=action.pk).update(
+                finished_at=actions[0].queued_at + timedelta(seconds=n % 3)
+            )
     expected = list(
-        Action.objects.filter(**({"started_at__isnull": False} if "started" in sort else {}))
+        queries.sortable(Action.objects.all())
+        .filter(
+            **(
+                {"started_at__isnull": False}
+                if "started" in sort
+                else {"duration__isnull": False}
+                if "duration" in sort
+                else {}
+            )
+        )
         .order_by(*queries.read_sort(sort)[0].order_by(descending=sort.startswith("-")))
         .values_list("pk", flat=True)
     )
@@ -189,3 +205,16 @@ def test_finished_actions_keep_their_place_in_the_started_sort(viewer_client):
     start(action)
     finish(action)
     assert pks(viewer_client.get(URL, {"sort": "-started"})) == [action.pk]
+
+
+def test_sort_by_duration_lists_the_ended_actions_longest_first(viewer_client):
+    short, long, waiting = submit(), submit(), submit()
+    for action, seconds in ((short, 1), (long, 90)):
+        start(action)
+        finish(action)
+        Action.objects.filter(pk=action.pk).update(
+            finished_at=Action.objects.get(pk=action.pk).started_at + timedelta(seconds=seconds)
+        )
+    assert pks(viewer_client.get(URL, {"sort": "-duration"})) == [long.pk, short.pk]
+    assert pks(viewer_client.get(URL, {"sort": "duration"})) == [short.pk, long.pk]
+    assert waiting.pk

@@ -110,6 +110,8 @@ SORT_INDEXES = {
     "priority": "action_priority",
     "-started": "action_started",
     "started": "action_started",
+    "-duration": "action_duration",
+    "duration": "action_duration",
 }
 
 
@@ -122,7 +124,7 @@ def test_each_sort_pages_both_ways_on_its_own_index_without_sorting(sort, direct
         tuple(CURSOR.queued_at if name.endswith("_at") else 3 for name in chosen.fields), 500
     )
     walk = descending if direction == "older" else not descending
-    actions = queries.filtered_actions(ActionFilters())
+    actions = queries.sortable(queries.filtered_actions(ActionFilters()))
     if chosen.needs:
         actions = actions.filter(**{f"{chosen.needs}__isnull": False})
     actions = actions.filter(position.beyond(chosen, descending=walk))
