@@ -403,6 +403,8 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
         "Sort priority, lowest first": "?sort=priority",
         "Sort priority, page 2 (Older)": "?sort=-priority&after=" + priority_after,
         "Sort priority, Newer from page 2": "?sort=-priority&before=" + priority_before,
+        "Sort duration, longest first": "?sort=-duration",
+        "Sort duration, shortest first": "?sort=duration",
         "Sort priority + status=Error": "?sort=-priority&status=Error",
         "Sort started + task=SALES": "?sort=-started&task=SALES",
         "Retry matching count (status=Error)": "RETRY?status=Error",
