@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from connector import queue
@@ -307,9 +308,21 @@ def _narrowed(rows: QuerySet[Any], probe: Q) -> Q:
     return Q(pk__in=rows)
 
 
-def filtered_actions(filters: ActionFilters) -> QuerySet[Action]:
+def filtered_actions(filters: ActionFilters, *, sort: Sort | None = None) -> QuerySet[Action]:
+    """The matching actions; ``sort`` (when not by queue time) chooses how a status is read."""
     actions = Action.objects.all()
-    if filters.status:
+    if filters.status and sort is not None and sort.name != "queued":
+        # The status index orders by queue time: for another sort, a common status
+        # (9 in 10 actions Finished) is better checked row by row along the sort's
+        # index, which SQLite does only if the condition cannot use the status
+        # index; a rare one (Queued) is read from it and sorted.
+        actions = actions.alias(status_text=Concat("status", Value(""))).filter(
+            _narrowed(
+                Action.objects.filter(status=filters.status).values("pk"),
+                Q(status_text=filters.status),
+            )
+        )
+    elif filters.status:
         actions = actions.filter(status=filters.status)
     if filters.fetch_action:
         actions = actions.filter(fetch_action=filters.fetch_action.upper())
@@ -377,7 +390,7 @@ def action_page(
     pages stable while actions arrive."""
     size = size or PAGE_SIZE
     chosen, descending = read_sort(sort) or read_sort(DEFAULT_SORT)  # type: ignore[misc]
-    actions = filtered_actions(filters)
+    actions = filtered_actions(filters, sort=chosen)
     if chosen.name == "duration":
         actions = sortable(actions)
     if chosen.needs:
