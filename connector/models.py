@@ -115,7 +115,6 @@ class Action(models.Model):
             # The dashboard list's search for one ActionID (exact), and its sorts
             # (each with id, the keyset cursor's tie-break).
             models.Index(fields=["action_id"], name="action_action_id"),
-            models.Index(fields=["queue", "-queued_at"], name="action_queue_queued"),
             models.Index(fields=["-started_at", "-id"], name="action_started"),
             models.Index(fields=["-priority", "-queued_at", "-id"], name="action_priority"),
             models.Index(RunMilliseconds(), "id", name="action_duration"),

@@ -336,9 +336,15 @@ def filtered_actions(filters: ActionFilters, *, sort: Sort | None = None) -> Que
             )
         )
     if filters.queue:
-        actions = actions.filter(
+        # A queue with few actions: read from the claim index (queue, ...) and sorted.
+        # One with many: checked row by row along the sort's index; as plain
+        # "queue = ?" SQLite would read all of them from the claim index and sort.
+        # (An index of its own, (queue, queued_at), made SQLite read the overview's
+        # per-status counts through it: 500 ms at 1M.)
+        actions = actions.alias(queue_text=Concat("queue", Value(""))).filter(
             _narrowed(
-                Action.objects.filter(queue=filters.queue).values("pk"), Q(queue=filters.queue)
+                Action.objects.filter(queue=filters.queue).values("pk"),
+                Q(queue_text=filters.queue),
             )
         )
     if filters.queued_from:

@@ -52,10 +52,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="action",
-            index=models.Index(fields=["queue", "-queued_at"], name="action_queue_queued"),
-        ),
-        migrations.AddIndex(
-            model_name="action",
             index=models.Index(fields=["-started_at", "-id"], name="action_started"),
         ),
         migrations.AddIndex(
