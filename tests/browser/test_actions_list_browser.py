@@ -140,7 +140,7 @@ def test_screenshots_of_the_sorted_list(
             wide = page.evaluate(
                 "[...document.querySelectorAll('body *')]"
                 ".filter(e => e.getBoundingClientRect().right > 391)"
-                ".filter(e => !e.closest('.table-scroll'))"
+                ".filter(e => !e.parentElement.closest('.table-scroll'))"
                 ".map(e => e.tagName + '.' + e.className + '#' + e.id).slice(0, 8)"
             )
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide
