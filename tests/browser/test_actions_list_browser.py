@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import fetch, open_as, pause
+from browser_helpers import fetch, go_live, open_as, pause
 from processes import ROOT, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -41,7 +41,8 @@ def test_sorting_by_priority_and_paging_older_then_newer(
     ]
     priority = {pk: n % 5 for n, pk in enumerate(pks)}
     expected = sorted(pks, key=lambda pk: (-priority[pk], -pk))
-    page.goto("/dashboard/actions/?q=nav-")
+    # Live first: the socket's first refresh of the rows must not land after the click.
+    go_live(page, "/dashboard/actions/?q=nav-")
     assert page.inner_text("#status-count-queued").strip().isdigit()
     page.click("#sort-priority")
     wait_for_rows(page, expected[:50])
