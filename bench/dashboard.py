@@ -8,8 +8,9 @@ so the permission checks run), the server time of ``--requests`` requests each
 to: the overview, the list's first page, a filtered page (status and task), a
 deep keyset page (the cursor 90 % of the way back) and a detail page (with a
 long log and many identifiers), the Tasks page, a task's page and the Workers page
-(``--documents`` datastore rows, most of one task). ``--explain`` prints each page's SQL with
-SQLite's ``EXPLAIN QUERY PLAN``.
+(``--documents`` datastore rows, most of one task); then each filter, the search
+and each sort of the list alone (issue 16), those that match almost nothing included.
+``--explain`` prints each page's SQL with SQLite's ``EXPLAIN QUERY PLAN``.
 
 Part 2 (live). Starts ``manage.py serve`` (daphne and its worker, as
 ``tests/processes.py`` does) on another fresh database, opens the actions list
@@ -148,7 +149,8 @@ def fill(db_path: Path, total: int, *, batch: int = 50_000) -> None:
         db.execute("PRAGMA synchronous = OFF")
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            " AND tbl_name IN ('connector_action', 'connector_actionlogline')"
+            " AND tbl_name IN"
+            " ('connector_action', 'connector_actionlogline', 'connector_actiontask')"
         ).fetchall()
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')
@@ -164,6 +166,19 @@ def fill(db_path: Path, total: int, *, batch: int = 50_000) -> None:
             db.execute("BEGIN")
             db.executemany(insert, chunk)
             db.execute("COMMIT")
+        # The action's task rows, as queue._queue_new writes them (one or two tasks here).
+        db.execute("BEGIN")
+        db.execute(
+            "INSERT INTO connector_actiontask (action_id, task)"
+            " SELECT id, CASE WHEN instr(tasks, ',') THEN substr(tasks, 1, instr(tasks, ',') - 1)"
+            " ELSE tasks END FROM connector_action WHERE tasks != ''"
+        )
+        db.execute(
+            "INSERT INTO connector_actiontask (action_id, task)"
+            " SELECT id, substr(tasks, instr(tasks, ',') + 1) FROM connector_action"
+            " WHERE instr(tasks, ',')"
+        )
+        db.execute("COMMIT")
         # A few log lines for every tenth action, as the worker writes them.
         db.execute("BEGIN")
         db.execute(
@@ -328,6 +343,8 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
         }
     )
     sys.path.insert(0, str(ROOT))
+    # Before Django's set-up, which may already create an empty database file.
+    reuse = db_path.exists() and db_path.stat().st_size > 0
     import django
 
     django.setup()
@@ -336,10 +353,9 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
     from django.db import connection
     from django.test import Client
 
-    from dashboard.queries import Cursor
+    from dashboard.queries import ActionFilters, Cursor, action_page
 
-    # Django's set-up creates the file, empty (private state files): filled means used.
-    if db_path.exists() and db_path.stat().st_size > 0:
+    if reuse:
         (detail_pk,) = (
             sqlite3.connect(db_path)
             .execute("SELECT action_id FROM connector_actionlogline ORDER BY id DESC LIMIT 1")
@@ -403,6 +419,21 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
         "Task DOCS (most documents)": "/dashboard/tasks/DOCS/",
         "Workers (4, one late, one lost)": "/dashboard/workers/",
     }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(queued_at), min(queued_at) FROM connector_action")
+        newest, oldest = (
+            datetime.fromisoformat(value) if isinstance(value, str) else value
+            for value in cursor.fetchone()
+        )
+        cursor.execute("SELECT token FROM connector_action WHERE id = %s", [total // 3])
+        (token,) = cursor.fetchone()
+    hour_ago = (newest - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    day_two = (oldest + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    first = action_page(ActionFilters(), sort="-priority")
+    assert first.older is not None
+    second = action_page(ActionFilters(), sort="-priority", after=first.older)
+    assert second.newer is not None
+    priority_after, priority_before = first.older.encode(), second.newer.encode()
     # The pages really are what they say: the deep page follows on, the filter matches.
     older = client.get(urls["List, deep cursor (90 %)"])
     assert b'rel="next"' in older.content and b"status-" in older.content
@@ -415,19 +446,54 @@ def pages(args: argparse.Namespace, tmp: Path) -> None:
     print(
         f"{'Page':<36} {'wall p50':>9} {'p95':>7} {'CPU p50':>8} {'p95':>7}  ({args.requests} each)"
     )
-    # Filters that match few or no rows: nothing lets SQLite stop early, it reads every
-    # row (``tasks`` is a comma-separated text, the search a LIKE). Fewer requests: slow.
-    slow = {
-        "List, task matching nothing": "/dashboard/actions/?task=NOSUCH",
-        "List, search for one ActionID": "/dashboard/actions/?q=nightly-123456",
-    }
-    for label, url in [*urls.items(), *slow.items()]:
-        requests = args.requests if label in urls else max(5, args.requests // 10)
-        wall, cpu = measure(lambda url=url: client.get(url), requests)  # type: ignore[misc]
+    for label, url in urls.items():
+        wall, cpu = measure(lambda url=url: client.get(url), args.requests)  # type: ignore[misc]
         print(
             f"{label:<36} {statistics.median(wall):7.1f}ms {percentile(wall, 0.95):5.1f}ms"
             f" {statistics.median(cpu):6.1f}ms {percentile(cpu, 0.95):5.1f}ms"
-            + ("" if label in urls else f"  ({requests} requests)")
+        )
+    # Every filter, the search and every sort (issue 16 items 4 and 5): those that match
+    # few or no rows too, which used to read every row.
+    lists = {
+        "Filter status=Error": "?status=Error",
+        "Filter status=Processing": "?status=Processing",
+        "Filter fetch_action=HOLD": "?fetch_action=HOLD",
+        "Filter task=SALES (4 %)": "?task=SALES",
+        "Filter task=NOSUCH (none)": "?task=NOSUCH",
+        "Filter queue=fetch": "?queue=fetch",
+        "Filter queued_from (last hour)": f"?queued_from={hour_ago}",
+        "Filter queued_to (before day 2)": f"?queued_to={day_two}",
+        "Filter status=Stopped+fetch=HOLD": "?status=Stopped&fetch_action=HOLD",
+        "Filter task=SALES+status=Queued": "?task=SALES&status=Queued",
+        "Search one ActionID": "?q=nightly-123456",
+        "Search one token": f"?q={token}",
+        "Search text matching nothing": "?q=no-such-text",
+        "Invalid filter (status=Nope)": "?status=Nope",
+        "Sort queued, oldest first": "?sort=queued",
+        "Sort started, newest first": "?sort=-started",
+        "Sort started, oldest first": "?sort=started",
+        "Sort priority, highest first": "?sort=-priority",
+        "Sort priority, lowest first": "?sort=priority",
+        "Sort priority, page 2 (Older)": "?sort=-priority&after=" + priority_after,
+        "Sort priority, Newer from page 2": "?sort=-priority&before=" + priority_before,
+        "Sort duration, longest first": "?sort=-duration",
+        "Sort duration, shortest first": "?sort=duration",
+        "Sort priority + status=Error": "?sort=-priority&status=Error",
+        "Sort started + task=SALES": "?sort=-started&task=SALES",
+        "Retry matching count (status=Error)": "RETRY?status=Error",
+    }
+    for label, query in lists.items():
+        url = (
+            query.replace("RETRY", "/dashboard/actions/retry-matching/")
+            if query.startswith("RETRY")
+            else f"/dashboard/actions/{query}"
+        )
+        if args.explain:
+            explain(client, url)
+        wall, cpu = measure(lambda url=url: client.get(url), args.requests)  # type: ignore[misc]
+        print(
+            f"{label:<36} {statistics.median(wall):7.1f}ms {percentile(wall, 0.95):5.1f}ms"
+            f" {statistics.median(cpu):6.1f}ms {percentile(cpu, 0.95):5.1f}ms"
         )
     print(f"Load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -29,6 +30,38 @@ class Status(models.TextChoices):
 
 
 FINAL_STATUSES = frozenset({Status.FINISHED, Status.ERROR, Status.CANCELLED, Status.STOPPED})
+
+
+class RunMilliseconds(models.Func):
+    """How long an action ran, in whole milliseconds (NULL until it has started and ended).
+
+    Spelled the same in the index below and in the dashboard's sort, so the
+    database walks the index; built-in functions only, so any SQLite connection
+    (not only Django's, which registers its own) can write the table.
+    """
+
+    output_field = models.BigIntegerField()
+
+    def __init__(self) -> None:
+        super().__init__(models.F("finished_at"), models.F("started_at"))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(round((julianday(%(expressions)s)) * 86400000) AS INTEGER)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(round(EXTRACT(EPOCH FROM (%(expressions)s)) * 1000)::bigint)",
+            arg_joiner=" - ",
+            **extra,
+        )
 
 
 class Action(models.Model):
@@ -88,6 +121,12 @@ class Action(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="action_lease"),
             # The Tasks page: each task's newest Synchronizes (dashboard/tasks.py).
             models.Index(fields=["fetch_action", "-queued_at"], name="action_fetch_queued"),
+            # The dashboard list's search for one ActionID (exact), and its sorts
+            # (each with id, the keyset cursor's tie-break).
+            models.Index(fields=["action_id"], name="action_action_id"),
+            models.Index(fields=["-started_at", "-id"], name="action_started"),
+            models.Index(fields=["-priority", "-queued_at", "-id"], name="action_priority"),
+            models.Index(RunMilliseconds(), "id", name="action_duration"),
         ]
 
     def __str__(self) -> str:
@@ -104,7 +143,7 @@ class TaskWrite(models.Model):
     Made at submission for each task of an action that writes its datastore or
     ingest output (``FetchAction.writes_tasks``). ``holding`` is true exactly
     while the action is Processing: a trigger on the action's status sets and
-    clears it (migration 0006), whatever code changes the status, and the
+    clears it (migration 0007), whatever code changes the status, and the
     unique index on the held task makes a second holder fail, so two writers of
     one task never run at once, on any number of workers. The claim skips an
     action whose task is held (``connector.queue``), so it waits, Queued.
@@ -123,6 +162,31 @@ class TaskWrite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} by {self.action_id}{' (holding)' if self.holding else ''}"
+
+
+class ActionTask(models.Model):
+    """One fetch task an action works on: the list's task filter reads an index, not
+    every row's comma-separated ``Action.tasks``. Written with the action (``queue._queue_new``)."""
+
+    action = models.ForeignKey(
+        Action, on_delete=models.CASCADE, related_name="task_rows", db_index=False
+    )
+    task = models.CharField(max_length=400)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["action", "task"], name="actiontask_unique"),
+        ]
+        indexes = [models.Index(fields=["task", "-action"], name="actiontask_task")]
+
+    def __str__(self) -> str:
+        return f"{self.task} of {self.action_id}"
+
+    @staticmethod
+    def record(action: Action) -> None:
+        """The task rows of a new action, from its ``tasks``."""
+        names = dict.fromkeys(name for name in action.tasks.split(",") if name)
+        ActionTask.objects.bulk_create(ActionTask(action=action, task=name) for name in names)
 
 
 class ActionLogLine(models.Model):

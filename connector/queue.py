@@ -35,6 +35,7 @@ from connector.logs import action_context
 from connector.models import (
     Action,
     ActionLogLine,
+    ActionTask,
     ActionTransition,
     AuditVerb,
     AuditVia,
@@ -190,6 +191,7 @@ def _queue_new(
         )
         if written:
             TaskWrite.objects.bulk_create(TaskWrite(action=action, task=task) for task in written)
+        ActionTask.record(action)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue))
         _changed(action.pk)

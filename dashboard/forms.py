@@ -24,7 +24,8 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class ActionFilterForm(forms.Form):
-    """Every field optional; a bad field is reported and left out of the filter."""
+    """Every field optional; a bad one is reported and the list shows no rows (not
+    every action: an operator who mistyped a filter must not act on the whole list)."""
 
     status = forms.ChoiceField(required=False)
     fetch_action = forms.ChoiceField(required=False, label="Fetch action")
@@ -44,7 +45,10 @@ class ActionFilterForm(forms.Form):
             attrs={"type": "search", "placeholder": "Token, ActionID or parameter text"}
         ),
     )
+    sort = forms.ChoiceField(required=False, widget=forms.HiddenInput())
     after = forms.CharField(required=False, widget=forms.HiddenInput())
+    #: The "Newer" link: the page before this row, in the sort's order.
+    before = forms.CharField(required=False, widget=forms.HiddenInput())
     #: Only for the "N new" count: the first row of the page the browser shows.
     than = forms.CharField(required=False, widget=forms.HiddenInput())
     #: Only for "Cancel all matching": the newest queued action the count was shown for.
@@ -57,6 +61,30 @@ class ActionFilterForm(forms.Form):
         fields["status"].choices = any_choice + [(s, s) for s in status_values()]  # type: ignore[attr-defined]
         fields["fetch_action"].choices = any_choice + [(n, n) for n in fetch_action_names()]  # type: ignore[attr-defined]
         fields["queue"].choices = any_choice + [(n, n) for n in queue.queue_names()]  # type: ignore[attr-defined]
+        fields["sort"].choices = [("", "")] + [  # type: ignore[attr-defined]
+            (f"{sign}{name}", name) for name in queries.SORTS for sign in ("-", "")
+        ]
+
+    def invalid(self) -> list[str]:
+        """What is wrong with the filters, one sentence each (call after is_valid)."""
+        found = []
+        for name, errors in self.errors.items():
+            value = self.data.get(name, "")
+            label = self.fields[name].label or name.replace("_", " ").capitalize()
+            why = " ".join(str(error) for error in errors)
+            found.append(f"{label} {str(value)[:100]!r} is not valid: {why}")
+        return found
+
+    def sort_name(self) -> str:
+        return str(getattr(self, "cleaned_data", {}).get("sort") or queries.DEFAULT_SORT)
+
+    def position(self, name: str) -> queries.Position | None:
+        """The Older/Newer cursor ``name`` in the form's sort (None: absent or not ours)."""
+        text = getattr(self, "cleaned_data", {}).get(name) or ""
+        chosen = queries.read_sort(self.sort_name())
+        if not text or chosen is None:
+            return None
+        return queries.Position.decode(text, chosen[0])
 
     def filters(self) -> ActionFilters:
         """The valid fields as filters (call after is_valid)."""
@@ -252,13 +280,21 @@ class Submission:
 class BulkCancelForm(forms.Form):
     """The rows ticked for "Cancel selected": whole numbers, at most BULK_LIMIT of them."""
 
+    nothing = "Select at least one queued action to cancel."
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         raw = self.data.getlist("pk") if hasattr(self.data, "getlist") else []
         pks = sorted({int(value) for value in raw if str(value).isdigit()})
         if not pks:
-            raise forms.ValidationError("Select at least one queued action to cancel.")
+            raise forms.ValidationError(self.nothing)
         if len(pks) > queries.BULK_LIMIT:
             raise forms.ValidationError(f"Select at most {queries.BULK_LIMIT} actions at a time.")
         data["pks"] = pks
         return data
+
+
+class BulkRetryForm(BulkCancelForm):
+    """The rows ticked for "Retry selected"."""
+
+    nothing = "Select at least one ended action to retry."

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,7 +27,13 @@ from connector.fetch.base import fetch_action_names, writes_tasks
 from connector.models import Action, AuditVia, FetchTask
 from dashboard import bulk, queries, refused_posts, tasks, workers
 from dashboard.audit_forms import AuditFilterForm
-from dashboard.forms import ActionFilterForm, BulkCancelForm, PriorityForm, SubmitForm
+from dashboard.forms import (
+    ActionFilterForm,
+    BulkCancelForm,
+    BulkRetryForm,
+    PriorityForm,
+    SubmitForm,
+)
 from dashboard.htmx_auth import login_required
 
 logger = logging.getLogger(__name__)
@@ -113,41 +119,82 @@ def home(request: HttpRequest) -> HttpResponse:
 def action_list(request: HttpRequest) -> HttpResponse:
     form = ActionFilterForm(request.GET)
     form.is_valid()
-    cursor = form.cursor()
-    page = queries.action_page(form.filters(), after=cursor)
-    next_query = None
-    if page.next_cursor is not None:
-        params = request.GET.copy()
-        params["after"] = page.next_cursor.encode()
-        next_query = params.urlencode()
-    first_query = None
-    newer_query = None
-    params = request.GET.copy()
-    params.pop("after", None)
-    params.pop("than", None)
-    filter_query = params.urlencode()
-    if cursor is not None:
-        first_query = params.urlencode()
+    invalid = form.invalid()
+    sort = form.sort_name()
+    after, before = form.position("after"), form.position("before")
+    if invalid:
+        page = queries.ActionPage([], None)
     else:
+        page = queries.action_page(form.filters(), after=after, before=before, sort=sort)
+    params = request.GET.copy()
+    for name in ("after", "before", "than"):
+        params.pop(name, None)
+    filter_query = params.urlencode()
+    next_query = newer_page_query = None
+    if page.older is not None:
+        next_query = _with(params, after=page.older.encode())
+    if page.newer is not None:
+        newer_page_query = _with(params, before=page.newer.encode())
+    first_query = filter_query if after or before else None
+    newer_query = None
+    if first_query is None and sort == queries.DEFAULT_SORT and not invalid:
         # The first page does not take new actions in as they arrive (rows would
         # jump under the reader's eyes); it offers them: "N new - show".
-        if page.actions:
-            top = page.actions[0]
-            params["than"] = queries.Cursor(top.queued_at, top.pk).encode()
-        newer_query = params.urlencode()
+        top = page.actions[0] if page.actions else None
+        newer_query = _with(
+            params, than=queries.Cursor(top.queued_at, top.pk).encode() if top else None
+        )
     context = {
         "form": form,
+        "invalid": invalid,
         "page": page,
         "next_query": next_query,
+        "newer_page_query": newer_page_query,
         "first_query": first_query,
         "newer_query": newer_query,
         "filter_query": filter_query,
+        "sort": sort,
+        "sort_caption": _sort_caption(sort),
+        "sort_links": _sort_links(params, sort),
+        "status_counts": queries.status_counts(),
+        "queue_counts": queries.queue_counts(),
+        "count_limit": queries.STATUS_COUNT_LIMIT,
         "tasks": queries.known_tasks(),
         "can_operate": can_operate(request.user),
     }
     if _is_htmx(request):
         return render(request, "dashboard/actions.html#results", context)
     return render(request, "dashboard/actions.html", context)
+
+
+def _with(params: QueryDict, **changes: str | None) -> str:
+    """The query ``params`` with ``changes`` set (None: left out)."""
+    changed = params.copy()
+    for name, value in changes.items():
+        if value is not None:
+            changed[name] = value
+    return changed.urlencode()
+
+
+def _sort_caption(sort: str) -> str:
+    chosen = queries.read_sort(sort)
+    if chosen is None:
+        return ""
+    return f"by {chosen[0].label.lower()}, {'descending' if chosen[1] else 'ascending'}"
+
+
+def _sort_links(params: QueryDict, current: str) -> dict[str, dict[str, str]]:
+    """Per sort: the link that sorts by it (descending first, then flips), and its state."""
+    links = {}
+    for name in queries.SORTS:
+        if current == f"-{name}":
+            state, target = "descending", name
+        elif current == name:
+            state, target = "ascending", f"-{name}"
+        else:
+            state, target = "", f"-{name}"
+        links[name] = {"query": _with(params, sort=target), "state": state}
+    return links
 
 
 @require_GET
@@ -160,7 +207,9 @@ def newer_actions(request: HttpRequest) -> HttpResponse:
     params.pop("than", None)
     params.pop("after", None)
     context = {
-        "count": queries.count_newer(form.filters(), than=form.cursor("than")),
+        "count": 0
+        if form.invalid()
+        else queries.count_newer(form.filters(), than=form.cursor("than")),
         "limit": queries.NEWER_COUNT_LIMIT,
         "list_query": params.urlencode(),
     }
@@ -403,11 +452,83 @@ def submit(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/submit.html", context, status=400 if form.errors else 200)
 
 
-# --- Bulk cancel -----------------------------------------------------------------------
+# --- Bulk cancel and retry -----------------------------------------------------------------------
 
 
 def _list_url(query: str) -> str:
     return reverse("dashboard:actions") + (f"?{query}" if query else "")
+
+
+@operator_required
+def retry_selected(request: HttpRequest) -> HttpResponse:
+    """A new copy of each ticked action that has ended (Queued and Processing ones are refused)."""
+    form = BulkRetryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for error in form.non_field_errors()))
+        return _back(request, reverse("dashboard:actions"))
+    host, port = server_address(request)
+    result = bulk.retry_many(
+        form.cleaned_data["pks"],
+        submitted_by=request.user.get_username(),
+        submitted_from=client_address(request),
+        host=host,
+        port=port,
+    )
+    (messages.warning if result.not_tried else messages.success)(request, result.summary())
+    return _back(request, reverse("dashboard:actions"))
+
+
+@viewer_required
+def retry_matching(request: HttpRequest) -> HttpResponse:
+    """GET: how many ended actions the filter matches, and a form to confirm; POST: retry them."""
+    if not can_operate(request.user):
+        logger.warning(
+            "Refused %s %s to %s from %s: not an operator",
+            request.method,
+            request.path,
+            request.user.get_username(),
+            client_address(request),
+        )
+        refused_posts.record(request, "not an operator")
+        raise PermissionDenied("Only operators may retry actions.")
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    data = request.POST if request.method == "POST" else request.GET
+    form = ActionFilterForm(data)
+    form.is_valid()
+    filters = form.filters()
+    params = data.copy()
+    for name in ("after", "before", "than", "upto", "csrfmiddlewaretoken"):
+        params.pop(name, None)
+    query = params.urlencode()
+    if form.invalid():
+        messages.error(request, "Nothing was retried: " + " ".join(form.invalid()))
+        return HttpResponseRedirect(_list_url(query))
+    if request.method == "POST":
+        upto = form.cursor("upto")
+        if upto is None:
+            messages.error(request, "Nothing was retried: confirm on the count page first.")
+            return HttpResponseRedirect(_list_url(query))
+        host, port = server_address(request)
+        result = bulk.retry_many(
+            queries.ended_matching_pks(filters, upto=upto),
+            submitted_by=request.user.get_username(),
+            submitted_from=client_address(request),
+            host=host,
+            port=port,
+        )
+        (messages.warning if result.not_tried else messages.success)(request, result.summary())
+        return HttpResponseRedirect(_list_url(query))
+    upto = queries.newest_ended_matching(filters)
+    context = {
+        "form": form,
+        "count": queries.count_ended_matching(filters, upto=upto) if upto else 0,
+        "limit": queries.BULK_LIMIT,
+        "upto": upto.encode() if upto else "",
+        "list_url": _list_url(query),
+        "hidden": [(name, value) for name, values in params.lists() for value in values],
+    }
+    return render(request, "dashboard/retry_matching.html", context)
 
 
 @operator_required
@@ -443,9 +564,13 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
     form.is_valid()
     filters = form.filters()
     params = data.copy()
-    for name in ("after", "than", "upto", "csrfmiddlewaretoken"):
+    for name in ("after", "before", "than", "upto", "csrfmiddlewaretoken"):
         params.pop(name, None)
     query = params.urlencode()
+    if form.invalid():
+        # Left out, a mistyped filter would widen "all matching" to every action.
+        messages.error(request, "Nothing was cancelled: " + " ".join(form.invalid()))
+        return HttpResponseRedirect(_list_url(query))
     if request.method == "POST":
         upto = form.cursor("upto")
         if upto is None:

@@ -5,98 +5,152 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='FetchTask',
+            name="FetchTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('directory_paths', models.JSONField(default=list, help_text='Root folders of the task.')),
-                ('file_match', models.JSONField(default=list, help_text='File name patterns; empty means *.')),
-                ('directory_recursive', models.BooleanField(default=True)),
-                ('source', models.CharField(blank=True, default='', max_length=500)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "directory_paths",
+                    models.JSONField(default=list, help_text="Root folders of the task."),
+                ),
+                (
+                    "file_match",
+                    models.JSONField(default=list, help_text="File name patterns; empty means *."),
+                ),
+                ("directory_recursive", models.BooleanField(default=True)),
+                ("source", models.CharField(blank=True, default="", max_length=500)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='QueueState',
+            name="QueueState",
             fields=[
-                ('name', models.CharField(max_length=40, primary_key=True, serialize=False)),
-                ('paused', models.BooleanField(default=False)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
-                ('changed_by', models.CharField(blank=True, default='', max_length=150)),
+                ("name", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("paused", models.BooleanField(default=False)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
+                ("changed_by", models.CharField(blank=True, default="", max_length=150)),
             ],
         ),
         migrations.CreateModel(
-            name='WorkerProcess',
+            name="WorkerProcess",
             fields=[
-                ('id', models.CharField(max_length=120, primary_key=True, serialize=False)),
-                ('hostname', models.CharField(max_length=200)),
-                ('pid', models.PositiveIntegerField()),
-                ('channel_name', models.CharField(blank=True, default='', max_length=200)),
-                ('started_at', models.DateTimeField()),
-                ('heartbeat_at', models.DateTimeField()),
-                ('running', models.JSONField(blank=True, default=dict)),
-                ('threads', models.JSONField(blank=True, default=dict)),
-                ('stopping', models.BooleanField(default=False)),
+                ("id", models.CharField(max_length=120, primary_key=True, serialize=False)),
+                ("hostname", models.CharField(max_length=200)),
+                ("pid", models.PositiveIntegerField()),
+                ("channel_name", models.CharField(blank=True, default="", max_length=200)),
+                ("started_at", models.DateTimeField()),
+                ("heartbeat_at", models.DateTimeField()),
+                ("running", models.JSONField(blank=True, default=dict)),
+                ("threads", models.JSONField(blank=True, default=dict)),
+                ("stopping", models.BooleanField(default=False)),
             ],
         ),
         migrations.CreateModel(
-            name='Action',
+            name="Action",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=200, unique=True)),
-                ('queue', models.CharField(default='fetch', max_length=40)),
-                ('fetch_action', models.CharField(max_length=40)),
-                ('params', models.JSONField(default=dict)),
-                ('tasks', models.CharField(blank=True, default='', max_length=400)),
-                ('action_id', models.CharField(blank=True, default='', max_length=400, verbose_name='ActionID')),
-                ('priority', models.IntegerField(default=0)),
-                ('status', models.CharField(choices=[('Queued', 'Queued'), ('Processing', 'Processing'), ('Finished', 'Finished'), ('Error', 'Error'), ('Cancelled', 'Cancelled'), ('Stopped', 'Stopped')], default='Queued', max_length=12)),
-                ('queued_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, default='', max_length=120)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('stop_requested', models.BooleanField(default=False)),
-                ('stop_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('progress', models.PositiveSmallIntegerField(default=0)),
-                ('stage', models.CharField(blank=True, default='', max_length=200)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, default='')),
-                ('submitted_by', models.CharField(blank=True, default='', max_length=150)),
-                ('submitted_from', models.CharField(blank=True, default='', max_length=200)),
-                ('cancelled_by', models.CharField(blank=True, default='', max_length=150)),
-                ('cancelled_from', models.CharField(blank=True, default='', max_length=200)),
-                ('stopped_by', models.CharField(blank=True, default='', max_length=150)),
-                ('stopped_from', models.CharField(blank=True, default='', max_length=200)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token", models.CharField(max_length=200, unique=True)),
+                ("queue", models.CharField(default="fetch", max_length=40)),
+                ("fetch_action", models.CharField(max_length=40)),
+                ("params", models.JSONField(default=dict)),
+                ("tasks", models.CharField(blank=True, default="", max_length=400)),
+                (
+                    "action_id",
+                    models.CharField(
+                        blank=True, default="", max_length=400, verbose_name="ActionID"
+                    ),
+                ),
+                ("priority", models.IntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("Queued", "Queued"),
+                            ("Processing", "Processing"),
+                            ("Finished", "Finished"),
+                            ("Error", "Error"),
+                            ("Cancelled", "Cancelled"),
+                            ("Stopped", "Stopped"),
+                        ],
+                        default="Queued",
+                        max_length=12,
+                    ),
+                ),
+                ("queued_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("worker", models.CharField(blank=True, default="", max_length=120)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("stop_requested", models.BooleanField(default=False)),
+                ("stop_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("progress", models.PositiveSmallIntegerField(default=0)),
+                ("stage", models.CharField(blank=True, default="", max_length=200)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True, default="")),
+                ("submitted_by", models.CharField(blank=True, default="", max_length=150)),
+                ("submitted_from", models.CharField(blank=True, default="", max_length=200)),
+                ("cancelled_by", models.CharField(blank=True, default="", max_length=150)),
+                ("cancelled_from", models.CharField(blank=True, default="", max_length=200)),
+                ("stopped_by", models.CharField(blank=True, default="", max_length=150)),
+                ("stopped_from", models.CharField(blank=True, default="", max_length=200)),
             ],
             options={
-                'indexes': [models.Index(fields=['queue', 'status', '-priority', 'queued_at', 'id'], name='action_claim'), models.Index(fields=['status', '-queued_at'], name='action_status_queued'), models.Index(fields=['-queued_at'], name='action_queued'), models.Index(fields=['worker', 'status'], name='action_worker'), models.Index(fields=['status', 'lease_expires_at'], name='action_lease')],
+                "indexes": [
+                    models.Index(
+                        fields=["queue", "status", "-priority", "queued_at", "id"],
+                        name="action_claim",
+                    ),
+                    models.Index(fields=["status", "-queued_at"], name="action_status_queued"),
+                    models.Index(fields=["-queued_at"], name="action_queued"),
+                    models.Index(fields=["worker", "status"], name="action_worker"),
+                    models.Index(fields=["status", "lease_expires_at"], name="action_lease"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ActionLogLine',
+            name="ActionLogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('logged_at', models.DateTimeField()),
-                ('level', models.CharField(max_length=10)),
-                ('message', models.TextField()),
-                ('action', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='connector.action')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("logged_at", models.DateTimeField()),
+                ("level", models.CharField(max_length=10)),
+                ("message", models.TextField()),
+                (
+                    "action",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log_lines",
+                        to="connector.action",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]

@@ -6,68 +6,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connector', '0001_initial'),
+        ("connector", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fetchtask',
-            name='collect_destinations',
-            field=models.JSONField(blank=True, default=list, help_text='Folders that Collect may copy documents into.'),
+            model_name="fetchtask",
+            name="collect_destinations",
+            field=models.JSONField(
+                blank=True, default=list, help_text="Folders that Collect may copy documents into."
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='directory_follow_symlinks',
-            field=models.BooleanField(default=False, help_text='Follow symbolic links below the roots (not supported yet).', validators=[connector.models._validate_follow_symlinks]),
+            model_name="fetchtask",
+            name="directory_follow_symlinks",
+            field=models.BooleanField(
+                default=False,
+                help_text="Follow symbolic links below the roots (not supported yet).",
+                validators=[connector.models._validate_follow_symlinks],
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='file_exclude_match',
-            field=models.JSONField(blank=True, default=list, help_text='File name patterns of documents left out.'),
+            model_name="fetchtask",
+            name="file_exclude_match",
+            field=models.JSONField(
+                blank=True, default=list, help_text="File name patterns of documents left out."
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='ingest_directory',
-            field=models.CharField(blank=True, default='', help_text='Folder of the IDX batches; empty: var/ingest/<TASK>.', max_length=500),
+            model_name="fetchtask",
+            name="ingest_directory",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="Folder of the IDX batches; empty: var/ingest/<TASK>.",
+                max_length=500,
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='ingest_url',
-            field=models.CharField(blank=True, default='', help_text='Optional http(s) URL that receives every IDX batch (POST).', max_length=2000, validators=[connector.models._validate_ingest_url], verbose_name='ingest URL'),
+            model_name="fetchtask",
+            name="ingest_url",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="Optional http(s) URL that receives every IDX batch (POST).",
+                max_length=2000,
+                validators=[connector.models._validate_ingest_url],
+                verbose_name="ingest URL",
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='schedule_cycles',
-            field=models.IntegerField(default=-1, help_text='How many scheduled runs; -1: no limit.'),
+            model_name="fetchtask",
+            name="schedule_cycles",
+            field=models.IntegerField(
+                default=-1, help_text="How many scheduled runs; -1: no limit."
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='schedule_repeat_secs',
-            field=models.PositiveIntegerField(blank=True, help_text='Seconds between scheduled runs; empty: run once.', null=True),
+            model_name="fetchtask",
+            name="schedule_repeat_secs",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="Seconds between scheduled runs; empty: run once.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='schedule_start_time',
-            field=models.CharField(blank=True, default='', help_text='now, HH:MM[:SS] or YYYY-MM-DD HH:MM[:SS]; empty: no schedule.', max_length=20, validators=[connector.models._validate_schedule_start]),
+            model_name="fetchtask",
+            name="schedule_start_time",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="now, HH:MM[:SS] or YYYY-MM-DD HH:MM[:SS]; empty: no schedule.",
+                max_length=20,
+                validators=[connector.models._validate_schedule_start],
+            ),
         ),
         migrations.CreateModel(
-            name='DatastoreDocument',
+            name="DatastoreDocument",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('identifier', models.CharField(max_length=8192)),
-                ('path', models.TextField()),
-                ('size', models.BigIntegerField()),
-                ('modified', models.DateTimeField()),
-                ('content_hash', models.CharField(blank=True, default='', max_length=64)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('held', models.BooleanField(default=False)),
-                ('last_ingested_at', models.DateTimeField()),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='documents', to='connector.fetchtask')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("identifier", models.CharField(max_length=8192)),
+                ("path", models.TextField()),
+                ("size", models.BigIntegerField()),
+                ("modified", models.DateTimeField()),
+                ("content_hash", models.CharField(blank=True, default="", max_length=64)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("held", models.BooleanField(default=False)),
+                ("last_ingested_at", models.DateTimeField()),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="documents",
+                        to="connector.fetchtask",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('task', 'identifier'), name='datastore_task_identifier')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("task", "identifier"), name="datastore_task_identifier"
+                    )
+                ],
             },
         ),
     ]

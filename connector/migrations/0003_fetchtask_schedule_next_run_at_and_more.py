@@ -17,25 +17,24 @@ def start_schedules(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connector', '0002_fetchtask_collect_destinations_and_more'),
+        ("connector", "0002_fetchtask_collect_destinations_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fetchtask',
-            name='schedule_next_run_at',
+            model_name="fetchtask",
+            name="schedule_next_run_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='fetchtask',
-            name='schedule_runs_done',
+            model_name="fetchtask",
+            name="schedule_runs_done",
             field=models.PositiveIntegerField(default=0, editable=False),
         ),
         migrations.AddIndex(
-            model_name='fetchtask',
-            index=models.Index(fields=['schedule_next_run_at'], name='fetchtask_schedule_due'),
+            model_name="fetchtask",
+            index=models.Index(fields=["schedule_next_run_at"], name="fetchtask_schedule_due"),
         ),
         migrations.RunPython(start_schedules, migrations.RunPython.noop),
     ]

@@ -5,45 +5,108 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connector', '0003_fetchtask_schedule_next_run_at_and_more'),
+        ("connector", "0003_fetchtask_schedule_next_run_at_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ActionTransition',
+            name="ActionTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(max_length=20)),
-                ('at', models.DateTimeField()),
-                ('note', models.CharField(blank=True, default='', max_length=300)),
-                ('action', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='connector.action')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("status", models.CharField(max_length=20)),
+                ("at", models.DateTimeField()),
+                ("note", models.CharField(blank=True, default="", max_length=300)),
+                (
+                    "action",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="connector.action",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('verb', models.CharField(choices=[('submit', 'Submit'), ('retry', 'retry (duplicate)'), ('cancel', 'Cancel'), ('stop', 'Stop'), ('priority', 'Priority'), ('pause', 'Pause'), ('resume', 'Resume'), ('recover', 'Recover')], max_length=20)),
-                ('outcome', models.CharField(choices=[('done', 'Done'), ('refused', 'Refused')], max_length=10)),
-                ('reason', models.CharField(blank=True, default='', max_length=400)),
-                ('token', models.CharField(blank=True, default='', max_length=200)),
-                ('queue', models.CharField(blank=True, default='', max_length=40)),
-                ('user', models.CharField(blank=True, default='', max_length=150)),
-                ('client', models.CharField(blank=True, default='', max_length=200)),
-                ('via', models.CharField(choices=[('endpoint', 'Endpoint'), ('dashboard', 'Dashboard'), ('schedule', 'Schedule'), ('worker', 'Worker')], max_length=10)),
-                ('detail', models.CharField(blank=True, default='', max_length=400)),
-                ('action', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_entries', to='connector.action')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                (
+                    "verb",
+                    models.CharField(
+                        choices=[
+                            ("submit", "Submit"),
+                            ("retry", "retry (duplicate)"),
+                            ("cancel", "Cancel"),
+                            ("stop", "Stop"),
+                            ("priority", "Priority"),
+                            ("pause", "Pause"),
+                            ("resume", "Resume"),
+                            ("recover", "Recover"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("done", "Done"), ("refused", "Refused")], max_length=10
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, default="", max_length=400)),
+                ("token", models.CharField(blank=True, default="", max_length=200)),
+                ("queue", models.CharField(blank=True, default="", max_length=40)),
+                ("user", models.CharField(blank=True, default="", max_length=150)),
+                ("client", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "via",
+                    models.CharField(
+                        choices=[
+                            ("endpoint", "Endpoint"),
+                            ("dashboard", "Dashboard"),
+                            ("schedule", "Schedule"),
+                            ("worker", "Worker"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("detail", models.CharField(blank=True, default="", max_length=400)),
+                (
+                    "action",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_entries",
+                        to="connector.action",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['action', '-id'], name='audit_action'), models.Index(fields=['verb', '-id'], name='audit_verb'), models.Index(fields=['user', '-id'], name='audit_user'), models.Index(fields=['client', '-id'], name='audit_client'), models.Index(fields=['token', '-id'], name='audit_token')],
+                "verbose_name_plural": "audit entries",
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["action", "-id"], name="audit_action"),
+                    models.Index(fields=["verb", "-id"], name="audit_verb"),
+                    models.Index(fields=["user", "-id"], name="audit_user"),
+                    models.Index(fields=["client", "-id"], name="audit_client"),
+                    models.Index(fields=["token", "-id"], name="audit_token"),
+                ],
             },
         ),
     ]

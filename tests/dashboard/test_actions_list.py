@@ -65,9 +65,10 @@ def test_filter_by_task_matches_whole_names(viewer_client):
 def test_filter_by_queue(viewer_client):
     action = submit()
     assert shown(viewer_client, queue="fetch") == {action.pk}
-    # An unknown queue is a form error, not a filter: the list stays whole.
+    # An unknown queue is a form error: no rows, and a message (see test_invalid_filters.py).
     response = viewer_client.get(URL, {"queue": "nope"})
     assert response.context["form"].errors
+    assert response.context["page"].actions == []
 
 
 def test_filter_by_queued_time_range(viewer_client):
@@ -148,7 +149,9 @@ def test_every_hx_get_link_has_an_href(viewer_client, monkeypatch):
     first = viewer_client.get(URL)
     html = viewer_client.get(f"{URL}?{first.context['next_query']}").content.decode()
     links = re.findall(r"<a [^>]*hx-get[^>]*>", html)
-    assert len(links) == 1  # "Newest"; there is no older page
+    # Four sorts, "Newest" and "Newer"; there is no older page.
+    assert len(links) == 6
+    assert not any('rel="next"' in tag for tag in links)
     for tag in links:
         assert "href=" in tag
 
