@@ -68,21 +68,27 @@ def viewer_required(view: View) -> View:
     return login_required(checked)
 
 
+def _require_operator(request: HttpRequest, refusal: str) -> None:
+    """Refuse (PermissionDenied, logged and recorded) a request of anyone but an operator."""
+    if can_operate(request.user):
+        return
+    logger.warning(
+        "Refused %s %s to %s from %s: not an operator",
+        request.method,
+        request.path,
+        request.user.get_username(),
+        client_address(request),
+    )
+    refused_posts.record(request, "not an operator")
+    raise PermissionDenied(refusal)
+
+
 def operator_required(view: View) -> View:
     """A POST from a signed-in operator; anyone else's is refused and logged."""
 
     @wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not can_operate(request.user):
-            logger.warning(
-                "Refused %s %s to %s from %s: not an operator",
-                request.method,
-                request.path,
-                request.user.get_username(),
-                client_address(request),
-            )
-            refused_posts.record(request, "not an operator")
-            raise PermissionDenied("Only operators may change actions and queues.")
+        _require_operator(request, "Only operators may change actions and queues.")
         return view(request, *args, **kwargs)
 
     return login_required(require_POST(checked))
@@ -396,16 +402,7 @@ def _default_fetch_action() -> str:
 @viewer_required
 def submit(request: HttpRequest) -> HttpResponse:
     """GET shows the form of one fetch action; POST checks it as the endpoint would and queues."""
-    if not can_operate(request.user):
-        logger.warning(
-            "Refused %s %s to %s from %s: not an operator",
-            request.method,
-            request.path,
-            request.user.get_username(),
-            client_address(request),
-        )
-        refused_posts.record(request, "not an operator")
-        raise PermissionDenied("Only operators may submit actions.")
+    _require_operator(request, "Only operators may submit actions.")
     if request.method == "POST":
         form = SubmitForm(request.POST, fetch_action=request.POST.get("FetchAction", ""))
         if form.is_valid():
@@ -481,16 +478,7 @@ def retry_selected(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def retry_matching(request: HttpRequest) -> HttpResponse:
     """GET: how many ended actions the filter matches, and a form to confirm; POST: retry them."""
-    if not can_operate(request.user):
-        logger.warning(
-            "Refused %s %s to %s from %s: not an operator",
-            request.method,
-            request.path,
-            request.user.get_username(),
-            client_address(request),
-        )
-        refused_posts.record(request, "not an operator")
-        raise PermissionDenied("Only operators may retry actions.")
+    _require_operator(request, "Only operators may retry actions.")
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     data = request.POST if request.method == "POST" else request.GET
@@ -549,16 +537,7 @@ def cancel_selected(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def cancel_matching(request: HttpRequest) -> HttpResponse:
     """GET: how many queued actions the filter matches, and a form to confirm; POST: cancel them."""
-    if not can_operate(request.user):
-        logger.warning(
-            "Refused %s %s to %s from %s: not an operator",
-            request.method,
-            request.path,
-            request.user.get_username(),
-            client_address(request),
-        )
-        refused_posts.record(request, "not an operator")
-        raise PermissionDenied("Only operators may cancel actions.")
+    _require_operator(request, "Only operators may cancel actions.")
     data = request.POST if request.method == "POST" else request.GET
     form = ActionFilterForm(data)
     form.is_valid()
