@@ -733,6 +733,19 @@ class Released:
     stopped: list[int]
 
 
+#: What an action taken back from its worker becomes: Queued again, as if never claimed.
+_BACK_IN_QUEUE: dict[str, Any] = {
+    "status": Status.QUEUED,
+    "worker": "",
+    "lease_expires_at": None,
+    "started_at": None,
+    "progress": 0,
+    "stage": "",
+    "counts": {},
+    "result": {},
+}
+
+
 def release_actions(*, worker: str, pks: Iterable[int], reason: str = "") -> Released:
     """Put back actions this worker interrupted for its graceful shutdown.
 
@@ -767,17 +780,7 @@ def release_actions(*, worker: str, pks: Iterable[int], reason: str = "") -> Rel
                         pk=pk, lines=[(now, "INFO", "Stopped (the Stop came with a shutdown)")]
                     )
                 continue
-            if held.filter(pk=pk).update(
-                status=Status.QUEUED,
-                worker="",
-                lease_expires_at=None,
-                started_at=None,
-                progress=0,
-                stage="",
-                counts={},
-                result={},
-                attempts=F("attempts") - 1,
-            ):
+            if held.filter(pk=pk).update(**_BACK_IN_QUEUE, attempts=F("attempts") - 1):
                 done.requeued.append(pk)
                 queues.add(name)
                 add_log_lines(pk=pk, lines=[(now, "WARNING", note)])
@@ -860,16 +863,7 @@ def recover_expired(*, now: datetime | None = None) -> Recovered:
             ):
                 done["stopped"].append(pk)
         for pk in retry:
-            if expired.filter(pk=pk).update(
-                status=Status.QUEUED,
-                worker="",
-                lease_expires_at=None,
-                started_at=None,
-                progress=0,
-                stage="",
-                counts={},
-                result={},
-            ):
+            if expired.filter(pk=pk).update(**_BACK_IN_QUEUE):
                 done["requeued"].append(pk)
         for pk in failed:
             if expired.filter(pk=pk).update(
