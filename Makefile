@@ -25,14 +25,14 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The queue, the worker, the endpoint, the fetch actions and the datastore again on PostgreSQL
-# (less the tests marked database_free, whose subject never touches the database).
+# (less the tests marked independent_of_database_url: they would run exactly as in `make test`).
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 test-postgres: $(VENV)/.installed-test
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/connector/test_queue.py \
 		tests/connector/worker tests/connector/aci tests/connector/fetch \
 		tests/connector/test_schedules.py tests/connector/test_audit_queue.py tests/connector/ops \
 		tests/connector/test_ingest.py tests/connector/test_migrations.py \
-		-m "not database_free" $(PYTEST_ARGS)
+		-m "not independent_of_database_url" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -56,6 +56,18 @@ def docs_task(db, docs_tree: Path) -> FetchTask:
     return FetchTask.objects.create(name="DOCS", directory_paths=[str(docs_tree)])
 
 
+#: Fixtures whose processes run on a database of their own choosing (a Site is
+#: always SQLite; the one-writer site makes its own), whatever DATABASE_URL says.
+_OWN_DATABASE_FIXTURES = {"site", "writer_site"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that ``make test-postgres`` would only run a second time as they are."""
+    for item in items:
+        if _OWN_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.independent_of_database_url)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     """A connector installation whose processes are killed when the test ends."""

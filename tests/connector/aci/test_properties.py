@@ -161,7 +161,7 @@ def test_any_request_gets_a_well_formed_answer_and_never_a_server_error(db, requ
 # --- The parser: whatever the bytes, a result and no exception ----------------------
 
 
-@pytest.mark.database_free
+@pytest.mark.independent_of_database_url
 @pytest.mark.timeout(600)
 @examples("parser")
 @given(
@@ -267,7 +267,7 @@ def _simple_values(element, data) -> None:
         assert data["$"] == clean(element.text)
 
 
-@pytest.mark.database_free
+@pytest.mark.independent_of_database_url
 @pytest.mark.timeout(600)
 @examples("renderers")
 @given(data=st.lists(trees, max_size=4), action=ANY_TEXT, success=st.booleans())
