@@ -49,6 +49,23 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _submit_uninterruptible(pool: ProcessPoolExecutor, job: FolderJob) -> Future[FolderResult]:
+    """``pool.submit``, with SIGINT blocked in this thread meanwhile.
+
+    The pool starts its processes as jobs are submitted, from the submitting
+    thread, and a process inherits that thread's signal mask: blocked from its
+    first instruction, a Ctrl-C to the process group (a terminal sends it to
+    the whole job) cannot interrupt a reader process still starting, before
+    ``_ignore_interrupts`` ran. Blocked for the call only: a SIGINT to this
+    process meanwhile is delivered as the call returns.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(run_job, job)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _get_pool() -> ProcessPoolExecutor | None:
     global _pool
     count = settings.CONNECTOR_SYNCHRONIZE_READERS
@@ -124,7 +141,7 @@ class Reader:
         pool = _get_pool() if self.in_processes else None
         if pool is not None:
             try:
-                return pool.submit(run_job, job)
+                return _submit_uninterruptible(pool, job)
             except (BrokenProcessPool, RuntimeError):
                 # RuntimeError: shut down meanwhile (the process is stopping).
                 _forget(pool)
