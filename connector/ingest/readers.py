@@ -36,12 +36,17 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 60.0
 #: Seconds between two Stop checks while waiting for a reader's job.
 WAIT_STEP = 0.2
+#: How long ``close`` waits for each part of a broken pool to end.
+JOIN_SECONDS = 5.0
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _retry_at = 0.0
 #: Set by close(): no reader processes any more in this process.
 _closed = False
+#: The thread and processes of pools given up on after they broke, not yet
+#: joined (``close`` joins them).
+_broken: list[threading.Thread | multiprocessing.process.BaseProcess] = []
 
 
 def _ignore_interrupts() -> None:
@@ -94,7 +99,19 @@ def _forget(pool: ProcessPoolExecutor) -> None:
                 "The reader processes of Synchronize stopped; jobs run in the worker for %s s",
                 RETRY_SECONDS,
             )
+        # Not waited for here (a job's thread); ``close`` joins them before the
+        # process exits, so that they are not left to the interpreter's exit
+        # hooks. Taken now: the shutdown forgets them.
+        _broken.extend(_parts(pool))
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _parts(
+    pool: ProcessPoolExecutor,
+) -> list[threading.Thread | multiprocessing.process.BaseProcess]:
+    thread = getattr(pool, "_executor_manager_thread", None)
+    processes = getattr(pool, "_processes", None) or {}
+    return [*([thread] if thread is not None else []), *list(processes.values())]
 
 
 def process_ids() -> list[int]:
@@ -126,7 +143,11 @@ def close() -> None:
     global _closed
     with _lock:
         _closed = True
+        broken = list(_broken)
+        _broken.clear()
     shutdown()
+    for part in broken:
+        part.join(JOIN_SECONDS)
 
 
 class Reader:
