@@ -247,7 +247,13 @@ def test_serve_interrupted_while_synchronize_uses_reader_processes_exits_0_every
         time.sleep(chance.uniform(0, 0.6))
         site.interrupt_group(server)
         outcomes.append(server.wait(30))
-        assert "Fatal Python error" not in log.read_text(), log.read_text()
+        text = log.read_text()
+        assert "Fatal Python error" not in text, text
+        # The Ctrl-C reached the reader processes too, maybe while one was
+        # still starting: none may die of it (10 of 25 did before they started
+        # with SIGINT blocked, and the pool broke).
+        assert "KeyboardInterrupt" not in text, text
+        assert "reader processes of Synchronize stopped" not in text, text
     assert outcomes == [0] * RESTARTS, site.logs()[-20000:]
     # Interrupted again and again, never spent: no Synchronize became Error.
     assert site.query("SELECT count(*) FROM connector_action WHERE status = 'Error'") == [(0,)]
