@@ -13,7 +13,9 @@ database, three ways:
 
 It prints the rate and the process's CPU time per action: on SQLite that is
 the database's work too, and it moves less than the rate when other programs
-load the machine.
+load the machine. On a PostgreSQL server of this machine it prints the CPU
+time of the connection's server process per action too (read from /proc):
+the database's share, as robust to load as the client's.
 
     python bench/one_writer.py [--actions 3000] [--database-url postgres://...]
 
@@ -57,10 +59,24 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
+    def server_cpu() -> float | None:
+        """CPU seconds of this connection's PostgreSQL process, if it runs here."""
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def drain(label: str, fetch_action: str, tasks_of: list[list[str]]) -> None:
         for tasks in tasks_of:
             queue.submit_action(fetch_action=fetch_action, params={}, tasks=tasks)
         ending = queue.Ending(counts={}, result={}, progress=100)
+        server = server_cpu()
         start = time.perf_counter()
         cpu = time.process_time()
         done = 0
@@ -75,7 +91,11 @@ def main() -> None:
         assert done == len(tasks_of), (label, done)
         # The process's CPU time per action (on SQLite the database's work too)
         # moves less than the wall-clock rate on a loaded machine.
-        print(f"{label:<32} {done / elapsed:6.0f} actions/s, {cpu_us:5.0f} us CPU each ({done})")
+        line = f"{label:<32} {done / elapsed:6.0f} actions/s, {cpu_us:5.0f} us CPU each"
+        after = server_cpu()
+        if server is not None and after is not None:
+            line += f", server {(after - server) / done * 1e6:5.0f} us"
+        print(f"{line} ({done})")
 
     n = args.actions
     if connection.vendor == "postgresql":

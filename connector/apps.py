@@ -27,8 +27,8 @@ def _install_writer_trigger(*, using: str, plan: list[Any] | None = None, **_: A
     something: on SQLite a migration that rebuilds the action table drops it
     (``connector.writers``)."""
     from connector import writers
-    from connector.models import TaskWrite
+    from connector.models import TaskHold
 
     connection = connections[using]
-    if plan and TaskWrite._meta.db_table in connection.introspection.table_names():
+    if plan and TaskHold._meta.db_table in connection.introspection.table_names():
         writers.install(connection)

@@ -138,30 +138,47 @@ class Action(models.Model):
 
 
 class TaskWrite(models.Model):
-    """A fetch task an action writes: one writer per task, enforced by the database.
+    """A fetch task an action writes: made at submission for each task of an action
+    that writes its datastore or ingest output (``FetchAction.writes_tasks``).
 
-    Made at submission for each task of an action that writes its datastore or
-    ingest output (``FetchAction.writes_tasks``). ``holding`` is true exactly
-    while the action is Processing: a trigger on the action's status sets and
-    clears it (migration 0007), whatever code changes the status, and the
-    unique index on the held task makes a second holder fail, so two writers of
-    one task never run at once, on any number of workers. The claim skips an
-    action whose task is held (``connector.queue``), so it waits, Queued.
+    What the hold trigger copies into ``TaskHold`` when the action starts
+    (``connector.writers``); never changed afterwards.
     """
 
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="task_writes")
     task = models.CharField(max_length=100)
-    holding = models.BooleanField(default=False)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["task"], condition=models.Q(holding=True), name="one_writer_per_task"
-            ),
-        ]
 
     def __str__(self) -> str:
-        return f"{self.task} by {self.action_id}{' (holding)' if self.holding else ''}"
+        return f"{self.task} by {self.action_id}"
+
+
+class TaskHold(models.Model):
+    """A task held by its writer: a row exists exactly while that action is Processing.
+
+    A trigger on the action's status inserts the action's ``TaskWrite`` tasks
+    here when it becomes Processing and deletes them when it leaves Processing,
+    whatever code changes the status (``connector.writers``). The task is the
+    primary key, so a second writer of a task can never be Processing: its
+    status change fails. The table holds only the running writers' tasks, so
+    the claim's check of a queued writer against it stays a few rows, however
+    many writers have ever run or wait.
+
+    No foreign-key constraint in the database (the trigger's insert would pay
+    its check at every claim), and nothing to cascade: only final actions are
+    ever deleted (``connector.retention``), and a final action holds nothing.
+    """
+
+    task = models.CharField(max_length=100, primary_key=True)
+    action = models.ForeignKey(
+        Action,
+        on_delete=models.DO_NOTHING,
+        related_name="task_holds",
+        db_constraint=False,
+        db_index=False,
+    )
+
+    def __str__(self) -> str:
+        return f"{self.task} held by {self.action_id}"
 
 
 class ActionTask(models.Model):

@@ -41,6 +41,7 @@ from connector.models import (
     AuditVia,
     QueueState,
     Status,
+    TaskHold,
     TaskWrite,
     WorkerProcess,
 )
@@ -394,19 +395,19 @@ def is_paused(queue: str) -> bool:
 # One writer per task (``connector.writers``): an action that writes tasks is
 # passed over while another action holds one of them (it stays Queued and
 # waits); an action that writes none pays one comparison of ``writes``. A
-# writer is compared with the held tasks only (a few rows of the unique partial
-# index), not with every TaskWrite row ever written: ``writes`` lists its tasks
-# between commas, which task names never contain. The
-# trigger that sets the holds fails the statement if two writers of one task
-# would both be Processing (two claimers at once, each not yet seeing the
-# other's hold): ``_claiming`` tries again, and the loser then passes it over.
+# writer is compared with the held tasks only (``TaskHold``: the running
+# writers' tasks, a few rows), not with the tasks of every writer queued or
+# ever run: ``writes`` lists its tasks between commas, which task names never
+# contain. The trigger that inserts the holds fails the statement if two
+# writers of one task would both be Processing (two claimers at once, each not
+# yet seeing the other's hold): ``_claiming`` tries again, and the loser then
+# passes it over.
 # A claim of several takes at most one writer of a task, the first in claim
 # order, so that one statement never takes two writers of one task.
 _CLAIM_SQL = (
     "WITH picked AS {materialized}(SELECT id{picked_columns} FROM {action} a"
     " WHERE queue = %s AND status = %s"
-    " AND (writes = '' OR NOT EXISTS (SELECT 1 FROM {writes} h WHERE h.holding"
-    " AND {held_match}))"
+    " AND (writes = '' OR NOT EXISTS (SELECT 1 FROM {holds} h WHERE {held_match}))"
     " ORDER BY priority DESC, queued_at, id LIMIT %s{skip_locked}){chosen_cte}"
     " UPDATE {action} SET status = %s, started_at = %s, worker = %s,"
     " lease_expires_at = %s, attempts = attempts + 1"
@@ -450,11 +451,11 @@ def _claim_sql(*, postgresql: bool, several: bool) -> str:
     writes = TaskWrite._meta.db_table
     return _CLAIM_SQL.format(
         action=Action._meta.db_table,
-        writes=writes,
+        holds=TaskHold._meta.db_table,
         queue_state=QueueState._meta.db_table,
         skip_locked=" FOR UPDATE SKIP LOCKED" if postgresql else "",
-        # On PostgreSQL an equality the partial index answers, whatever the
-        # statistics say; SQLite plans the scan of that small index already.
+        # On PostgreSQL an equality the primary key can answer; a scan of the
+        # few held rows either way.
         held_match="h.task = ANY(string_to_array(a.writes, ','))"
         if postgresql
         else "instr(',' || a.writes || ',', ',' || h.task || ',') > 0",

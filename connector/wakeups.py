@@ -13,6 +13,7 @@ loop here when they start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -187,6 +188,26 @@ class _Sender:
             self._merging = {}
         return self._loop
 
+    def close(self) -> None:
+        """Stop the loop and join its thread: the process is about to exit.
+
+        Sends still waiting are dropped (polling covers them). A daemon thread
+        left running while the interpreter finalizes can crash it (issue 14, 2).
+        """
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None or self._pid != os.getpid():
+            return
+        if thread.is_alive():
+            cancelled = asyncio.run_coroutine_threadsafe(_cancel_the_others(), loop)
+            with contextlib.suppress(Exception):
+                cancelled.result(2)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()
+
     def _done(self, future: Any) -> None:
         with self._lock:
             self._pending -= 1
@@ -194,6 +215,19 @@ class _Sender:
 
 
 _sender = _Sender()
+
+
+async def _cancel_the_others() -> None:
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+def close() -> None:
+    """Stop this process's sending thread, if it has one (``serve`` and
+    ``runworker`` call this last; a later send starts it again)."""
+    _sender.close()
 
 
 def _log_failure(future: Any) -> None:

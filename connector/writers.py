@@ -3,12 +3,19 @@
 An action that writes a task's datastore or ingest output (Synchronize,
 Update, Delete, Hold, ReleaseHold, Insert: ``FetchAction.writes_tasks``) gets
 a ``TaskWrite`` row per task at submission. A trigger on the action's status
-makes ``holding`` true exactly while the action is Processing, whatever code
-changes the status (claim, finish, recovery, unclaim), and the unique index on
-the held task fails a second holder: two writers of one task can never be
+copies them into ``TaskHold`` when the action becomes Processing and deletes
+them when it leaves Processing, whatever code changes the status (claim,
+finish, recovery, unclaim, release), and the task is ``TaskHold``'s primary
+key, so a second holder fails: two writers of one task can never be
 Processing together, on any number of workers and servers. The claim skips a
 queued action whose task is held (``connector.queue``), so a second writer
 waits, Queued, until the first ends, as IDOL queues its actions.
+
+The trigger fires only on the transitions that matter, into and out of
+Processing, of an action that writes a task: other status changes (a Cancel,
+a finish of an action that writes nothing) do not call it. ``TaskHold`` holds
+only the running writers' tasks, so the claim's check reads a few rows,
+however many writers wait or have ever run (bench/README.md, one writer).
 
 The trigger lives on the action table. On SQLite, a later migration that
 rebuilds that table (Django copies it to a new one for most column changes)
@@ -22,7 +29,7 @@ from dataclasses import dataclass
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from connector.models import Action, Status, TaskWrite
+from connector.models import Action, Status, TaskHold, TaskWrite
 
 TRIGGER = "connector_action_holds_tasks"
 FUNCTION = "connector_action_holds_tasks"
@@ -32,28 +39,34 @@ def _names() -> dict[str, str]:
     return {
         "action": Action._meta.db_table,
         "writes": TaskWrite._meta.db_table,
+        "holds": TaskHold._meta.db_table,
         "trigger": TRIGGER,
         "function": FUNCTION,
         "processing": Status.PROCESSING.value,
+        "when": _WHEN.format(processing=Status.PROCESSING.value),
     }
 
 
-# The trigger's condition keeps actions that write no task free of its cost.
+# The trigger's condition: a writer entering or leaving Processing, nothing else.
+_WHEN = "NEW.writes <> '' AND (OLD.status = '{processing}') <> (NEW.status = '{processing}')"
+# On SQLite one body for both ways: leaving deletes the holds and inserts none,
+# entering deletes none (the action held nothing) and inserts its tasks.
 _SQLITE = [
     "DROP TRIGGER IF EXISTS {trigger}",
-    "CREATE TRIGGER {trigger} AFTER UPDATE OF status ON {action} FOR EACH ROW"
-    " WHEN OLD.status <> NEW.status AND NEW.writes <> ''"
-    " BEGIN UPDATE {writes} SET holding = (NEW.status = '{processing}')"
-    " WHERE action_id = NEW.id; END",
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF status ON {action} FOR EACH ROW WHEN {when}"
+    " BEGIN DELETE FROM {holds} WHERE action_id = NEW.id;"
+    " INSERT INTO {holds} (task, action_id) SELECT task, NEW.id FROM {writes}"
+    " WHERE action_id = NEW.id AND NEW.status = '{processing}'; END",
 ]
 _POSTGRESQL = [
     "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN UPDATE {writes} SET holding = (NEW.status = '{processing}')"
-    " WHERE action_id = NEW.id; RETURN NULL; END $$",
+    " BEGIN IF NEW.status = '{processing}' THEN"
+    " INSERT INTO {holds} (task, action_id) SELECT task, NEW.id FROM {writes}"
+    " WHERE action_id = NEW.id;"
+    " ELSE DELETE FROM {holds} WHERE action_id = NEW.id; END IF; RETURN NULL; END $$",
     "DROP TRIGGER IF EXISTS {trigger} ON {action}",
     "CREATE TRIGGER {trigger} AFTER UPDATE OF status ON {action} FOR EACH ROW"
-    " WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.writes <> '')"
-    " EXECUTE FUNCTION {function}()",
+    " WHEN ({when}) EXECUTE FUNCTION {function}()",
 ]
 
 
@@ -106,15 +119,15 @@ def waits(pks: list[int]) -> dict[int, list[Wait]]:
     """
     if not pks:
         return {}
-    mine = TaskWrite.objects.filter(
-        action_id__in=pks, action__status=Status.QUEUED, holding=False
-    ).values_list("action_id", "task")
+    mine = TaskWrite.objects.filter(action_id__in=pks, action__status=Status.QUEUED).values_list(
+        "action_id", "task"
+    )
     wanted: dict[str, list[int]] = {}
     for pk, task in mine:
         wanted.setdefault(task, []).append(pk)
     if not wanted:
         return {}
-    held = TaskWrite.objects.filter(task__in=list(wanted), holding=True).values_list(
+    held = TaskHold.objects.filter(task__in=list(wanted)).values_list(
         "task", "action_id", "action__token"
     )
     found: dict[int, list[Wait]] = {}
@@ -136,7 +149,5 @@ def holders(tasks: list[str]) -> list[Wait]:
     """Which of these tasks are held now, and by which Processing action."""
     if not tasks:
         return []
-    held = TaskWrite.objects.filter(task__in=tasks, holding=True).values_list(
-        "task", "action_id", "action__token"
-    )
+    held = TaskHold.objects.filter(task__in=tasks).values_list("task", "action_id", "action__token")
     return [Wait(task=task, pk=pk, token=token) for task, pk, token in held]

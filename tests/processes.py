@@ -12,6 +12,7 @@ import http.cookiejar
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -59,6 +60,8 @@ class Site:
             }
         )
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        #: The processes started as leaders of their own process group.
+        self.groups: set[int] = set()
         self.manage("migrate", "--no-input", "-v", "0")
 
     def manage(self, *args: str) -> str:
@@ -83,7 +86,9 @@ class Site:
         )
         return list(json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1]))
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, group: bool = False, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``manage.py args``; with ``group``, as the leader of a process group
+        of its own, as a shell starts a foreground job (see ``interrupt_group``)."""
         log = self.tmp / f"process-{len(self.processes)}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
@@ -92,9 +97,18 @@ class Site:
                 env={**self.env, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                process_group=0 if group else None,
             )
         self.processes.append((process, log))
+        if group:
+            self.groups.add(process.pid)
         return process
+
+    @staticmethod
+    def interrupt_group(process: subprocess.Popen[bytes]) -> None:
+        """SIGINT to the process and every child of its group at once, as a
+        terminal's Ctrl-C sends it to the foreground job (``start(group=True)``)."""
+        os.killpg(process.pid, signal.SIGINT)
 
     def logs(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text()}" for _, log in self.processes)
@@ -104,6 +118,10 @@ class Site:
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+            if process.pid in self.groups:
+                # Its children too (reader processes), whatever became of it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:

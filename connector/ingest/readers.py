@@ -36,17 +36,39 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 60.0
 #: Seconds between two Stop checks while waiting for a reader's job.
 WAIT_STEP = 0.2
+#: How long ``close`` waits for each part of a broken pool to end.
+JOIN_SECONDS = 5.0
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _retry_at = 0.0
 #: Set by close(): no reader processes any more in this process.
 _closed = False
+#: The thread and processes of pools given up on after they broke, not yet
+#: joined (``close`` joins them).
+_broken: list[threading.Thread | multiprocessing.process.BaseProcess] = []
 
 
 def _ignore_interrupts() -> None:
     # Ctrl-C reaches the whole process group: the worker decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _submit_uninterruptible(pool: ProcessPoolExecutor, job: FolderJob) -> Future[FolderResult]:
+    """``pool.submit``, with SIGINT blocked in this thread meanwhile.
+
+    The pool starts its processes as jobs are submitted, from the submitting
+    thread, and a process inherits that thread's signal mask: blocked from its
+    first instruction, a Ctrl-C to the process group (a terminal sends it to
+    the whole job) cannot interrupt a reader process still starting, before
+    ``_ignore_interrupts`` ran. Blocked for the call only: a SIGINT to this
+    process meanwhile is delivered as the call returns.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(run_job, job)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _get_pool() -> ProcessPoolExecutor | None:
@@ -77,7 +99,19 @@ def _forget(pool: ProcessPoolExecutor) -> None:
                 "The reader processes of Synchronize stopped; jobs run in the worker for %s s",
                 RETRY_SECONDS,
             )
+        # Not waited for here (a job's thread); ``close`` joins them before the
+        # process exits, so that they are not left to the interpreter's exit
+        # hooks. Taken now: the shutdown forgets them.
+        _broken.extend(_parts(pool))
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _parts(
+    pool: ProcessPoolExecutor,
+) -> list[threading.Thread | multiprocessing.process.BaseProcess]:
+    thread = getattr(pool, "_executor_manager_thread", None)
+    processes = getattr(pool, "_processes", None) or {}
+    return [*([thread] if thread is not None else []), *list(processes.values())]
 
 
 def process_ids() -> list[int]:
@@ -109,7 +143,11 @@ def close() -> None:
     global _closed
     with _lock:
         _closed = True
+        broken = list(_broken)
+        _broken.clear()
     shutdown()
+    for part in broken:
+        part.join(JOIN_SECONDS)
 
 
 class Reader:
@@ -124,7 +162,7 @@ class Reader:
         pool = _get_pool() if self.in_processes else None
         if pool is not None:
             try:
-                return pool.submit(run_job, job)
+                return _submit_uninterruptible(pool, job)
             except (BrokenProcessPool, RuntimeError):
                 # RuntimeError: shut down meanwhile (the process is stopping).
                 _forget(pool)

@@ -26,16 +26,43 @@ def queued_writers(apps, schema_editor):
     TaskWrite.objects.bulk_create(rows, batch_size=500)
 
 
-def install_trigger(apps, schema_editor):
-    from connector import writers
+# The trigger as this migration made it, frozen here: ``connector.writers``
+# installs today's (migration 0011 replaced the ``holding`` column with the
+# ``TaskHold`` table), which would refer to a table that does not exist yet.
+TRIGGER = "connector_action_holds_tasks"
+SQLITE = [
+    f"DROP TRIGGER IF EXISTS {TRIGGER}",
+    f"CREATE TRIGGER {TRIGGER} AFTER UPDATE OF status ON connector_action FOR EACH ROW"
+    " WHEN OLD.status <> NEW.status AND NEW.writes <> ''"
+    " BEGIN UPDATE connector_taskwrite SET holding = (NEW.status = 'Processing')"
+    " WHERE action_id = NEW.id; END",
+]
+POSTGRESQL = [
+    f"CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN UPDATE connector_taskwrite SET holding = (NEW.status = 'Processing')"
+    " WHERE action_id = NEW.id; RETURN NULL; END $$",
+    f"DROP TRIGGER IF EXISTS {TRIGGER} ON connector_action",
+    f"CREATE TRIGGER {TRIGGER} AFTER UPDATE OF status ON connector_action FOR EACH ROW"
+    " WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.writes <> '')"
+    f" EXECUTE FUNCTION {TRIGGER}()",
+]
 
-    writers.install(schema_editor.connection)
+
+def install_trigger(apps, schema_editor):
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        for statement in POSTGRESQL if connection.vendor == "postgresql" else SQLITE:
+            cursor.execute(statement)
 
 
 def uninstall_trigger(apps, schema_editor):
-    from connector import writers
-
-    writers.uninstall(schema_editor.connection)
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON connector_action")
+            cursor.execute(f"DROP FUNCTION IF EXISTS {TRIGGER}()")
+        else:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER}")
 
 
 class Migration(migrations.Migration):

@@ -18,6 +18,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -57,6 +59,60 @@ def report_crashes() -> None:
         faulthandler.enable(all_threads=True)
 
 
+#: How long the end of ``serve`` and ``runworker`` waits for their threads to end.
+THREADS_END_SECONDS = 5.0
+
+
+def end_threads(timeout: float = THREADS_END_SECONDS) -> list[str]:
+    """Wait up to ``timeout`` seconds for the process's daemon threads to end;
+    return the names of those still running.
+
+    Python joins its other threads itself before it finalizes, but not the
+    daemon ones (the worker's slots and heartbeat, the WAL checkpointer, the
+    channel layer's sender): one that runs on, or comes back from a blocking
+    call, while the interpreter tears itself down can crash it in libpython
+    (issue 14, 2: a segmentation fault after "Connector stopped."). ``serve``
+    and ``runworker`` call this once their shutdown is done, then
+    ``exit_process``.
+    """
+    deadline = time.monotonic() + timeout
+    here = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not here and thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threading.enumerate() if t is not here and t.daemon and t.is_alive()]
+
+
+def exit_process(left: list[str]) -> None:
+    """Return (and let the interpreter exit normally, status 0) when no daemon thread
+    is ``left``; otherwise flush and end the process with status 0 without
+    finalizing the interpreter, which a running daemon thread could crash.
+
+    The shutdown is complete either way: actions were queued again and the
+    reader processes stopped; what those threads still do is lost with them,
+    as their actions' leases already cover.
+    """
+    if not left:
+        return
+    logger.warning(
+        "Threads %s did not end within %s s; exiting without waiting for them",
+        ", ".join(left),
+        THREADS_END_SECONDS,
+    )
+    _flush()
+    os._exit(0)
+
+
+def _flush() -> None:
+    # Exiting anyway: a flush that fails has nothing better to do.
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
 def exit_now(signum: int) -> None:
     """Log why, flush the logs, and end the process with status 128 + signal number."""
     logger.warning(
@@ -65,13 +121,7 @@ def exit_now(signum: int) -> None:
         signal.Signals(signum).name,
         settings.CONNECTOR_LEASE_SECONDS,
     )
-    # Exiting anyway: a flush that fails has nothing better to do.
-    for handler in logging.getLogger().handlers:
-        with contextlib.suppress(Exception):
-            handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    _flush()
     # Not sys.exit(): that would wait for the graceful shutdown under way
     # (threads, the reactor), which is what the operator chose not to wait for.
     os._exit(128 + signum)

@@ -69,3 +69,43 @@ def test_writers_queued_before_one_writer_per_task_wait_like_the_ones_after() ->
         assert writers.installed(connection)
     finally:
         MigrationExecutor(connection).migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_processing_during_the_upgrade_to_task_holds_keeps_its_hold() -> None:
+    from django.db import IntegrityError, connection, transaction
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    from connector import writers
+    from connector.models import Action, Status, TaskHold
+
+    before = [("connector", "0010_action_tasks_and_list_indexes")]
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        action = old.get_model("connector", "Action")
+        task_write = old.get_model("connector", "TaskWrite")
+        common = {"queue": "fetch", "params": {}, "queued_at": timezone.now()}
+        running = action.objects.create(
+            token="t1", fetch_action="SYNCHRONIZE", tasks="DOCS", writes="DOCS", **common
+        )
+        waiting = action.objects.create(
+            token="t2", fetch_action="UPDATE", tasks="DOCS", writes="DOCS", **common
+        )
+        task_write.objects.create(action_id=running.pk, task="DOCS")
+        task_write.objects.create(action_id=waiting.pk, task="DOCS")
+        # The 0007 trigger marks the hold.
+        action.objects.filter(pk=running.pk).update(status="Processing")
+        assert task_write.objects.get(action_id=running.pk).holding
+        MigrationExecutor(connection).migrate(latest)
+        assert dict(TaskHold.objects.values_list("task", "action_id")) == {"DOCS": running.pk}
+        assert writers.installed(connection)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Action.objects.filter(pk=waiting.pk).update(status=Status.PROCESSING)
+        Action.objects.filter(pk=running.pk).update(status=Status.FINISHED)
+        assert not TaskHold.objects.exists()
+    finally:
+        MigrationExecutor(connection).migrate(latest)

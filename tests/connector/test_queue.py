@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from connector import queue, signals, writers
-from connector.models import Action, ActionLogLine, Status, TaskWrite
+from connector.models import Action, ActionLogLine, Status, TaskHold
 
 pytestmark = pytest.mark.django_db
 
@@ -709,7 +709,7 @@ def claimed_pks(worker: str = WORKER, limit: int = 1) -> list[int]:
 
 
 def held_tasks() -> dict[str, int]:
-    return dict(TaskWrite.objects.filter(holding=True).values_list("task", "action_id"))
+    return dict(TaskHold.objects.values_list("task", "action_id"))
 
 
 @pytest.mark.parametrize(
@@ -718,10 +718,8 @@ def held_tasks() -> dict[str, int]:
 def test_actions_that_write_a_task_record_the_tasks_they_write(name):
     action = submit_writer(name, "DOCS,OTHER,DOCS")
     assert action.writes == "DOCS,OTHER"
-    assert sorted(action.task_writes.values_list("task", "holding")) == [
-        ("DOCS", False),
-        ("OTHER", False),
-    ]
+    assert sorted(action.task_writes.values_list("task", flat=True)) == ["DOCS", "OTHER"]
+    assert held_tasks() == {}
 
 
 @pytest.mark.parametrize("name", ["Identifiers", "Collect", "NoOp", "Sleep", "NotAnAction"])

@@ -19,9 +19,16 @@ from channels.routing import get_default_application
 from django.conf import settings
 from django.core.management import CommandError
 
+from connector import wakeups
 from connector.ingest import readers
 from connector.worker.server import FETCH_CHANNEL, FetchWorkerServer
-from connector.worker.stopping import STOP_SIGNALS, StopSignals, report_crashes
+from connector.worker.stopping import (
+    STOP_SIGNALS,
+    StopSignals,
+    end_threads,
+    exit_process,
+    report_crashes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +72,12 @@ class Command(ChannelsRunworkerCommand):
         logger.info("Worker for channels %s, shutdown grace %s s", channels, grace)
         asyncio.run(main())
         readers.close()
+        # No thread of ours may run while the interpreter finalizes (issue 14, 2).
+        wakeups.close()
+        left = end_threads()
         self.stdout.write(f"Worker {server.engine.id} stopped.")
+        self.stdout.flush()
+        exit_process(left)
 
 
 def _on_signal(server: FetchWorkerServer, signum: int, grace: float) -> None:

@@ -207,9 +207,14 @@ class Command(BaseCommand):
         server.run()
         # The worker stopped with the reactor; its reader processes end now,
         # not in the interpreter's exit hooks (connector.ingest.readers.close).
+        from connector import wakeups
         from connector.ingest import readers
+        from connector.worker.stopping import end_threads, exit_process
 
         readers.close()
+        # No thread of ours may run while the interpreter finalizes (issue 14, 2).
+        wakeups.close()
+        left = end_threads()
         if not server.listening_addresses:
             if admin_password:
                 # Made before the bind: shown now, or it would be lost with the run.
@@ -219,6 +224,8 @@ class Command(BaseCommand):
                 )
             raise CommandError(bind_failure(host, port))
         self.stdout.write("Connector stopped.")
+        self.stdout.flush()
+        exit_process(left)
 
     def _handle_stop_signals(self, reactor: Any) -> None:
         """The first SIGINT or SIGTERM stops as Twisted's own handler does (the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faulthandler
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -38,3 +39,47 @@ def test_report_crashes_turns_on_the_fault_handler():
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_stop_signals_are_sigint_and_sigterm(signum):
     assert signum in stopping.STOP_SIGNALS
+
+
+def test_end_threads_waits_for_daemon_threads_that_end_and_names_those_that_do_not():
+    # Issue 14, 2: a daemon thread still running while the interpreter
+    # finalizes can crash it; serve and runworker wait for theirs first.
+    ending, stuck = threading.Event(), threading.Event()
+    finishing = threading.Thread(target=lambda: ending.wait(5), name="finishing", daemon=True)
+    hanging = threading.Thread(target=lambda: stuck.wait(10), name="hanging", daemon=True)
+    finishing.start()
+    hanging.start()
+    try:
+        threading.Timer(0.1, ending.set).start()
+        left = stopping.end_threads(timeout=0.5)
+        assert not finishing.is_alive()
+        assert "hanging" in left and "finishing" not in left
+    finally:
+        stuck.set()
+        hanging.join()
+
+
+def test_exit_process_returns_when_no_thread_is_left_and_skips_finalization_otherwise(
+    monkeypatch, caplog
+):
+    exits: list[int] = []
+    monkeypatch.setattr(stopping.os, "_exit", exits.append)
+    stopping.exit_process([])
+    assert exits == []
+    stopping.exit_process(["fetch-0"])
+    assert exits == [0]
+    assert "Threads fetch-0 did not end" in caplog.text
+
+
+def test_the_wake_up_sender_thread_ends_on_close():
+    from connector import wakeups
+
+    async def nothing() -> None:
+        return None
+
+    wakeups._sender.send(nothing, "a test message")
+    thread = wakeups._sender._thread
+    assert thread is not None and thread.is_alive()
+    wakeups.close()
+    assert not thread.is_alive()
+    assert wakeups._sender._thread is None
