@@ -278,6 +278,8 @@ def measure(
                 raise SystemExit(f"pausing the queue failed: {pause}")
             phases = []
             for kind in KINDS:
+                if kind not in args.kinds:
+                    continue
                 run_phase(server, kind, 1, args.warmup, tokens)
                 for clients in (1, args.clients):
                     profiler = None
@@ -353,10 +355,18 @@ def main() -> int:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS,
+        default=list(KINDS),
+        help="request types to measure (asgi, the floor, always; getstatus and cancel need fetch)",
+    )
     parser.add_argument("--profile", action="append", default=[], choices=KINDS)
     parser.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
+    args.kinds = ["asgi", *args.kinds]
     print(
         f"Machine: {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f},"
         f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version};"

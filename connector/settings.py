@@ -556,4 +556,4 @@ CONNECTOR_RETENTION_BATCH_SIZE = int(
 #: Threads that answer the action endpoint's requests (connector.aci.handler);
 #: each keeps its database connection between requests. A request waiting for
 #: SQLite's write lock or streaming a large document holds one.
-CONNECTOR_ACI_THREADS = int(env_number("CONNECTOR_ACI_THREADS", 8, minimum=1))
+CONNECTOR_ACI_THREADS = int(env_number("CONNECTOR_ACI_THREADS", 4, minimum=1))
