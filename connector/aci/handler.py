@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
@@ -121,21 +122,16 @@ class EndpointHandler(ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body_file = await self.read_body(receive)
-        except Exception:  # RequestAborted: the client went away
+        except RequestAborted:  # the client went away
             return
         loop = asyncio.get_running_loop()
+        response: HttpResponseBase | None = None
         try:
             response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
             await self.send_response(response, send)
-            # Not response.close(): its request_finished signal would close the
-            # thread's database connection, which this handler keeps.
-            for closer in response._resource_closers:  # type: ignore[attr-defined]
-                try:
-                    closer()
-                except Exception:
-                    logger.exception("Closing a resource of an ACI answer failed")
-            response.closed = True
         finally:
+            if response is not None:
+                close_resources(response)
             body_file.close()
 
     def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
@@ -151,6 +147,17 @@ class EndpointHandler(ASGIHandler):
             return response
         finally:
             keep_connections()
+
+
+def close_resources(response: HttpResponseBase) -> None:
+    """``response.close()`` without its ``request_finished`` signal, which would
+    close the thread's database connection that this handler keeps."""
+    for closer in response._resource_closers:  # type: ignore[attr-defined]
+        try:
+            closer()
+        except Exception:
+            logger.exception("Closing a resource of an ACI answer failed")
+    response.closed = True
 
 
 def get_script_prefix_of(scope: dict[str, Any]) -> str:
