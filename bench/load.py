@@ -69,7 +69,19 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, var_dir: Path) -> None:
+    """``manage.py serve`` on a fresh var folder (and, by default, a fresh SQLite database).
+
+    ``database_url`` puts it on another (migrated here) database; ``env`` adds
+    or overrides environment variables of the server and its manage.py runs.
+    """
+
+    def __init__(
+        self,
+        var_dir: Path,
+        *,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.db_path = var_dir / "connector.sqlite3"
@@ -79,11 +91,12 @@ class Server:
             "PYTHONPATH": str(ROOT),
             "CONNECTOR_VAR_DIR": str(var_dir),
             "CONNECTOR_DEMO_DIR": str(var_dir / "demo"),
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "DATABASE_URL": database_url or f"sqlite:///{self.db_path}",
             "CONNECTOR_EXTRA_FETCH_ACTION_MODULES": "connector.fetch.diagnostics",
             "CONNECTOR_ACI_SUBMISSIONS_PER_WINDOW": "0",
             "LOG_LEVEL": "WARNING",
             "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+            **(env or {}),
         }
         for name in ("REDIS_URL", "CONNECTOR_CONFIG"):
             self.env.pop(name, None)

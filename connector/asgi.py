@@ -15,6 +15,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from connector import intake  # noqa: E402
+from connector.aci.handler import EndpointRouter  # noqa: E402
 from connector.ops.drain import FinishRequestsOnShutdown  # noqa: E402
 from connector.static_files import StaticFiles  # noqa: E402
 from connector.websocket_origin import SameOriginValidator  # noqa: E402
@@ -35,7 +36,10 @@ application = ProtocolTypeRouter(
         # serve a collectstatic copy instead (docs/deployment.md).
         # On SIGTERM, requests in flight get time to answer (connector.ops.drain).
         # Static answers carry the security headers too (connector.static_files).
-        "http": FinishRequestsOnShutdown(StaticFiles(django_asgi_app)),
+        # The action endpoint's requests go to its own handler: the same view,
+        # middleware that can change an answer, and error handlers, in long-lived
+        # threads that keep their database connections (connector.aci.handler).
+        "http": FinishRequestsOnShutdown(StaticFiles(EndpointRouter(django_asgi_app))),  # type: ignore[arg-type]
         # Only pages of this very origin (scheme, host and port) may open a
         # socket with the operator's cookie (connector.websocket_origin).
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),

@@ -553,3 +553,7 @@ CONNECTOR_RETENTION_BATCH_SIZE = int(
         minimum=1,
     )
 )
+#: Threads that answer the action endpoint's requests (connector.aci.handler);
+#: each keeps its database connection between requests. A request waiting for
+#: SQLite's write lock or streaming a large document holds one.
+CONNECTOR_ACI_THREADS = int(env_number("CONNECTOR_ACI_THREADS", 4, minimum=1))

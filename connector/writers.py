@@ -137,6 +137,19 @@ def waits(pks: list[int]) -> dict[int, list[Wait]]:
     return found
 
 
+def waits_of(action: Action) -> list[Wait]:
+    """``waits`` of one action as read: what it waits for if it is Queued.
+
+    One query instead of two: a Queued action's own rows are the tasks of its
+    ``writes`` (made with it), and the trigger keeps them unheld while it is
+    Queued, so only the holders are read. Should the action have been claimed
+    since it was read, it holds its tasks itself: not a wait.
+    """
+    if action.status != Status.QUEUED or not action.writes:
+        return []
+    return [wait for wait in holders(action.writes.split(",")) if wait.pk != action.pk]
+
+
 def tasks_written(fetch_action: str, tasks: list[str]) -> list[str]:
     """The tasks an action of ``fetch_action`` on ``tasks`` writes, once each."""
     # Imported here: the fetch actions import the queue, which calls this.

@@ -37,6 +37,16 @@ def _fresh_rate_limits() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _endpoint_connections_closed() -> Iterator[None]:
+    """After each test, the action endpoint's threads (connector.aci.handler) hold no
+    database connection: one kept open would keep the test database from being dropped."""
+    yield
+    from connector.aci.handler import close_connections
+
+    close_connections()
+
+
 @pytest.fixture
 def docs_tree(tmp_path: Path) -> Path:
     return make_tree(

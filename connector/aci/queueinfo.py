@@ -200,8 +200,7 @@ def _get_status(aci: AciRequest, queue_name: str) -> list[Element]:
         # Checked before the token is looked up, like every other parameter.
         page = read_identifier_page(params)
         action = _action(aci, queue_name)
-        waits = _waits([action])
-        statuses = [action_status(action, now=now, page=page, waits=waits.get(action.pk))]
+        statuses = [action_status(action, now=now, page=page, waits=writers.waits_of(action))]
         return [
             el("actions", attrs=paging(total=1, start=1, shown=1, next_query={}), children=statuses)
         ]

@@ -161,8 +161,7 @@ def waiting_elements(action: Action, waits: list[Wait] | None) -> list[Element]:
 def queued_answer(action: Action) -> list[Element]:
     """What Fetch and Duplicate answer: the new action's token, and (extension) the
     running writer it waits for when another action holds one of its tasks."""
-    waits = writers.waits([action.pk]).get(action.pk) if action.writes else None
-    return [el("token", action.token), *waiting_elements(action, waits)]
+    return [el("token", action.token), *waiting_elements(action, writers.waits_of(action))]
 
 
 def result_elements(action: Action, page: IdentifierPage) -> list[Element]:

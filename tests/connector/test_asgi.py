@@ -62,6 +62,99 @@ async def test_the_action_endpoint_answers_through_the_asgi_application():
     assert b"<response>SUCCESS</response>" in body
 
 
+SECURITY_HEADERS = (
+    b"X-Frame-Options",
+    b"Content-Security-Policy",
+    b"X-Content-Type-Options",
+    b"Referrer-Policy",
+    b"Cross-Origin-Opener-Policy",
+)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_endpoints_own_handler_sends_the_security_headers_of_djangos_answers():
+    # The endpoint's requests skip Django's handler (connector.aci.handler); the
+    # middleware that sets these headers still runs for them.
+    _, _, endpoint = await get("/action=GetVersion")
+    _, _, django_page = await get("/healthz")
+    for name in SECURITY_HEADERS:
+        assert endpoint[name] == django_page[name], name
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_host_django_refuses_gets_the_aci_error_from_the_endpoints_handler_too():
+    # CommonMiddleware's host check, then connector.aci.fallbacks.bad_request.
+    from connector.aci.handler import is_endpoint
+
+    assert is_endpoint({"type": "http", "path": "/action=GetVersion"})
+    assert not is_endpoint({"type": "http", "path": "/healthz"})
+    communicator = ApplicationCommunicator(
+        application,
+        {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/action=GetVersion",
+            "raw_path": b"/action=GetVersion",
+            "query_string": b"",
+            "headers": [(b"host", b"evil.example")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        },
+    )
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(5)
+    body = (await communicator.receive_output(5))["body"]
+    assert start["status"] == 200
+    assert b"<errorcode>ERRORHOSTNOTALLOWED</errorcode>" in body
+    assert dict(start["headers"])[b"X-Content-Type-Options"] == b"nosniff"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_endpoints_threads_keep_their_database_connection(settings):
+    from django.db import connection
+
+    from connector.aci.handler import EndpointHandler
+
+    settings.CONNECTOR_ACI_THREADS = 1
+    handler = EndpointHandler()
+
+    def connection_now() -> object:
+        return connection.connection
+
+    async def get_status() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/action=GetStatus",
+            "raw_path": b"/action=GetStatus",
+            "query_string": b"",
+            "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        communicator = ApplicationCommunicator(handler, scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        assert (await communicator.receive_output(5))["status"] == 200
+        assert b"SUCCESS" in (await communicator.receive_output(5))["body"]
+
+    try:
+        await get_status()
+        first = handler.executor.submit(connection_now).result()
+        await get_status()
+        assert first is not None
+        assert handler.executor.submit(connection_now).result() is first
+        handler.close_connections()
+        assert handler.executor.submit(connection_now).result() is None
+    finally:
+        handler.close_connections()
+
+
 def test_every_middleware_runs_synchronously_under_asgi(monkeypatch):
     """One thread switch for the chain, not one per middleware hook."""
     made: list[MiddlewareMixin] = []

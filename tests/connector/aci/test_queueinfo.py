@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from connector import queue
+from connector import queue, writers
 from connector.models import Action, QueueState, Status, WorkerProcess
 
 pytestmark = pytest.mark.django_db
@@ -525,6 +525,22 @@ def test_get_status_and_progress_say_which_running_action_a_waiting_writer_waits
     aci.finish(Action.objects.get(token=running))
     (action,) = aci.success(aci.queue_info("GetStatus", Token=waiting)).findall("actions/action")
     assert action.find("waitingfor") is None
+
+
+def test_the_waits_of_one_action_as_read_are_those_of_the_many_and_never_itself(aci, docs_task):
+    # writers.waits_of (one query, GetStatus by token and Fetch) against writers.waits.
+    running = aci.submit("Synchronize", TaskSections="DOCS")
+    waiting = aci.submit("Synchronize", TaskSections="DOCS")
+    aci.claim()
+    action = Action.objects.get(token=waiting)
+    assert writers.waits_of(action) == writers.waits([action.pk])[action.pk]
+    assert [wait.token for wait in writers.waits_of(action)] == [running]
+    # Read while Queued, claimed since: it holds the task itself and waits for nothing.
+    aci.finish(Action.objects.get(token=running))
+    aci.claim()
+    assert Action.objects.get(token=waiting).status == Status.PROCESSING
+    assert writers.waits_of(action) == []
+    assert writers.waits_of(Action.objects.get(token=running)) == []
 
 
 def test_fetch_and_duplicate_of_a_writer_say_at_once_that_it_waits(aci, docs_task):

@@ -1,0 +1,222 @@
+"""The action endpoint's own ASGI handler, in front of Django's (issue 17).
+
+Django's ASGI handler runs every request in a thread made for it alone (its
+``ThreadSensitiveContext``), so each request opens a database connection of
+its own (SQLite's pragmas, PostgreSQL's connection set-up) and starts a
+thread, and it sends ``request_started`` and ``request_finished`` through more
+threads, and runs the session, CSRF, authentication, messages, htmx and
+sign-in throttle middleware that an ACI request never uses. Profiled under
+load, that was most of the CPU of a ``GetStatus`` (bench/README.md, "Endpoint
+CPU per request").
+
+This handler answers the requests that resolve to the endpoint (the URL names
+in ``ENDPOINT_URL_NAMES``) with the same Django request, the same URL
+resolver, view and error handlers (``connector.aci.fallbacks``), and every
+middleware of ``settings.MIDDLEWARE`` that can change an answer (security
+headers and HTTPS redirect, the content security policy, the host check of
+``CommonMiddleware``, ``X-Frame-Options``): only ``NOT_FOR_ENDPOINT`` is left
+out. The difference is where it runs: in a few long-lived threads
+(``CONNECTOR_ACI_THREADS``), each keeping its database connection from one
+request to the next (closed when it failed or is left in a transaction,
+as Django closes one), one thread hop per request.
+
+Everything else goes to Django's handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestAborted
+from django.core.handlers import base
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.db import connections, reset_queries
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, resolve, set_script_prefix
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+#: URL names of the endpoint (connector/urls.py).
+ENDPOINT_URL_NAMES = frozenset({"aci", "aci-path"})
+
+#: Middleware an ACI request never needs: it carries no session or sign-in, is
+#: exempt from CSRF (connector.aci.origin checks instead), shows no messages,
+#: is no htmx request, and signs nobody in. The last one only keeps Django's
+#: own chain in one thread.
+NOT_FOR_ENDPOINT = frozenset(
+    {
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django_htmx.middleware.HtmxMiddleware",
+        "axes.middleware.AxesMiddleware",
+        "connector.middleware.SyncMiddlewareChain",
+    }
+)
+
+
+#: Every handler made, for ``close_connections`` (tests, a server that stops).
+_HANDLERS: weakref.WeakSet[EndpointHandler] = weakref.WeakSet()
+
+
+def close_connections() -> None:
+    """Close the database connections every handler's threads keep."""
+    for handler in list(_HANDLERS):
+        handler.close_connections()
+
+
+def endpoint_middleware() -> list[str]:
+    return [path for path in settings.MIDDLEWARE if path not in NOT_FOR_ENDPOINT]
+
+
+class EndpointHandler(ASGIHandler):
+    """Django's ASGI handler for the endpoint's requests; see the module docstring."""
+
+    def __init__(self) -> None:
+        base.BaseHandler.__init__(self)
+        self.load_endpoint_middleware()
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.CONNECTOR_ACI_THREADS, thread_name_prefix="aci"
+        )
+        _HANDLERS.add(self)
+
+    def close_connections(self) -> None:
+        """Close the connections of every thread of the handler, each in its thread."""
+        threads = self.executor._max_workers
+        # Each task waits for all the others: so each runs in a thread of its own.
+        barrier = threading.Barrier(threads)
+
+        def close() -> None:
+            connections.close_all()
+            barrier.wait(timeout=60)
+
+        for future in [self.executor.submit(close) for _ in range(threads)]:
+            future.result()
+
+    def load_endpoint_middleware(self) -> None:
+        """``BaseHandler.load_middleware`` for ``endpoint_middleware()``, all synchronous."""
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
+        for path in reversed(endpoint_middleware()):
+            middleware = import_string(path)(handler)
+            if hasattr(middleware, "process_view"):
+                self._view_middleware.insert(0, middleware.process_view)
+            if hasattr(middleware, "process_template_response"):
+                self._template_response_middleware.append(middleware.process_template_response)
+            if hasattr(middleware, "process_exception"):
+                self._exception_middleware.append(middleware.process_exception)
+            handler = convert_exception_to_response(middleware)
+        self._middleware_chain = handler
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:  # the client went away
+            return
+        loop = asyncio.get_running_loop()
+        response: HttpResponseBase | None = None
+        try:
+            response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
+            await self.send_response(response, send)
+        finally:
+            if response is not None:
+                close_resources(response)
+            body_file.close()
+
+    def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        """The answer to one request, in one of the handler's threads."""
+        set_script_prefix(get_script_prefix_of(scope))
+        reset_queries()
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                return error_response  # type: ignore[return-value]
+            response = self.get_response(request)
+            response._handler_class = self.__class__  # type: ignore[attr-defined]
+            return response
+        finally:
+            keep_connections()
+
+
+def close_resources(response: HttpResponseBase) -> None:
+    """``response.close()`` without its ``request_finished`` signal, which would
+    close the thread's database connection that this handler keeps."""
+    for closer in response._resource_closers:  # type: ignore[attr-defined]
+        try:
+            closer()
+        except Exception:
+            logger.exception("Closing a resource of an ACI answer failed")
+    response.closed = True
+
+
+def get_script_prefix_of(scope: dict[str, Any]) -> str:
+    if settings.FORCE_SCRIPT_NAME:
+        return str(settings.FORCE_SCRIPT_NAME)
+    return str(scope.get("root_path", "") or "")
+
+
+def keep_connections() -> None:
+    """Django's end-of-request check of this thread's connections, without the age limit.
+
+    A connection stays open for the thread's next request unless it is in a
+    transaction or off autocommit (a request left it so), or an error occurred
+    on it and it no longer answers.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if connection.in_atomic_block or (
+            connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]
+        ):
+            connection.close()
+        elif connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
+
+
+def is_endpoint(scope: dict[str, Any]) -> bool:
+    """Whether an HTTP request is one for the action endpoint."""
+    path = str(scope.get("path", ""))
+    prefix = get_script_prefix_of(scope).rstrip("/")
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix) :]
+    try:
+        return resolve(path).url_name in ENDPOINT_URL_NAMES
+    except Resolver404:
+        return False
+
+
+class EndpointRouter:
+    """The endpoint's requests to ``EndpointHandler``, all others to ``app``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._endpoint: EndpointHandler | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> EndpointHandler:
+        # Made at the first request: settings may change until then (tests).
+        with self._lock:
+            if self._endpoint is None:
+                self._endpoint = EndpointHandler()
+            return self._endpoint
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and is_endpoint(scope):
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
