@@ -37,6 +37,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from connector.ingest.archives import Members, Parent, has_members, open_document
 from connector.ingest.extract import ExtractSettings, detect, extractor
 from connector.ingest.idx import format_file_document
 from connector.repositories.base import ItemNotFound, WriteRefused, display
@@ -399,7 +400,17 @@ class _Job:
         mode: str | None = None
         settings = self.job.scope.extract
         kind = detect(data, name) if settings is not None else None
-        if settings is not None and kind is not None and kind in settings.types:
+        members: Members | None = None
+        if settings is not None and kind is not None and has_members(kind, settings):
+            started = time.monotonic()
+            parent = Parent(self.job.scope.task, identifier, path, st.st_mtime_ns, change)
+            (text, title, fields, mode), failed, members = open_document(
+                data, kind, settings, parent, self.checkpoint
+            )
+            self.extracting += time.monotonic() - started
+            if failed is not None:
+                result.extract_failed.append((path, failed))
+        elif settings is not None and kind is not None and kind in settings.types:
             started = time.monotonic()
             extracted = extractor().extract(data, kind, settings, self.checkpoint)
             self.extracting += time.monotonic() - started
@@ -428,6 +439,11 @@ class _Job:
         )
         result.idx.append(document.encode("utf-8"))
         result.records.append((change, identifier, path, size, st.st_mtime_ns, digest, metadata))
+        if members is not None:
+            # Right after their archive, in the same batch where they fit.
+            result.idx.extend(members.idx)
+            result.records.extend(members.records)
+            result.extract_failed.extend(members.failed)
 
     def _modified(self, modified_ns: int) -> str:
         """The time as IDX's MODIFIED field has it; documents often share a second."""
