@@ -338,6 +338,7 @@ class TaskSynchronizer:
                 self._find_gone_folders()
             self._write_deletes()
             if self.member_folders:
+                self._commit()  # the archives sent again are recorded: their time says so
                 self._find_gone_members()
                 self._write_deletes()
             self._commit()

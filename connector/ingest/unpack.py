@@ -83,12 +83,12 @@ def unpack(data: bytes, kind: str, max_members: int, max_bytes: int) -> list[Unp
         if kind == "eml":
             return list(_attachments(email.message_from_bytes(data, policy=email.policy.default),
                                      budget))  # fmt: skip
-    except Refused:
+    except (Refused, MemoryError):
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as error:
-        raise Refused(f"cannot be read: {' '.join(str(error).split())[:300]}") from None
     except RecursionError:
         raise Refused("cannot be read: nested too deeply") from None
+    except Exception as error:  # whatever a damaged archive makes the stdlib raise
+        raise Refused(f"cannot be read: {_why(error)}") from None
     raise ValueError(f"not an archive kind: {kind}")
 
 
@@ -106,17 +106,16 @@ def _zip(data: bytes, budget: _Budget) -> Iterator[Unpacked]:
             try:
                 with archive.open(info) as stream:
                     member = budget.read(stream)
-            except (
-                zipfile.BadZipFile,
-                NotImplementedError,
-                RuntimeError,
-                OSError,
-                EOFError,
-            ) as error:
-                why = " ".join(str(error).split())[:300]
-                yield Unpacked(info.filename, modified, b"", f"cannot be read: {why}")
+            except (Refused, MemoryError):
+                raise
+            except Exception as error:  # a damaged or unsupported member: it alone fails
+                yield Unpacked(info.filename, modified, b"", f"cannot be read: {_why(error)}")
                 continue
             yield Unpacked(info.filename, modified, member)
+
+
+def _why(error: Exception) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def _zip_time(info: zipfile.ZipInfo) -> int | None:
