@@ -5,7 +5,10 @@ the Office formats of one container apart, and never makes a type the bytes
 deny); ``Extractor.extract`` turns the bytes into text and metadata with
 Kreuzberg (``bench/README.md``, "Extraction", says why that library), bounded
 by the task's ``ExtractSettings``: a size limit before anything is parsed, a
-time limit, and a limit on the text.
+time limit, and a limit on the text. ``Extractor.expand`` gives the members of
+an archive or the attachments of an e-mail (``connector/ingest/unpack.py``),
+for ``connector/ingest/archives.py``. LANGUAGE is the declared language, else
+the one the library detects (``_language``).
 
 The parser runs in a child process of its own, one per process that extracts
 (the worker, each reader process), started on first use and kept. A parser
@@ -13,8 +16,9 @@ call in native code cannot be interrupted by a Python thread, and killing a
 reader process would break the whole pool; killing the child costs only the
 document it was on: it is sent by reference with ``EXTRACTFAILED`` saying
 why, and the next document gets a fresh child. The child also runs under an
-address-space limit (``MEMORY_LIMIT``), so a decompression bomb ends in a
-failed document, not an out-of-memory reader.
+address-space limit (``ExtractSettings.memory_limit``, from
+``CONNECTOR_EXTRACT_MEMORY_MIB``), so a decompression bomb ends in a failed
+document, not an out-of-memory reader.
 
 This module never imports Django: it runs in the reader processes
 (``connector/ingest/scan.py``), and ``python -m connector.ingest.extract`` is
