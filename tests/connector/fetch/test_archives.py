@@ -13,7 +13,7 @@ import pytest
 from fetch_helpers import run, submit
 
 from connector.fetch import synchronize
-from connector.ingest import archives
+from connector.ingest import archives, readers
 from connector.ingest import extract as extraction
 from connector.ingest.archives import Parent, member_path, open_document
 from connector.ingest.extract import Extractor, ExtractSettings, detect
@@ -453,3 +453,36 @@ def test_tasks_file_extract_archives(tmp_path: Path) -> None:
     assert read_tasks_file(ini)[0].extract_archives is True  # the default
     ini.write_text(head + "ExtractArchives=false\n")
     assert read_tasks_file(ini)[0].extract_archives is False
+
+
+def test_members_made_in_a_reader_process_are_the_same(
+    boxes: tuple[FetchTask, Path], monkeypatch: pytest.MonkeyPatch, settings
+) -> None:  # type: ignore[no-untyped-def]
+    task, ingest = boxes
+    sync()
+    here = [(d.reference, d.content, d.fields) for d in sent(ingest)]
+    for batch in ingest.iterdir():
+        batch.unlink()
+    DatastoreDocument.objects.filter(task=task).delete()
+    # Every job but the root's goes to a reader process: the documents move below it.
+    readers.shutdown()
+    settings.CONNECTOR_SYNCHRONIZE_READERS = 1
+    monkeypatch.setattr(synchronize, "READERS_AFTER", 0)
+    root = Path(task.directory_paths[0])
+    (root / "sub").mkdir()
+    for path in [p for p in root.iterdir() if p.is_file()]:
+        path.rename(root / "sub" / path.name)
+    try:
+        sync()
+    finally:
+        readers.shutdown()
+    there = [(d.reference, d.content, d.fields) for d in sent(ingest)]
+    moved = {ref(f"sub/{n}"): ref(n) for n in ("box.zip", "mail.eml", "notes.txt")}
+
+    def as_at_the_root(reference: str) -> str:
+        archive, bar, member = reference.partition("|")
+        return moved.get(archive, archive) + bar + member
+
+    assert [as_at_the_root(r) for r, _, _ in there] == [r for r, _, _ in here]
+    assert [c for _, c, _ in there] == [c for _, c, _ in here]
+    assert len(there) == 11
