@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import documents_corpus as corpus
 import pytest
@@ -486,3 +487,27 @@ def test_members_made_in_a_reader_process_are_the_same(
     assert [as_at_the_root(r) for r, _, _ in there] == [r for r, _, _ in here]
     assert [c for _, c, _ in there] == [c for _, c, _ in here]
     assert len(there) == 11
+
+
+def test_view_extracted_of_an_archive_is_what_synchronize_sends_for_it(
+    client, boxes: tuple[FetchTask, Path]
+) -> None:  # type: ignore[no-untyped-def]
+    _, ingest = boxes
+    box = ref("box.zip")
+    response = client.get("/?" + urlencode({"action": "View", "Identifier": box,
+                                            "Extracted": "true"}))  # fmt: skip
+    assert response.status_code == 200
+    [document] = parse_idx(response.content.decode("utf-8"))
+    assert document.content == "\n".join(m for m in BOX_MEMBERS if "|" not in m)
+    sync()
+    assert {d.reference: d for d in sent(ingest)}[box] == document
+
+
+def test_a_member_reference_is_not_an_identifier_for_view(
+    client, boxes: tuple[FetchTask, Path]
+) -> None:  # type: ignore[no-untyped-def]
+    sync()
+    member = f"{ref('box.zip')}|folder/sub/notes.txt"
+    response = client.get("/?" + urlencode({"action": "View", "Identifier": member}))
+    assert b"ERRORPARAMINVALID" in response.content
+    assert b"URL-safe base64" in response.content
