@@ -15,6 +15,16 @@ pages or rows each) in memory, then extracts every document with
 and prints documents/s, MB/s and CPU ms per document per format, and the
 peak RSS of this process after each library. Synchronize's own ratios are
 ``bench/synchronize.py``'s.
+
+Archives (``--archives``, default a tenth of ``--documents`` of each kind): a
+zip with nested folders (a DOCX, a text file, an HTML page and a zip inside
+it: 5 members), a tar.gz of 3 text and HTML members, and an e-mail with two
+attachments, each opened as Synchronize does (``archives.open_document``:
+unpacking and every member's extraction in the extraction child). Printed:
+archives/s, members/s, and CPU ms per archive of this process and of the
+child (read from /proc), and the child's peak RSS. There is no alternative to
+compare with here: the stdlib's zipfile, tarfile and email do the unpacking
+either way, in the child or in process.
 """
 
 from __future__ import annotations
@@ -31,8 +41,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "conne
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import documents_corpus as corpus
+from harness import process_cpu_seconds
 
-from connector.ingest.extract import Extractor, ExtractSettings, detect, extract_here
+from connector.ingest import archives
+from connector.ingest.extract import Extractor, ExtractSettings, detect, extract_here, extractor
 
 FORMATS: dict[str, Callable[[int], bytes]] = {
     "pdf": lambda n: corpus.pdf([f"Page {p} of document {n}. " * 20 for p in range(3)]),
@@ -92,6 +104,60 @@ def _pptx(data: bytes) -> str:
     )
 
 
+ARCHIVES: dict[str, Callable[[int], bytes]] = {
+    "zip": lambda n: corpus.zip_of(
+        {
+            "folder/sub/notes.txt": f"notes of archive {n}".encode(),
+            "folder/report.docx": corpus.docx(),
+            "folder/page.html": corpus.HTML,
+            "inner.zip": corpus.zip_of({"deep/inner.txt": f"inner {n}".encode()}),
+        }
+    ),
+    "tar.gz": lambda n: corpus.tar_of(
+        {
+            "docs/a.txt": f"alpha {n}".encode(),
+            "docs/b.html": corpus.HTML,
+            "docs/c.txt": b"gamma",
+        },
+        compression="gz",
+    ),
+    "eml": lambda n: corpus.EML_ZIP,
+}
+#: Members each archive of ARCHIVES yields (the inner zip's member counts too).
+MEMBERS = {"zip": 5, "tar.gz": 3, "eml": 2}
+
+
+def bench_archives(count: int, settings: ExtractSettings) -> None:
+    print(f"\nArchives ({count} of each), opened as Synchronize does:")
+    print(f"{'kind':<8}{'archives':>9}{'members':>9}{'archives/s':>12}{'members/s':>11}"
+          f"{'CPU ms/archive (this + child)':>32}")  # fmt: skip
+    child = extractor()
+    for kind, make in ARCHIVES.items():
+        made = [make(n) for n in range(count)]
+        detected = detect(made[0], "x")
+        assert detected is not None and archives.has_members(detected, settings), kind
+        members = 0
+        child.extract(corpus.docx(), "docx", settings)  # started, library loaded
+        pid = child.pid
+        assert pid is not None
+        cpu, child_cpu, wall = _cpu(), process_cpu_seconds(pid), time.perf_counter()
+        for n, data in enumerate(made):
+            parent = archives.Parent("BENCH", f"R{n}", f"a{n}", 0, "added")
+            _, failed, opened = archives.open_document(data, detected, settings, parent)
+            assert failed is None and not opened.failed, (failed, opened.failed)
+            members += len(opened.records)
+        wall = time.perf_counter() - wall
+        cpu, child_cpu = _cpu() - cpu, process_cpu_seconds(pid) - child_cpu
+        assert members == MEMBERS[kind] * count, (kind, members)
+        print(f"{kind:<8}{count:>9}{members:>9}{count / wall:>12.0f}{members / wall:>11.0f}"
+              f"{1000 * cpu / count:>15.2f} + {1000 * child_cpu / count:.2f}")  # fmt: skip
+    assert child.pid is not None
+    with open(f"/proc/{child.pid}/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM"))
+    print(f"Extraction child after the archives: peak RSS {peak.split(':')[1].strip()}")
+    child.close()
+
+
 ALTERNATIVE: dict[str, Callable[[bytes], str]] = {
     "pdf": _pdfium,
     "docx": _docx,
@@ -112,6 +178,7 @@ def _rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=2000)
+    parser.add_argument("--archives", type=int, default=None, help="of each kind")
     args = parser.parse_args()
     per_format = max(1, args.documents // len(FORMATS))
     print(f"Generating {per_format * len(FORMATS)} documents ({per_format} per format)...")
@@ -170,6 +237,7 @@ def main() -> None:
             f"{library:<17}{kind:<7}{docs:>6}{docs / wall:>10.0f}{size / wall / 1e6:>8.1f}"
             f"{1000 * cpu / docs:>12.2f}"
         )
+    bench_archives(args.archives or max(1, args.documents // 10), settings)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class FetchTaskAdmin(admin.ModelAdmin):
                     "extract_max_bytes",
                     "extract_timeout_seconds",
                     "extract_max_text_bytes",
+                    "extract_archives",
                 ]
             },
         ),

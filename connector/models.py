@@ -492,6 +492,10 @@ class FetchTask(models.Model):
         default=8 * 1024 * 1024,
         help_text="A document whose text is longer is sent by reference.",
     )
+    extract_archives = models.BooleanField(
+        default=True,
+        help_text="Members of zip and tar archives and e-mail attachments become documents.",
+    )
     #: ``ExtractSettings.fingerprint`` (or "off") of the task's last complete
     #: Synchronize; when the settings differ, the next one sends every document
     #: again. '': not known yet (nothing is sent again for it).
@@ -528,6 +532,8 @@ class FetchTask(models.Model):
             max_bytes=self.extract_max_bytes,
             timeout=self.extract_timeout_seconds,
             max_text_bytes=self.extract_max_text_bytes,
+            archives=self.extract_archives,
+            memory_limit=settings.CONNECTOR_EXTRACT_MEMORY_MIB * 1024 * 1024,
         )
 
     def extract_fingerprint(self) -> str:

@@ -334,6 +334,9 @@ CONNECTOR_QUEUES = {
 CONNECTOR_SYNCHRONIZE_READERS = int(
     env_number("CONNECTOR_SYNCHRONIZE_READERS", min(4, (os.cpu_count() or 1) - 1))
 )
+#: Address space of each extraction child (connector/ingest/extract.py), MiB:
+#: a document whose parser wants more fails (EXTRACTFAILED), the run goes on.
+CONNECTOR_EXTRACT_MEMORY_MIB = int(env_number("CONNECTOR_EXTRACT_MEMORY_MIB", 2048, minimum=256))
 #: A claimed action belongs to its worker for this long; heartbeats renew it.
 CONNECTOR_LEASE_SECONDS = env_number("CONNECTOR_LEASE_SECONDS", 30, minimum=1)
 CONNECTOR_HEARTBEAT_SECONDS = env_number(

@@ -98,6 +98,7 @@ class TaskSpec:
     extract_max_bytes: int = 32 * 1024 * 1024
     extract_timeout_seconds: float = 30.0
     extract_max_text_bytes: int = 8 * 1024 * 1024
+    extract_archives: bool = True
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class TaskSpec:
             "extract_max_bytes": self.extract_max_bytes,
             "extract_timeout_seconds": self.extract_timeout_seconds,
             "extract_max_text_bytes": self.extract_max_text_bytes,
+            "extract_archives": self.extract_archives,
         }
 
 
@@ -358,6 +360,7 @@ def _task(path: Path, section: str, values: dict[str, str], defaults: dict[str, 
             path, section, "ExtractMaxTextBytes", value("ExtractMaxTextBytes"), minimum=1
         )
         or TaskSpec.extract_max_text_bytes,
+        extract_archives=_boolean(path, section, "ExtractArchives", value("ExtractArchives"), True),
     )
 
 

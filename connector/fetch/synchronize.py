@@ -48,8 +48,9 @@ from connector.fetch.base import (
     register,
     task_parameter,
 )
-from connector.ingest import datastore, scan
-from connector.ingest.extract import Extracted, ExtractSettings, detect, extractor
+from connector.ingest import archives, datastore, scan
+from connector.ingest.archives import Content
+from connector.ingest.extract import Extracted, ExtractSettings, detect
 from connector.ingest.idx import format_delete_list, format_file_document
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.readers import Reader
@@ -78,7 +79,7 @@ logger = logging.getLogger(__name__)
 BATCH_DOCUMENTS = 1000
 BATCH_BYTES = 64 * 1024 * 1024
 #: Larger documents are sent by reference even when they are text.
-TEXT_LIMIT = 8 * 1024 * 1024
+TEXT_LIMIT = archives.TEXT_LIMIT
 #: Bytes read between two Stop checks.
 READ_CHUNK = 1024 * 1024
 #: Touched documents (same content, new time) whose time is recorded at once.
@@ -138,9 +139,6 @@ def forced_documents(tasks: list[str], identifiers: list[str]) -> dict[str, set[
     return by_task
 
 
-Content = tuple[str | None, str, list[tuple[str, str]], str | None]
-
-
 def document_content(
     path: str,
     data: bytes,
@@ -148,26 +146,28 @@ def document_content(
     *,
     whole: bool = True,
     checkpoint: Callable[[], None] | None = None,
-) -> tuple[Content, str | None]:
+    parent: archives.Parent | None = None,
+) -> tuple[Content, str | None, archives.Members | None]:
     """What a document read whole (else its first KiB, ``whole`` False) sends: text,
-    title, extracted fields and content mode for ``format_file_document``, and
-    why its extraction failed (None: it did not, or was not tried).
+    title, extracted fields and content mode for ``format_file_document``, why
+    its extraction failed (None: it did not, or was not tried), and its members
+    when it is an archive or an e-mail whose members are sent (``parent`` says
+    what it is sent as).
 
     Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
     """
     kind = detect(data, path) if settings is not None else None
-    if settings is not None and kind is not None and kind in settings.types:
-        if whole:
-            extracted = extractor().extract(data, kind, settings, checkpoint)
-        else:
+    opens = archives.has_members(kind, settings)
+    if settings is not None and kind is not None and (opens or kind in settings.types):
+        if not whole:
             extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
-        return extracted.idx(), extracted.failed
-    if not whole or len(data) > TEXT_LIMIT or b"\0" in data:
-        return (None, "", [], None), None
-    try:
-        return (data.decode("utf-8"), "", [], None), None
-    except UnicodeDecodeError:
-        return (None, "", [], None), None
+            return extracted.idx(), extracted.failed, None
+        if opens and parent is not None:
+            return archives.open_document(data, kind, settings, parent, checkpoint)
+    if not whole:
+        return (None, "", [], None), None, None
+    sent, failed = archives.content(data, kind, settings, checkpoint)
+    return sent, failed, None
 
 
 def preview_document(task: FetchTask, repository: Repository, item: Item) -> str:
@@ -191,8 +191,9 @@ def preview_document(task: FetchTask, repository: Repository, item: Item) -> str
         if isinstance(chunks, Generator):
             chunks.close()
     data, whole = b"".join(parts), size <= keep
-    (text, title, fields, mode), _ = document_content(
-        item.path, data if whole else data[:1024], settings, whole=whole
+    parent = archives.Parent(task.name, item.identifier, display(item.path), 0, "updated")
+    (text, title, fields, mode), _, _ = document_content(
+        item.path, data if whole else data[:1024], settings, whole=whole, parent=parent
     )
     row = DatastoreDocument.objects.filter(task=task, identifier=item.identifier).first()
     modified = item.modified.timestamp() if item.modified is not None else 0
@@ -285,6 +286,11 @@ class TaskSynchronizer:
         self.forced_by_folder: dict[str, set[str]] = {}
         self.forced_sent: set[str] = set()
         self.extent = datastore.Extent(0, 0)
+        self.started = timezone.now()
+        #: Datastore folders of archive members (``archives.member_folder``) seen.
+        self.member_folders: list[str] = []
+        #: A batch was not delivered in this run (its documents are sent again).
+        self.post_failed = False
         #: Rows of the extent found present or gone so far.
         self.judged = 0
         self.listed = 0
@@ -324,12 +330,17 @@ class TaskSynchronizer:
                 f"The ingest folder of fetch task {self.name} cannot be used: {error.strerror}"
             )
         self.extent = datastore.extent(self.task)
+        self.started = timezone.now()
         self._group_forced()
         try:
             self._walk()
             if self.judged < self.extent.rows:
                 self._find_gone_folders()
             self._write_deletes()
+            if self.member_folders:
+                self._commit()  # the archives sent again are recorded: their time says so
+                self._find_gone_members()
+                self._write_deletes()
             self._commit()
             for identifier in sorted(self.forced - self.forced_sent):
                 self.ctx.log.warning(
@@ -499,7 +510,7 @@ class TaskSynchronizer:
         for large in result.large:
             self.ctx.checkpoint()
             if read := self._read_large(job, large):
-                self._send(folder, [read[0]], [read[1]])
+                self._send(folder, *read)
         if result.rest is not None:
             self._submit(result.rest, folder)
         self.progress(ENUMERATING)
@@ -541,10 +552,34 @@ class TaskSynchronizer:
         """The rows of folders that were not listed (gone, unless they could not be read)."""
         for folder in datastore.folders(self.task, self.extent.high):
             self.ctx.checkpoint()
+            if archives.is_member(folder):
+                self.member_folders.append(folder)
+                continue
             if folder in self.listed_folders or self._in_unlisted(folder):
                 continue
             for row in datastore.rows_in_folder(self.task, folder, self.extent.high):
                 self._gone(row.pk, row.identifier, ingested=row.ingested)
+
+    def _find_gone_members(self) -> None:
+        """Members of archives gone, and members an archive sent again no longer has.
+
+        Runs once the deletes of files gone are written, so an archive gone has
+        no row any more; an archive's folder is done before its members'
+        (sorted: it is their prefix). An archive not sent again in this run
+        keeps its members. After a batch that was not delivered only archives
+        gone are looked at: a member sent in that batch is sent again next run.
+        """
+        gone: set[str] = set()
+        for folder in sorted(self.member_folders):
+            self.ctx.checkpoint()
+            archive = folder[: -len(archives.SEPARATOR)]
+            sent_at = None if archive in gone else datastore.ingested_at(self.task, archive)
+            if sent_at is not None and (sent_at < self.started or self.post_failed):
+                continue
+            for row in datastore.rows_in_folder(self.task, folder, self.extent.high):
+                if sent_at is None or row.ingested_at < self.started:
+                    gone.add(row.identifier)
+                    self._gone(row.pk, row.identifier, ingested=row.ingested)
 
     def _in_unlisted(self, folder: str) -> bool:
         try:
@@ -561,9 +596,9 @@ class TaskSynchronizer:
 
     def _read_large(
         self, job: scan.FolderJob, large: scan.Large
-    ) -> tuple[bytes, scan.Record] | None:
-        """A document too large for a job, read a chunk at a time: its IDX and record,
-        or None if it is unchanged or cannot be read."""
+    ) -> tuple[list[bytes], list[scan.Record]] | None:
+        """A document too large for a job, read a chunk at a time: its IDX and record
+        (then its members'), or None if it is unchanged or cannot be read."""
         path = scan.shown_path(job.path, large.name)
         try:
             size, digest, data, whole = self._read_chunked(large.identifier, large.size)
@@ -579,7 +614,8 @@ class TaskSynchronizer:
                 self.count("unchanged")
                 return None
             change = "updated"
-        text, title, fields, mode = self._content(path, data, whole=whole)
+        parent = archives.Parent(self.name, large.identifier, path, large.modified_ns, change)
+        (text, title, fields, mode), members = self._content(path, data, whole, parent)
         document = format_file_document(
             identifier=large.identifier,
             task=self.name,
@@ -597,7 +633,9 @@ class TaskSynchronizer:
         record: scan.Record = (
             change, large.identifier, path, size, large.modified_ns, digest, metadata
         )  # fmt: skip
-        return document.encode("utf-8"), record
+        if members is None:
+            return [document.encode("utf-8")], [record]
+        return [document.encode("utf-8"), *members.idx], [record, *members.records]
 
     def _read_chunked(self, identifier: str, expected: int) -> tuple[int, str, bytes, bool]:
         """Size, sha256 and bytes of a document, and whether they are all of it (else
@@ -635,15 +673,18 @@ class TaskSynchronizer:
         return max(TEXT_LIMIT, self.extract.max_bytes if self.extract is not None else 0)
 
     def _content(
-        self, path: str, data: bytes, *, whole: bool
-    ) -> tuple[str | None, str, list[tuple[str, str]], str | None]:
-        """What a large document sends: text, title, extracted fields, content mode."""
-        content, failed = document_content(
-            path, data, self.extract, whole=whole, checkpoint=self.ctx.checkpoint
+        self, path: str, data: bytes, whole: bool, parent: archives.Parent
+    ) -> tuple[Content, archives.Members | None]:
+        """What a large document sends (text, title, extracted fields, content mode),
+        and its members if it has some."""
+        content, failed, members = document_content(
+            path, data, self.extract, whole=whole, checkpoint=self.ctx.checkpoint, parent=parent
         )
         if failed is not None:
             self._extract_failed(path, failed)
-        return content
+        for member, why in members.failed if members is not None else ():
+            self._extract_failed(member, why)
+        return content, members
 
     def _extract_failed(self, path: str, why: str) -> None:
         self.ctx.log.warning("Sent %s of fetch task %s by reference: its extraction failed (%s)",
@@ -658,7 +699,11 @@ class TaskSynchronizer:
             batch = self._batch("idx")
             room = max(1, BATCH_DOCUMENTS - batch.documents)
             batch.write(b"".join(idx[:room]), documents=len(records[:room]))
-            self.pending.extend((folder, record) for record in records[:room])
+            # An archive's members have a folder of their own (archives.member_folder).
+            self.pending.extend(
+                (archives.member_folder(r[1]) if archives.SEPARATOR in r[1] else folder, r)
+                for r in records[:room]
+            )
             if self.forced:
                 self.forced_sent.update(r[1] for r in records[:room] if r[1] in self.forced)
             idx, records = idx[room:], records[room:]
@@ -707,6 +752,7 @@ class TaskSynchronizer:
                 # Not delivered: kept aside for inspection, not recorded, sent again next run.
                 failed = path.with_name(path.name + ".failed")
                 path.replace(failed)
+                self.post_failed = True
                 self.ctx.log.warning(
                     "Batch %s of fetch task %s was not ingested (%s); its %s documents"
                     " will be sent again",

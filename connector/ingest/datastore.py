@@ -192,6 +192,7 @@ class Row:
     pk: int
     identifier: str
     ingested: bool
+    ingested_at: datetime
 
 
 def rows_in_folder(task: FetchTask, folder: str, high: int) -> Iterator[Row]:
@@ -211,4 +212,13 @@ def rows_in_folder(task: FetchTask, folder: str, high: int) -> Iterator[Row]:
             return
         after = page[-1][0]
         for pk, identifier, ingested_at in page:
-            yield Row(pk, identifier, ingested_at > NEVER)
+            yield Row(pk, identifier, ingested_at > NEVER, ingested_at)
+
+
+def ingested_at(task: FetchTask, identifier: str) -> datetime | None:
+    """When the task's document ``identifier`` was last ingested; None: it has no row."""
+    return (
+        DatastoreDocument.objects.filter(task=task, identifier=identifier)
+        .values_list("last_ingested_at", flat=True)
+        .first()
+    )

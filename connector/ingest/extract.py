@@ -5,7 +5,10 @@ the Office formats of one container apart, and never makes a type the bytes
 deny); ``Extractor.extract`` turns the bytes into text and metadata with
 Kreuzberg (``bench/README.md``, "Extraction", says why that library), bounded
 by the task's ``ExtractSettings``: a size limit before anything is parsed, a
-time limit, and a limit on the text.
+time limit, and a limit on the text. ``Extractor.expand`` gives the members of
+an archive or the attachments of an e-mail (``connector/ingest/unpack.py``),
+for ``connector/ingest/archives.py``. LANGUAGE is the declared language, else
+the one the library detects (``_language``).
 
 The parser runs in a child process of its own, one per process that extracts
 (the worker, each reader process), started on first use and kept. A parser
@@ -13,8 +16,9 @@ call in native code cannot be interrupted by a Python thread, and killing a
 reader process would break the whole pool; killing the child costs only the
 document it was on: it is sent by reference with ``EXTRACTFAILED`` saying
 why, and the next document gets a fresh child. The child also runs under an
-address-space limit (``MEMORY_LIMIT``), so a decompression bomb ends in a
-failed document, not an out-of-memory reader.
+address-space limit (``ExtractSettings.memory_limit``, from
+``CONNECTOR_EXTRACT_MEMORY_MIB``), so a decompression bomb ends in a failed
+document, not an out-of-memory reader.
 
 This module never imports Django: it runs in the reader processes
 (``connector/ingest/scan.py``), and ``python -m connector.ingest.extract`` is
@@ -28,19 +32,25 @@ import contextlib
 import json
 import logging
 import os
-import select
 import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
-import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from connector.ingest.unpack import Unpacked
+
+# zipfile, subprocess, select and the unpacking module are imported where they
+# are used: every reader process imports this module, and a Synchronize of
+# text files (most of them) never needs them (bench/README.md, "Extraction").
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +71,15 @@ TYPES: dict[str, str] = {
     "html": "text/html",
     "eml": "message/rfc822",
 }
-#: Address space of the extraction child: a parser that wants more fails the document.
+#: Archives whose members become documents of their own (``ExtractArchives``;
+#: ``connector/ingest/archives.py``), with the MIME type sent as CONTENTTYPE.
+ARCHIVES: dict[str, str] = {"zip": "application/zip", "tar": "application/x-tar"}
+#: Address space of the extraction child by default (``CONNECTOR_EXTRACT_MEMORY_MIB``):
+#: a parser that wants more fails the document.
 MEMORY_LIMIT = 2 * 1024 * 1024 * 1024
+#: Detected languages only for text with at least this many letters (a shorter
+#: text gets no LANGUAGE field: a guess from a few words is noise).
+LANGUAGE_MIN_LETTERS = 40
 #: Bytes of a document looked at to tell HTML or e-mail from plain text.
 _SNIFF = 1024
 
@@ -78,13 +95,33 @@ class ExtractSettings:
     timeout: float = 30.0
     #: Extracted text longer than this (UTF-8 bytes) is not sent.
     max_text_bytes: int = 8 * 1024 * 1024
+    #: Members of zip and tar archives and e-mail attachments become documents.
+    archives: bool = True
+    #: Address space of the extraction child, bytes (a setting of the process,
+    #: not of the task: it is not in the fingerprint).
+    memory_limit: int = MEMORY_LIMIT
 
     def fingerprint(self) -> str:
-        """The settings in one line (a change of them is a change of what is sent)."""
+        """The settings in one line (a change of them is a change of what is sent).
+
+        ``v2``: this version detects languages and makes archive members
+        documents, so a task last sent by the first version is sent again.
+        """
         return (
-            f"types={','.join(sorted(self.types))};max_bytes={self.max_bytes};"
-            f"timeout={self.timeout:g};max_text_bytes={self.max_text_bytes}"
+            f"v2;types={','.join(sorted(self.types))};max_bytes={self.max_bytes};"
+            f"timeout={self.timeout:g};max_text_bytes={self.max_text_bytes};"
+            f"archives={int(self.archives)}"
         )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "types": sorted(self.types),
+            "max_bytes": self.max_bytes,
+            "timeout": self.timeout,
+            "max_text_bytes": self.max_text_bytes,
+            "archives": self.archives,
+            "memory_limit": self.memory_limit,
+        }
 
 
 @dataclass(slots=True)
@@ -102,7 +139,7 @@ class Extracted:
 
     @property
     def content_type(self) -> str:
-        return TYPES[self.kind]
+        return TYPES.get(self.kind) or ARCHIVES[self.kind]
 
     def idx(self) -> tuple[str | None, str, list[tuple[str, str]], str]:
         """What ``idx.format_file_document`` takes: text, title, fields, content mode."""
@@ -139,16 +176,16 @@ def detect(data: bytes, name: str) -> str | None:
     their fast path (sent as they are).
     """
     # Written for the common case, plain text, that answers None in a few
-    # comparisons: every small document of a Synchronize passes here.
+    # operations: every small document of a Synchronize passes here
+    # (bench/README.md, "Extraction").
     if data.find(b"%PDF-", 0, _SNIFF) >= 0:
         return "pdf"
-    first = data[:1]
-    if first == b"P" and data.startswith(b"PK\x03\x04"):
-        return _zip_kind(data)
-    if first == b"\xd0" and data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        # One container for the three legacy Office formats: the name tells them apart.
-        return _OLE_BY_SUFFIX.get(os.path.splitext(name)[1].lower())
-    if first in (b"{", b"<", b"\xef", b" ", b"\t", b"\r", b"\n"):
+    if data[257:262] == b"ustar":
+        return "tar"
+    if not data:
+        return None
+    first = data[0]
+    if first in _MARKUP_FIRST:
         stripped = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
         if stripped.startswith(b"{\\rtf"):
             return "rtf"
@@ -157,12 +194,28 @@ def detect(data: bytes, name: str) -> str | None:
         ):
             return "html"
         return None
+    if first in _BINARY_FIRST:
+        if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            return _zip_kind(data)
+        if data.startswith(b"\x1f\x8b"):
+            return _gzip_kind(data)
+        if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+            # One container for the three legacy Office formats: the name tells them apart.
+            return _OLE_BY_SUFFIX.get(os.path.splitext(name)[1].lower())
     if data.find(b":", 0, 80) >= 0 and _is_mail(data[:_SNIFF].lower()):
         return "eml"
     return None
 
 
+#: First bytes of RTF and HTML (after a BOM or white space), and of zip, gzip and OLE.
+_MARKUP_FIRST = frozenset(b"{<\xef \t\r\n")
+_BINARY_FIRST = frozenset(b"P\x1f\xd0")
+
+
 def _zip_kind(data: bytes) -> str | None:
+    import zipfile
+    from io import BytesIO
+
     # An OpenDocument file starts with its stored "mimetype" entry (the standard's rule).
     if data[30:38] == b"mimetype":
         for mime, kind in _OPENDOCUMENT.items():
@@ -176,7 +229,16 @@ def _zip_kind(data: bytes) -> str | None:
     for marker, kind in _ZIP_MARKERS:
         if marker in names:
             return kind
-    return None  # another archive: sent by reference in this version
+    return "zip"  # another archive: its members are documents (ExtractArchives)
+
+
+def _gzip_kind(data: bytes) -> str | None:
+    """A gzip-compressed tar is a tar (tarfile reads it); another gzip file is not extracted."""
+    try:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:65536], 512)
+    except zlib.error:
+        return None
+    return "tar" if head[257:262] == b"ustar" else None
 
 
 def _is_mail(head: bytes) -> bool:
@@ -211,6 +273,8 @@ def extract_here(data: bytes, kind: str, settings: ExtractSettings) -> Extracted
         use_cache=False,  # no cache on disk: the datastore's hash is the cache
         disable_ocr=True,  # OCR is off (issue 15): a scanned PDF has no text
         extraction_timeout_secs=max(1, int(settings.timeout)),
+        # Built into the library (whatlang, in its binary): nothing is downloaded.
+        language_detection=kreuzberg.LanguageDetectionConfig(enabled=True),
     )
     try:
         result = kreuzberg.extract_bytes_sync(data, TYPES[kind], config)
@@ -220,8 +284,23 @@ def extract_here(data: bytes, kind: str, settings: ExtractSettings) -> Extracted
     if len(text.encode("utf-8", "surrogatepass")) > settings.max_text_bytes:
         return Extracted(kind, failed=f"text exceeds {settings.max_text_bytes} bytes")
     extracted = Extracted(kind, text=text)
-    _metadata(extracted, dict(result.metadata or {}))
+    _metadata(extracted, dict(result.metadata or {}), _detected_language(result, text))
     return extracted
+
+
+def _detected_language(result: Any, text: str) -> str:
+    """The library's guess at the text's main language (ISO 639-3), or '' when the
+    text is too short to tell (LANGUAGE_MIN_LETTERS)."""
+    languages = getattr(result, "detected_languages", None) or []
+    if not languages:
+        return ""
+    letters = 0
+    for character in text:
+        if character.isalpha():
+            letters += 1
+            if letters >= LANGUAGE_MIN_LETTERS:
+                return str(languages[0])
+    return ""
 
 
 def _why(error: Exception) -> str:
@@ -246,8 +325,12 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def _metadata(extracted: Extracted, meta: dict[str, Any]) -> None:
-    """The fields of docs/ingest.md from the library's metadata, in a fixed order."""
+def _metadata(extracted: Extracted, meta: dict[str, Any], detected: str = "") -> None:
+    """The fields of docs/ingest.md from the library's metadata, in a fixed order.
+
+    LANGUAGE is the language the document declares; when it declares none,
+    the detected one, and LANGUAGESOURCE says which.
+    """
     title = _text(meta.get("title")) or _text(meta.get("subject"))
     extracted.title = title
     fields: list[tuple[str, str]] = [("CONTENTTYPE", extracted.content_type)]
@@ -257,7 +340,7 @@ def _metadata(extracted: Extracted, meta: dict[str, Any]) -> None:
         ("AUTHOR", _text(authors)),
         ("CREATED", _text(meta.get("created_at"))),
         ("DOCUMENTMODIFIED", _text(meta.get("modified_at"))),
-        ("LANGUAGE", _text(meta.get("language"))),
+        *_language(_text(meta.get("language")), detected),
         ("PAGECOUNT", _text(meta.get("page_count") or meta.get("sheet_count"))),
     ]
     if extracted.kind == "eml":
@@ -272,11 +355,25 @@ def _metadata(extracted: Extracted, meta: dict[str, Any]) -> None:
     extracted.fields = fields
 
 
+def _language(declared: str, detected: str) -> list[tuple[str, str]]:
+    if declared:
+        return [("LANGUAGE", declared), ("LANGUAGESOURCE", "declared")]
+    if detected:
+        return [("LANGUAGE", detected), ("LANGUAGESOURCE", "detected")]
+    return []
+
+
 def _serve() -> None:
-    """The child: read requests from stdin, answer on stdout, until stdin closes."""
+    """The child: read requests from stdin, answer on stdout, until stdin closes.
+
+    A request is ``>II`` (sizes of its JSON and its bytes), the JSON, the
+    bytes; an answer is ``>II`` (sizes of its JSON and of the member bytes
+    after it, for ``expand``), the JSON, the bytes.
+    """
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    limit = int(os.environ.get("CONNECTOR_EXTRACT_MEMORY_LIMIT") or MEMORY_LIMIT)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what stops
     # Answers go to a private copy of stdout; whatever the library prints goes to stderr.
@@ -299,19 +396,38 @@ def _serve() -> None:
             while True:
                 pass
         try:
-            extracted = extract_here(data, request["kind"], ExtractSettings(**request["settings"]))
+            if request.get("op") == "expand":
+                answer, tail = _expand(data, request)
+            else:
+                answer, tail = _extract_answer(data, request), b""
         except MemoryError:
-            extracted = Extracted(request["kind"], failed="exceeds the memory limit")
-        answer = json.dumps(
-            {
-                "text": extracted.text,
-                "title": extracted.title,
-                "fields": extracted.fields,
-                "failed": extracted.failed,
-            }
-        ).encode()
-        stdout.write(struct.pack(">I", len(answer)) + answer)
+            answer, tail = {"failed": "exceeds the memory limit"}, b""
+        body = json.dumps(answer).encode()
+        stdout.write(struct.pack(">II", len(body), len(tail)) + body)
+        stdout.write(tail)
         stdout.flush()
+
+
+def _extract_answer(data: bytes, request: dict[str, Any]) -> dict[str, Any]:
+    extracted = extract_here(data, request["kind"], ExtractSettings(
+        **{**request["settings"], "types": frozenset(request["settings"]["types"])}))  # fmt: skip
+    return {
+        "text": extracted.text,
+        "title": extracted.title,
+        "fields": extracted.fields,
+        "failed": extracted.failed,
+    }
+
+
+def _expand(data: bytes, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    from connector.ingest.unpack import Refused, unpack
+
+    try:
+        members = unpack(data, request["kind"], request["max_members"], request["max_bytes"])
+    except Refused as refused:
+        return {"failed": str(refused), "members": []}, b""
+    listed = [[m.name, m.modified, len(m.data), m.failed] for m in members]
+    return {"failed": None, "members": listed}, b"".join(m.data for m in members)
 
 
 def _die_with_parent() -> None:
@@ -347,6 +463,7 @@ class Extractor:
 
     def __init__(self) -> None:
         self._child: subprocess.Popen[bytes] | None = None
+        self._memory_limit = MEMORY_LIMIT
         self._lock = threading.Lock()
 
     def extract(
@@ -355,49 +472,97 @@ class Extractor:
         kind: str,
         settings: ExtractSettings,
         checkpoint: Callable[[], None] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Extracted:
         """The document as text, or why not; only ``checkpoint`` may raise (a Stop,
-        which kills the child first, so a Stop never waits for a parser)."""
+        which kills the child first, so a Stop never waits for a parser).
+
+        ``timeout``: seconds left for it, when less than the settings' (an
+        archive's members share their archive's time limit).
+        """
         if len(data) > settings.max_bytes:
             return Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
-        with self._lock:
-            return self._extract(data, kind, settings, checkpoint)
+        request = {"op": "extract", "kind": kind, "settings": settings.as_json()}
+        answer, _ = self._ask(request, data, settings, checkpoint, timeout)
+        if "text" not in answer:
+            return Extracted(kind, failed=answer["failed"])
+        return Extracted(
+            kind,
+            text=answer["text"],
+            title=answer["title"],
+            fields=[(name, value) for name, value in answer["fields"]],
+            failed=answer["failed"],
+        )
 
-    def _extract(
+    def expand(
         self,
         data: bytes,
         kind: str,
         settings: ExtractSettings,
+        *,
+        max_members: int,
+        max_bytes: int,
+        checkpoint: Callable[[], None] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[list[Unpacked], str | None]:
+        """The members of an archive or the attachments of an e-mail (``unpack``),
+        or why there are none: at most ``max_members`` holding ``max_bytes``."""
+        request = {"op": "expand", "kind": kind, "max_members": max_members,
+                   "max_bytes": max_bytes}  # fmt: skip
+        from connector.ingest.unpack import Unpacked
+
+        answer, tail = self._ask(request, data, settings, checkpoint, timeout)
+        if answer["failed"] is not None:
+            return [], answer["failed"]
+        members, at = [], 0
+        for name, modified, size, failed in answer["members"]:
+            members.append(Unpacked(name, modified, tail[at : at + size], failed))
+            at += size
+        return members, None
+
+    def _ask(
+        self,
+        request: dict[str, Any],
+        data: bytes,
+        settings: ExtractSettings,
         checkpoint: Callable[[], None] | None,
-    ) -> Extracted:
-        meta = json.dumps(
-            {
-                "kind": kind,
-                "settings": {
-                    "types": sorted(settings.types),
-                    "max_bytes": settings.max_bytes,
-                    "timeout": settings.timeout,
-                    "max_text_bytes": settings.max_text_bytes,
-                },
-            }
-        ).encode()
+        timeout: float | None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """Send one request to the child and wait for its answer, within the time
+        limit: ``{"failed": why}`` when the child hung, died or could not be used."""
+        with self._lock:
+            return self._exchange(request, data, settings, checkpoint, timeout)
+
+    def _exchange(
+        self,
+        request: dict[str, Any],
+        data: bytes,
+        settings: ExtractSettings,
+        checkpoint: Callable[[], None] | None,
+        timeout: float | None,
+    ) -> tuple[dict[str, Any], bytes]:
+        import select
+
+        meta = json.dumps(request).encode()
         try:
-            child = self._started()
+            child = self._started(settings.memory_limit)
             assert child.stdin is not None and child.stdout is not None
             child.stdin.write(struct.pack(">II", len(meta), len(data)) + meta)
             child.stdin.write(data)
             child.stdin.flush()
         except OSError as error:
             self.close()
-            return Extracted(kind, failed=f"the extraction process failed ({error})")
-        deadline = time.monotonic() + settings.timeout
+            return {"failed": f"the extraction process failed ({error})"}, b""
+        limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
+        deadline = time.monotonic() + limit
         out = child.stdout.fileno()
         try:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.close()
-                    return Extracted(kind, failed=f"timed out after {settings.timeout:g} s")
+                    return {"failed": f"timed out after {settings.timeout:g} s"}, b""
                 ready, _, _ = select.select([out], [], [], min(left, 0.1))
                 if ready:
                     break
@@ -411,31 +576,34 @@ class Extractor:
             code = child.poll()
             self.close()
             why = "exceeds the memory limit or crashed the parser"
-            return Extracted(kind, failed=f"{why} (exit {code})" if code is not None else why)
-        text = answer["text"]
-        return Extracted(
-            kind,
-            text=text,
-            title=answer["title"],
-            fields=[(name, value) for name, value in answer["fields"]],
-            failed=answer["failed"],
-        )
+            return {"failed": f"{why} (exit {code})" if code is not None else why}, b""
+        return answer
 
-    def _answer(self, child: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+    def _answer(self, child: subprocess.Popen[bytes]) -> tuple[dict[str, Any], bytes] | None:
         assert child.stdout is not None
-        header = _read_exactly(child.stdout, 4)
+        header = _read_exactly(child.stdout, 8)
         if header is None:
             return None
-        body = _read_exactly(child.stdout, struct.unpack(">I", header)[0])
-        return json.loads(body) if body is not None else None
+        body_size, tail_size = struct.unpack(">II", header)
+        body = _read_exactly(child.stdout, body_size)
+        tail = _read_exactly(child.stdout, tail_size)
+        return (json.loads(body), tail) if body is not None and tail is not None else None
 
-    def _started(self) -> subprocess.Popen[bytes]:
-        if self._child is not None and self._child.poll() is None:
+    def _started(self, memory_limit: int) -> subprocess.Popen[bytes]:
+        import subprocess
+
+        if (
+            self._child is not None
+            and self._child.poll() is None
+            and self._memory_limit == memory_limit
+        ):
             return self._child
         self.close()
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        env["CONNECTOR_EXTRACT_MEMORY_LIMIT"] = str(memory_limit)
+        self._memory_limit = memory_limit
         self._child = subprocess.Popen(
             [sys.executable, "-m", "connector.ingest.extract"],
             stdin=subprocess.PIPE,

@@ -111,7 +111,11 @@ def format_file_document(
     title = _one_line(title or name)
     if content_mode is None:
         content_mode = "text" if text is not None else "reference"
-    made = "".join(f'#DREFIELD {key}="{_quote(value)}"\n' for key, value in extracted)
+    made = (
+        "".join(f'#DREFIELD {key}="{_quote(value)}"\n' for key, value in extracted)
+        if extracted
+        else ""  # a text file: no generator to make (one per file of a first run)
+    )
     extra = made + (
         "".join(
             f'#DREFIELD {field_name(str(key))}="{_quote(str(value))}"\n'

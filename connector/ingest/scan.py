@@ -37,6 +37,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from connector.ingest.archives import Members, Parent, has_members, open_document
 from connector.ingest.extract import ExtractSettings, detect, extractor
 from connector.ingest.idx import format_file_document
 from connector.repositories.base import ItemNotFound, WriteRefused, display
@@ -392,21 +393,18 @@ class _Job:
             change = "updated"
         shown = _shown(name)
         path = self.path_prefix + shown
-        size = len(data)
-        text: str | None = None
-        title: str = ""
-        fields: list[tuple[str, str]] = []
-        mode: str | None = None
         settings = self.job.scope.extract
         kind = detect(data, name) if settings is not None else None
-        if settings is not None and kind is not None and kind in settings.types:
-            started = time.monotonic()
-            extracted = extractor().extract(data, kind, settings, self.checkpoint)
-            self.extracting += time.monotonic() - started
-            text, title, fields, mode = extracted.idx()
-            if extracted.failed is not None:
-                result.extract_failed.append((path, extracted.failed))
-        elif b"\0" not in data:
+        if (
+            kind is not None
+            and settings is not None
+            and (kind in settings.types or has_members(kind, settings))
+        ):
+            self._extracted(data, kind, settings, identifier, change, row, st, digest, path)
+            return
+        # Text, or by reference: the path of most documents, kept as short as it was.
+        text: str | None = None
+        if b"\0" not in data:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
@@ -417,7 +415,50 @@ class _Job:
             task=self.job.scope.task,
             path=path,
             name=shown,
-            size=size,
+            size=len(data),
+            modified=self._modified(st.st_mtime_ns),
+            content_hash=digest,
+            text=text,
+            metadata=metadata,
+        )
+        result.idx.append(document.encode("utf-8"))
+        result.records.append((change, identifier, path, len(data), st.st_mtime_ns, digest,
+                               metadata))  # fmt: skip
+
+    def _extracted(
+        self,
+        data: bytes,
+        kind: str,
+        settings: ExtractSettings,
+        identifier: str,
+        change: Change,
+        row: Known | None,
+        st: os.stat_result,
+        digest: str,
+        path: str,
+    ) -> None:
+        """A document the task extracts: its text and fields, then its members if any."""
+        result = self.result
+        started = time.monotonic()
+        members: Members | None = None
+        if has_members(kind, settings):
+            parent = Parent(self.job.scope.task, identifier, path, st.st_mtime_ns, change)
+            (text, title, fields, mode), failed, members = open_document(
+                data, kind, settings, parent, self.checkpoint
+            )
+        else:
+            extracted = extractor().extract(data, kind, settings, self.checkpoint)
+            (text, title, fields, mode), failed = extracted.idx(), extracted.failed
+        self.extracting += time.monotonic() - started
+        if failed is not None:
+            result.extract_failed.append((path, failed))
+        metadata = row[5] if row is not None else None
+        document = format_file_document(
+            identifier=identifier,
+            task=self.job.scope.task,
+            path=path,
+            name=path.rpartition("/")[2],
+            size=len(data),
             modified=self._modified(st.st_mtime_ns),
             content_hash=digest,
             text=text,
@@ -427,7 +468,13 @@ class _Job:
             content_mode=mode,
         )
         result.idx.append(document.encode("utf-8"))
-        result.records.append((change, identifier, path, size, st.st_mtime_ns, digest, metadata))
+        result.records.append((change, identifier, path, len(data), st.st_mtime_ns, digest,
+                               metadata))  # fmt: skip
+        if members is not None:
+            # Right after their archive, in the same batch where they fit.
+            result.idx.extend(members.idx)
+            result.records.extend(members.records)
+            result.extract_failed.extend(members.failed)
 
     def _modified(self, modified_ns: int) -> str:
         """The time as IDX's MODIFIED field has it; documents often share a second."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from datetime import UTC, datetime
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -196,4 +197,121 @@ def zip_bomb(size: int = 200 * 1024 * 1024) -> bytes:
             for _ in range(size // len(chunk)):
                 part.write(chunk)
             part.write(b"</w:body></w:document>")
+    return out.getvalue()
+
+
+# --- Archives (issue 15: members as documents) ------------------------------------------
+
+#: One fixed time for every member, so references, fields and text are exact.
+MEMBER_TIME = (2026, 3, 4, 5, 6, 8)
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    """A zip of ``members`` (name: bytes), in that order, deflated, all at MEMBER_TIME."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, MEMBER_TIME), data,
+                             compress_type=zipfile.ZIP_DEFLATED)  # fmt: skip
+    return out.getvalue()
+
+
+def zip_nested() -> bytes:
+    """A zip with nested folders, a DOCX, a zip inside it, and a traversal name."""
+    inner = zip_of({"deep/inner.txt": b"inner text"})
+    return zip_of({
+        "folder/": b"",
+        "folder/sub/notes.txt": b"nested notes",
+        "folder/report.docx": docx(),
+        "inner.zip": inner,
+        "../../etc/passwd": b"not a way out",
+        "/abs|olute%.txt": b"absolute",
+    })  # fmt: skip
+
+
+def tar_of(members: dict[str, bytes], *, compression: str = "") -> bytes:
+    """A tar (``compression`` "gz" for a .tar.gz) of ``members``, plus a folder and a link."""
+    import tarfile
+    import time as time_module
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=f"w:{compression}") as archive:
+        folder = tarfile.TarInfo("docs")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = int(time_module.mktime((*MEMBER_TIME, 0, 0, 0)) - time_module.timezone)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("docs/link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        archive.addfile(link)
+    return out.getvalue()
+
+
+EML_ZIP = (
+    b"From: Alice <alice@example.com>\r\n"
+    b"To: Bob <bob@example.com>\r\n"
+    b"Subject: Files\r\n"
+    b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n'
+    b"\r\n"
+    b"--b1\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Two files attached.\r\n"
+    b"--b1\r\n"
+    b'Content-Type: text/plain; name="menu.txt"\r\n'
+    b'Content-Disposition: attachment; filename="menu.txt"\r\n'
+    b"\r\n"
+    b"Soup of the day.\r\n"
+    b"--b1\r\n"
+    b'Content-Type: text/plain; name="menu.txt"\r\n'
+    b'Content-Disposition: attachment; filename="menu.txt"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"RGVzc2VydCBvZiB0aGUgZGF5Lg==\r\n"
+    b"--b1--\r\n"
+)
+
+
+def zip_bomb_members(members: int = 4, mib: int = 256) -> bytes:
+    """A crafted zip bomb: ``members`` members of ``mib`` MiB of zero bytes each,
+    about 1/1000 of that packed (1 GiB in about 1 MiB by default).
+
+    Made by hand in well under a second: one MiB of zeros deflated once with
+    a full flush is a block that needs no history, so the member's data is
+    that block ``mib`` times and an empty final block; the headers are honest
+    (sizes, CRC-32), so only a limit on the bytes inflated can stop it.
+    """
+    import struct
+
+    chunk = b"\0" * (1024 * 1024)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    data = block * mib + b"\x03\x00"  # the final block: empty, fixed Huffman codes
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(chunk, crc)
+    size = mib * len(chunk)
+    dos_time = (MEMBER_TIME[3] << 11) | (MEMBER_TIME[4] << 5) | (MEMBER_TIME[5] // 2)
+    dos_date = ((MEMBER_TIME[0] - 1980) << 9) | (MEMBER_TIME[1] << 5) | MEMBER_TIME[2]
+    out, central = io.BytesIO(), io.BytesIO()
+    for n in range(members):
+        name = f"zeros{n}.txt".encode()
+        offset = out.tell()
+        fixed = struct.pack("<HHHHHIIIHH", 20, 0, 8, dos_time, dos_date, crc, len(data), size,
+                            len(name), 0)  # fmt: skip
+        out.write(b"PK\x03\x04" + fixed + name + data)
+        central.write(b"PK\x01\x02" + struct.pack("<H", 20) + fixed
+                      + struct.pack("<HHHII", 0, 0, 0, 0, offset)
+                      + name)  # fmt: skip
+    start = out.tell()
+    directory = central.getvalue()
+    out.write(directory)
+    out.write(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, members, members, len(directory),
+                                           start, 0))  # fmt: skip
     return out.getvalue()

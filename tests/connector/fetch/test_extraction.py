@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -48,11 +49,15 @@ def test_the_type_comes_from_the_bytes_not_the_name() -> None:
     assert detect(corpus.EML, "message") == "eml"
 
 
-def test_plain_text_and_other_archives_are_not_extracted() -> None:
+def test_plain_text_is_not_extracted_and_archives_are_told_apart() -> None:
     assert detect(b"Subject: hello", "hello.eml") is None  # one header line is text
     assert detect(b"just text\nmore", "a.pdf") is None
-    assert detect(corpus.zip_folders(), "a.zip") is None
     assert detect(b"\x00\x01binary", "a.doc") is None
+    # Archives whose members become documents (ExtractArchives), whatever the name.
+    assert detect(corpus.zip_folders(), "a.txt") == "zip"
+    assert detect(corpus.tar_of({"a.txt": b"a"}), "a") == "tar"
+    assert detect(corpus.tar_of({"a.txt": b"a"}, compression="gz"), "a") == "tar"
+    assert detect(gzip.compress(b"not a tar"), "a.gz") is None
 
 
 # --- Extraction, exact text and fields ------------------------------------------------
@@ -125,6 +130,9 @@ def test_email_decoded_with_sender_recipients_subject_and_attachments(child: Ext
         ("CONTENTTYPE", "message/rfc822"),
         ("TITLE", "Lunch café"),
         ("CREATED", "Tue, 01 Dec 2026 10:00:00 +0000"),
+        # The message declares no language: detected from its text (enough letters).
+        ("LANGUAGE", "eng"),
+        ("LANGUAGESOURCE", "detected"),
         ("FROM", '"Alice" <alice@example.com>'),
         ("TO", '"Bob" <bob@example.com>'),
         ("SUBJECT", "Lunch café"),
@@ -210,7 +218,7 @@ def test_synchronize_sends_documents_as_text_and_a_failure_by_reference(
     action = sync()
     assert action.status == Status.FINISHED, action.error
     assert action.counts["DOCS"]["extractfailed"] == 1
-    assert action.counts["DOCS"]["added"] == 6
+    assert action.counts["DOCS"]["added"] == 7  # the 6 files and lunch.eml's attachment
     docs = sent(ingest)
     pdf = docs["report.pdf"]
     assert pdf.title == "Quarterly report"
@@ -283,7 +291,7 @@ def test_a_hung_document_times_out_and_the_run_goes_on(
     docs = sent(ingest)
     assert dict(docs["hang.pdf"].fields)["EXTRACTFAILED"] == "timed out after 1 s"
     assert action.counts["DOCS"]["extractfailed"] == 2  # hang.pdf and broken.pdf
-    assert action.counts["DOCS"]["added"] == 7
+    assert action.counts["DOCS"]["added"] == 7  # only PDF is extracted: no attachment
 
 
 def test_large_document_is_extracted_and_a_stop_kills_its_hung_parser(
@@ -423,7 +431,7 @@ def test_a_hung_parser_in_a_reader_times_out_and_a_stop_does_not_wait_for_it(
     action = sync()
     assert action.status == Status.FINISHED
     assert dict(sent(ingest)["hang.pdf"].fields)["EXTRACTFAILED"] == "timed out after 1 s"
-    assert action.counts["DOCS"]["added"] == 7
+    assert action.counts["DOCS"]["added"] == 8  # 7 files and lunch.eml's attachment
     # Now a limit longer than the Stop bound: the Stop must end the run first. (The
     # reader itself goes on until the limit: readers.shutdown waits for it.)
     # In a new folder: no rows, so its job goes to a reader whole (not compared here).
@@ -494,6 +502,6 @@ def test_get_status_shows_extractfailed_after_errors(client, mixed: tuple[FetchT
     count = ElementTree.fromstring(response.content).find(".//documentcount")
     assert count is not None
     assert list(count.attrib.items()) == [
-        ("task", "DOCS"), ("seen", "6"), ("added", "6"), ("updated", "0"), ("deleted", "0"),
+        ("task", "DOCS"), ("seen", "6"), ("added", "7"), ("updated", "0"), ("deleted", "0"),
         ("unchanged", "0"), ("errors", "0"), ("extractfailed", "1"),
     ]  # fmt: skip
