@@ -147,8 +147,8 @@ PAGES = {
     "actions": "/dashboard/actions/",
     "audit": "/dashboard/audit/",
     "submit": "/dashboard/submit/?FetchAction=SYNCHRONIZE",
-    "cancel-matching": "/dashboard/cancel-matching/",
-    "retry-matching": "/dashboard/retry-matching/",
+    "cancel-matching": "/dashboard/actions/cancel-matching/",
+    "retry-matching": "/dashboard/actions/retry-matching/",
     "tasks": "/dashboard/tasks/",
     "task": "/dashboard/tasks/DEMO/",
     "workers": "/dashboard/workers/",
@@ -171,7 +171,8 @@ def test_no_page_scrolls_sideways_on_a_narrow_screen(
         overflow = {}
         for name, path in [*pages.items(), ("login", "/accounts/login/")]:
             shown = login.new_page() if name == "login" else page
-            shown.goto(path)
+            response = shown.goto(path)
+            assert response is not None and response.status == 200, (name, path)
             wide = shown.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
             if wide > 0:
                 # What sticks out on the right, to say what to fix.
