@@ -272,8 +272,8 @@ class Expected:
         """What is expected and the percentage done when ``listed`` documents were
         listed in all; without a total, the share of the tasks done."""
         total, basis = self.total()
-        if basis == progress.PREVIOUS and total is not None and listed > total:
-            # More than the last complete runs listed: the estimate is spent.
+        if basis == progress.PREVIOUS and (not total or listed > total):
+            # None listed last time, or more than that now: no estimate (left).
             total, basis = None, progress.UNKNOWN
         if not total:
             return total, basis, 100 * share_of_tasks

@@ -212,3 +212,21 @@ def test_the_aci_adds_what_it_knows_after_progress() -> None:
     assert shown["expecteddocuments"] == ("400", {"basis": "previous"})
     assert 25 <= int(shown["time_remaining"][0] or 0) <= 35
     assert progress_elements(Action(status=Status.PROCESSING, progress=40)) == []
+
+
+def test_the_expected_total_of_several_tasks() -> None:
+    a, b = FetchTask(name="A", documents_last_complete=100), FetchTask(name="B")
+    expected = synchronize_module.Expected([a, b])
+    # B never ran to its end: no total, the share of the tasks done instead.
+    assert expected.percent(50, 0) == (None, progress.UNKNOWN, 0)
+    b.documents_last_complete = 300
+    expected = synchronize_module.Expected([a, b])
+    assert expected.percent(100, 0) == (400, progress.PREVIOUS, 25)
+    # A listed 120 (exact now); B still expected at 300.
+    expected.listed["A"] = 120
+    assert expected.percent(270, 0.5) == (420, progress.PREVIOUS, 270 * 100 / 420)
+    expected.listed["B"] = 310
+    assert expected.percent(430, 1) == (430, progress.LISTED, 99)
+    # A last complete run that listed nothing is no estimate.
+    empty = synchronize_module.Expected([FetchTask(name="E", documents_last_complete=0)])
+    assert empty.percent(0, 0) == (None, progress.UNKNOWN, 0)
