@@ -52,6 +52,7 @@ def watch_without_a_percentage(page: Any, pk: int) -> int:
         "pk => /[1-9][\\d,]* listed/.test("
         "document.querySelector(`#action-${pk} .progress-cell`)?.innerText || '')",
         arg=pk,
+        timeout=60_000,
     )
     cell = progress_cell(page, pk)
     first = cell.inner_text()
@@ -66,6 +67,8 @@ def watch_without_a_percentage(page: Any, pk: int) -> int:
         "   .match(/([\\d,]+) listed/);"
         " return m && Number(m[1].replace(/,/g, '')) > before; }",
         arg=[pk, listed(first)],
+        # Reader processes start once 2,000 are listed: slow on a busy machine.
+        timeout=60_000,
     )
     return listed(cell.inner_text())
 
