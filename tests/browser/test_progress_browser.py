@@ -93,8 +93,8 @@ def test_a_first_synchronize_and_the_run_after_its_stop_show_no_false_percentage
 
     after = fetch(server, FetchAction="Synchronize", TaskSections=big)
     go_live(page, f"/dashboard/actions/{after}/")
-    seen = watch_without_a_percentage(page, after)
-    assert seen < FOLDERS * PER_FOLDER
+    # Was 99 % at 14 % done: the share of the rows the stopped run left.
+    assert watch_without_a_percentage(page, after) <= FOLDERS * PER_FOLDER
     after_token = server.site.action(after)["token"]
     server.wait_for_status(after_token, "Finished", timeout=180)
     # Done: the exact total, 100 %.
