@@ -45,7 +45,7 @@ def listed(text: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def watch_without_a_percentage(page: Any, pk: int) -> int:
+def watch_without_a_percentage(page: Any, pk: int) -> None:
     """While the run lists: a moving bar (no value), the counts growing live, no %."""
     page.wait_for_selector(f"#action-{pk} progress.indeterminate")
     page.wait_for_function(
@@ -70,7 +70,6 @@ def watch_without_a_percentage(page: Any, pk: int) -> int:
         # Reader processes start once 2,000 are listed: slow on a busy machine.
         timeout=60_000,
     )
-    return listed(cell.inner_text())
 
 
 def test_a_first_synchronize_and_the_run_after_its_stop_show_no_false_percentage(
@@ -94,7 +93,7 @@ def test_a_first_synchronize_and_the_run_after_its_stop_show_no_false_percentage
     after = fetch(server, FetchAction="Synchronize", TaskSections=big)
     go_live(page, f"/dashboard/actions/{after}/")
     # Was 99 % at 14 % done: the share of the rows the stopped run left.
-    assert watch_without_a_percentage(page, after) <= FOLDERS * PER_FOLDER
+    watch_without_a_percentage(page, after)
     after_token = server.site.action(after)["token"]
     server.wait_for_status(after_token, "Finished", timeout=180)
     # Done: the exact total, 100 %.
