@@ -60,12 +60,15 @@ def watch_without_a_percentage(page: Any, pk: int) -> None:
     assert "%" not in first
     assert re.search(r"[\d,]+ listed · [\d,]+ ingested · ", first), first
     assert page.locator(f"#action-{pk} progress[value]").count() == 0
-    # Pushed over the socket as it goes: the count grows without a reload.
+    # Pushed over the socket as it goes: the count grows without a reload, until
+    # every document is listed; only then (the total exact) is there a percentage.
     page.wait_for_function(
         "([pk, before]) => {"
         " const m = (document.querySelector(`#action-${pk} .progress-cell`)?.innerText || '')"
         "   .match(/([\\d,]+) listed/);"
-        " return m && Number(m[1].replace(/,/g, '')) > before; }",
+        " const bar = document.querySelector(`#action-${pk} progress[value]`);"
+        " return (m && Number(m[1].replace(/,/g, '')) > before)"
+        "   || (bar !== null && Number(bar.value) >= 99); }",
         arg=[pk, listed(first)],
         # Reader processes start once 2,000 are listed: slow on a busy machine.
         timeout=60_000,
