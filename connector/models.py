@@ -93,6 +93,12 @@ class Action(models.Model):
     stop_requested_at = models.DateTimeField(null=True, blank=True)
 
     progress = models.PositiveSmallIntegerField(default=0)
+    #: What ``progress`` is a share of (connector/progress.py): "" the fetch action's
+    #: own measure; for a Synchronize, the documents it expects to list in all
+    #: (``progress_total``) from "previous" complete runs or its "listed" documents,
+    #: or "unknown" (no honest percentage: the counts say how far it is).
+    progress_basis = models.CharField(max_length=10, blank=True, default="")
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
     stage = models.CharField(max_length=200, blank=True, default="")
     #: Document counts per task: {"DOCS": {"seen": 3, "added": 1, ...}}.
     counts = models.JSONField(default=dict, blank=True)
@@ -503,6 +509,9 @@ class FetchTask(models.Model):
     #: An operator paused the schedule (the dashboard's Tasks page): no scheduled
     #: run is queued until it is resumed. Not in the INI file, so loadtasks keeps it.
     schedule_paused = models.BooleanField(default=False, editable=False)
+    #: Documents the task's last complete Synchronize listed: what the next one
+    #: expects (its percentage and time left); None: no complete run yet.
+    documents_last_complete = models.PositiveIntegerField(null=True, blank=True, editable=False)
     #: The INI file the task came from, if any (loadtasks prunes by it).
     source = models.CharField(max_length=500, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)

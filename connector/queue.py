@@ -575,11 +575,23 @@ def _claimed_actions(rows: list[tuple[Any, ...]]) -> list[Action]:
 
 
 def record_progress(
-    *, pk: int, worker: str, percent: int, stage: str, counts: dict[str, Any]
+    *,
+    pk: int,
+    worker: str,
+    percent: int,
+    stage: str,
+    counts: dict[str, Any],
+    basis: str = "",
+    total: int | None = None,
 ) -> None:
+    """``basis`` and ``total``: what ``percent`` is a share of (connector/progress.py)."""
     with transaction.atomic():
         if Action.objects.filter(pk=pk, status=Status.PROCESSING, worker=worker).update(
-            progress=max(0, min(100, percent)), stage=stage[:200], counts=counts
+            progress=max(0, min(100, percent)),
+            stage=stage[:200],
+            counts=counts,
+            progress_basis=basis,
+            progress_total=total,
         ):
             _changed(pk)
 
@@ -588,8 +600,8 @@ def record_progress(
 # update cost more than the database's work (see bench/README.md).
 _FINISH_SQL = (
     "UPDATE {action} SET status = {status}, finished_at = %s, lease_expires_at = NULL,"
-    " counts = %s, result = %s, progress = %s, stage = %s, error = %s"
-    " WHERE id = %s AND status = %s AND worker = %s"
+    " counts = %s, result = %s, progress = %s, progress_basis = %s, progress_total = %s,"
+    " stage = %s, error = %s WHERE id = %s AND status = %s AND worker = %s"
 )
 
 
@@ -603,6 +615,9 @@ class Ending:
     stage: str = ""
     stopped: bool = False
     error: str = ""
+    #: What ``progress`` is a share of (connector/progress.py).
+    progress_basis: str = ""
+    progress_total: int | None = None
 
 
 def end_action(*, pk: int, worker: str, ending: Ending) -> bool:
@@ -681,6 +696,8 @@ def _finish_statement(*, pk: int, worker: str, ending: Ending) -> tuple[str, lis
         _db_json(ending.counts),
         _db_json(ending.result),
         progress,
+        ending.progress_basis,
+        ending.progress_total,
         ending.stage[:200],
         ending.error,
         pk,
@@ -741,6 +758,8 @@ _BACK_IN_QUEUE: dict[str, Any] = {
     "lease_expires_at": None,
     "started_at": None,
     "progress": 0,
+    "progress_basis": "",
+    "progress_total": None,
     "stage": "",
     "counts": {},
     "result": {},

@@ -32,8 +32,9 @@ from dashboard.charts import MinuteChart, queue_charts
 
 #: What a row of the list shows; the detail page loads the whole action.
 ROW_FIELDS = (
-    "token", "queue", "fetch_action", "tasks", "action_id", "status", "progress", "stage",
-    "queued_at", "started_at", "finished_at", "stop_requested", "priority", "counts", "writes",
+    "token", "queue", "fetch_action", "tasks", "action_id", "status", "progress", "progress_basis",
+    "progress_total", "stage", "queued_at", "started_at", "finished_at", "stop_requested",
+    "priority", "counts", "writes",
 )  # fmt: skip
 
 

@@ -31,8 +31,9 @@ RECENT_ACTIONS = 10
 
 SYNCHRONIZE = "SYNCHRONIZE"
 _SYNC_FIELDS = (
-    "token", "queue", "fetch_action", "tasks", "status", "progress", "stage",
-    "queued_at", "started_at", "finished_at", "stop_requested", "counts", "error",
+    "token", "queue", "fetch_action", "tasks", "status", "progress", "progress_basis",
+    "progress_total", "stage", "queued_at", "started_at", "finished_at", "stop_requested",
+    "counts", "error",
 )  # fmt: skip
 
 

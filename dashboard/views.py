@@ -35,6 +35,7 @@ from dashboard.forms import (
     SubmitForm,
 )
 from dashboard.htmx_auth import login_required
+from dashboard.queries import ActionFilters, Cursor
 
 logger = logging.getLogger(__name__)
 
@@ -479,24 +480,8 @@ def retry_selected(request: HttpRequest) -> HttpResponse:
 def retry_matching(request: HttpRequest) -> HttpResponse:
     """GET: how many ended actions the filter matches, and a form to confirm; POST: retry them."""
     _require_operator(request, "Only operators may retry actions.")
-    if request.method not in ("GET", "POST"):
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
-    data = request.POST if request.method == "POST" else request.GET
-    form = ActionFilterForm(data)
-    form.is_valid()
-    filters = form.filters()
-    params = data.copy()
-    for name in ("after", "before", "than", "upto", "csrfmiddlewaretoken"):
-        params.pop(name, None)
-    query = params.urlencode()
-    if form.invalid():
-        messages.error(request, "Nothing was retried: " + " ".join(form.invalid()))
-        return HttpResponseRedirect(_list_url(query))
-    if request.method == "POST":
-        upto = form.cursor("upto")
-        if upto is None:
-            messages.error(request, "Nothing was retried: confirm on the count page first.")
-            return HttpResponseRedirect(_list_url(query))
+
+    def retry(filters: ActionFilters, upto: Cursor) -> None:
         host, port = server_address(request)
         result = bulk.retry_many(
             queries.ended_matching_pks(filters, upto=upto),
@@ -506,17 +491,15 @@ def retry_matching(request: HttpRequest) -> HttpResponse:
             port=port,
         )
         (messages.warning if result.not_tried else messages.success)(request, result.summary())
-        return HttpResponseRedirect(_list_url(query))
-    upto = queries.newest_ended_matching(filters)
-    context = {
-        "form": form,
-        "count": queries.count_ended_matching(filters, upto=upto) if upto else 0,
-        "limit": queries.BULK_LIMIT,
-        "upto": upto.encode() if upto else "",
-        "list_url": _list_url(query),
-        "hidden": [(name, value) for name, values in params.lists() for value in values],
-    }
-    return render(request, "dashboard/retry_matching.html", context)
+
+    return _act_on_matching(
+        request,
+        verb="retried",
+        newest=queries.newest_ended_matching,
+        count=queries.count_ended_matching,
+        act=retry,
+        template="dashboard/retry_matching.html",
+    )
 
 
 @operator_required
@@ -538,6 +521,39 @@ def cancel_selected(request: HttpRequest) -> HttpResponse:
 def cancel_matching(request: HttpRequest) -> HttpResponse:
     """GET: how many queued actions the filter matches, and a form to confirm; POST: cancel them."""
     _require_operator(request, "Only operators may cancel actions.")
+
+    def cancel(filters: ActionFilters, upto: Cursor) -> None:
+        result = bulk.cancel_many(
+            queries.queued_matching_pks(filters, upto=upto),
+            cancelled_by=request.user.get_username(),
+            cancelled_from=client_address(request),
+        )
+        messages.success(request, result.summary())
+
+    return _act_on_matching(
+        request,
+        verb="cancelled",
+        newest=queries.newest_queued_matching,
+        count=queries.count_queued_matching,
+        act=cancel,
+        template="dashboard/cancel_matching.html",
+    )
+
+
+def _act_on_matching(
+    request: HttpRequest,
+    *,
+    verb: str,
+    newest: Callable[[ActionFilters], Cursor | None],
+    count: Callable[..., int],
+    act: Callable[[ActionFilters, Cursor], None],
+    template: str,
+) -> HttpResponse:
+    """The count-confirm-act flow of "all matching" (Cancel, Retry): GET counts the
+    actions the filter matches up to the newest now (``newest``) and asks to confirm;
+    POST acts on those (``act``), never on actions that arrived after the count."""
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     data = request.POST if request.method == "POST" else request.GET
     form = ActionFilterForm(data)
     form.is_valid()
@@ -548,31 +564,25 @@ def cancel_matching(request: HttpRequest) -> HttpResponse:
     query = params.urlencode()
     if form.invalid():
         # Left out, a mistyped filter would widen "all matching" to every action.
-        messages.error(request, "Nothing was cancelled: " + " ".join(form.invalid()))
+        messages.error(request, f"Nothing was {verb}: " + " ".join(form.invalid()))
         return HttpResponseRedirect(_list_url(query))
     if request.method == "POST":
         upto = form.cursor("upto")
         if upto is None:
-            messages.error(request, "Nothing was cancelled: confirm on the count page first.")
-            return HttpResponseRedirect(_list_url(query))
-        pks = queries.queued_matching_pks(filters, upto=upto)
-        result = bulk.cancel_many(
-            pks, cancelled_by=request.user.get_username(), cancelled_from=client_address(request)
-        )
-        messages.success(request, result.summary())
+            messages.error(request, f"Nothing was {verb}: confirm on the count page first.")
+        else:
+            act(filters, upto)
         return HttpResponseRedirect(_list_url(query))
-    if request.method != "GET":
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
-    upto = queries.newest_queued_matching(filters)
+    newest_now = newest(filters)
     context = {
         "form": form,
-        "count": queries.count_queued_matching(filters, upto=upto) if upto else 0,
+        "count": count(filters, upto=newest_now) if newest_now else 0,
         "limit": queries.BULK_LIMIT,
-        "upto": upto.encode() if upto else "",
+        "upto": newest_now.encode() if newest_now else "",
         "list_url": _list_url(query),
         "hidden": [(name, value) for name, values in params.lists() for value in values],
     }
-    return render(request, "dashboard/cancel_matching.html", context)
+    return render(request, template, context)
 
 
 # --- Tasks and workers -----------------------------------------------------------------

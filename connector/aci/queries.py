@@ -60,6 +60,8 @@ STATUS_FIELDS = (
     "finished_at",
     "stop_requested",
     "progress",
+    "progress_basis",
+    "progress_total",
     "stage",
     "counts",
     "error",

@@ -27,6 +27,7 @@ from connector.aci.status import (
     action_status,
     documentcounts,
     paging,
+    progress_elements,
     queued_answer,
     waiting_elements,
 )
@@ -320,6 +321,7 @@ def _progress(aci: AciRequest, queue_name: str) -> list[Element]:
         el("token", action.token),
         el("status", action.status),
         el("progress", action.progress),
+        *progress_elements(action),
     ]
     if action.stage:
         elements.append(el("stage", action.stage))

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
-from connector import writers
+from connector import progress, writers
 from connector.aci.queries import result_sizes, result_slice
 from connector.aci.render import Element, el
 from connector.models import Action, Status
@@ -138,6 +138,7 @@ def action_status(
         el("fetchaction", action.fetch_action),
         el("priority", action.priority),
         el("progress", action.progress),
+        *progress_elements(action, now),
     ]
     if action.status == Status.ERROR:
         children.append(el("error", action.error))
@@ -148,6 +149,26 @@ def action_status(
         children.append(el("actionid", action.action_id))
     children += result_elements(action, page)
     return el("action", children=children)
+
+
+def progress_elements(action: Action, now: datetime | None = None) -> list[Element]:
+    """Extensions after ``<progress>`` for a Synchronize (connector/progress.py):
+    ``<progressknown>false</progressknown>`` when the percentage is of no known
+    total (a first run: the counts say how far it is); ``<expecteddocuments
+    basis="previous|listed">`` the documents it expects in all, an estimate from
+    the last complete runs or exact once listed; ``<time_remaining>`` (whole
+    seconds, an estimate at the rate so far) while it runs with such a total."""
+    shown = progress.of(action, now)
+    if shown.basis not in progress.OF_DOCUMENTS:
+        return []
+    if shown.percent is None:
+        return [el("progressknown", False)]
+    elements = []
+    if shown.total is not None:
+        elements.append(el("expecteddocuments", shown.total, attrs={"basis": shown.basis}))
+    if shown.remaining is not None:
+        elements.append(el("time_remaining", int(shown.remaining)))
+    return elements
 
 
 def waiting_elements(action: Action, waits: list[Wait] | None) -> list[Element]:

@@ -172,6 +172,9 @@ class FetchContext:
         self.log = ActionLog(action.pk, action.token)
         self.percent = 0
         self.stage = ""
+        #: What the percentage is a share of (connector/progress.py); set by ``expect``.
+        self.basis = ""
+        self.total: int | None = None
         self._stop_event = stop_event
         self._clock = clock
         self._last_write = clock()
@@ -196,6 +199,11 @@ class FetchContext:
         per_task = self.counts.setdefault(task, {})
         per_task[name] = per_task.get(name, 0) + n
 
+    def expect(self, total: int | None, basis: str) -> None:
+        """Say what the percentage is a share of: ``total`` documents known from
+        ``basis`` ("previous" runs, "listed"), or "unknown" (no percentage shown)."""
+        self.total, self.basis = total, basis
+
     def progress(self, percent: float, stage: str | None = None) -> None:
         self.percent = max(0, min(100, int(percent)))
         if stage is not None:
@@ -210,6 +218,8 @@ class FetchContext:
                 percent=self.percent,
                 stage=self.stage,
                 counts=self.counts,
+                basis=self.basis,
+                total=self.total,
             )
 
 
@@ -279,6 +289,8 @@ def run(
         result=ctx.result,
         progress=ctx.percent,
         stage=ctx.stage,
+        progress_basis=ctx.basis,
+        progress_total=ctx.total,
         stopped=stopped,
         error=error,
     )

@@ -41,6 +41,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from connector import progress
 from connector.fetch.base import (
     FetchAction,
     FetchActionFailed,
@@ -235,13 +236,49 @@ class Synchronize(FetchAction):
             with suppress(IdentifierError):
                 forced.setdefault(task_name_of(identifier), set()).add(identifier)
         failures: list[str] = []
+        expected = Expected(tasks)
         for position, task in enumerate(tasks):
-            run = TaskSynchronizer(ctx, task, forced.get(task.name, set()), position, len(tasks))
+            run = TaskSynchronizer(
+                ctx, task, forced.get(task.name, set()), position, len(tasks), expected
+            )
             if problem := run.run():
                 failures.append(problem)
         if failures and len(failures) == len(tasks):
             raise FetchActionFailed("; ".join(failures))
+        ctx.expect(*expected.total())
         ctx.progress(100, "synchronized")
+
+
+class Expected:
+    """The documents a Synchronize expects to list in all, for an honest percentage
+    (connector/progress.py): a task whose listing ended counts what it listed; one
+    still to list, what its last complete run listed, if it had one. One task with
+    no such run, and the total is unknown."""
+
+    def __init__(self, tasks: list[FetchTask]) -> None:
+        self.estimates = {task.name: task.documents_last_complete for task in tasks}
+        #: The tasks whose listing ended, and what they listed.
+        self.listed: dict[str, int] = {}
+
+    def total(self) -> tuple[int | None, str]:
+        rest = [n for name, n in self.estimates.items() if name not in self.listed]
+        done = sum(self.listed.values())
+        if not rest:
+            return done, progress.LISTED
+        if None in rest:
+            return None, progress.UNKNOWN
+        return done + sum(n for n in rest if n is not None), progress.PREVIOUS
+
+    def percent(self, listed: int, share_of_tasks: float) -> tuple[int | None, str, float]:
+        """What is expected and the percentage done when ``listed`` documents were
+        listed in all; without a total, the share of the tasks done."""
+        total, basis = self.total()
+        if basis == progress.PREVIOUS and (not total or listed > total):
+            # None listed last time, or more than that now: no estimate (left).
+            total, basis = None, progress.UNKNOWN
+        if not total:
+            return total, basis, 100 * share_of_tasks
+        return total, basis, min(99, 100 * listed / total)
 
 
 class TaskSynchronizer:
@@ -255,7 +292,13 @@ class TaskSynchronizer:
     """
 
     def __init__(
-        self, ctx: FetchContext, task: FetchTask, forced: set[str], position: int, of: int
+        self,
+        ctx: FetchContext,
+        task: FetchTask,
+        forced: set[str],
+        position: int,
+        of: int,
+        expected: Expected,
     ) -> None:
         self.ctx = ctx
         self.task = task
@@ -268,6 +311,7 @@ class TaskSynchronizer:
         self.resend = task.extract_sent_with not in ("", task.extract_fingerprint())
         self.position = position
         self.of = of
+        self.expected = expected
         self.spool = Spool(Path(task.ingest_path), task.name, timezone.now())
         self.batch: BatchFile | None = None
         #: In the batch being written: documents (with their folder) and rows gone.
@@ -303,11 +347,13 @@ class TaskSynchronizer:
         self.ctx.count(self.name, name, n)
 
     def progress(self, stage: str) -> None:
-        # The total is not known before the listing ends; the documents the
-        # datastore had at the start are the best guess (and the counts say the rest).
-        expected = self.extent.rows
-        share = min(1.0, self.listed / expected) if expected else 0
-        self.ctx.progress(min(99, 100 * (self.position + share) / self.of), stage)
+        # The total is not known before the listing ends: the last complete runs'
+        # is the estimate, if there were such runs (not the datastore's rows,
+        # which a stopped run left short); without one, no percentage.
+        listed = sum(self.expected.listed.values()) + self.listed
+        total, basis, percent = self.expected.percent(listed, self.position / self.of)
+        self.ctx.expect(total, basis)
+        self.ctx.progress(percent, stage)
 
     # --- The run ----------------------------------------------------------------------
 
@@ -320,12 +366,14 @@ class TaskSynchronizer:
             self.repository.check()
             self.spool.prepare()
         except RepositoryUnavailable as error:
+            self.expected.listed[self.name] = 0
             return self._unusable(str(error))
         except OSError as error:
             # The folder's path stays in the log: the answer reaches ACI clients.
             logger.warning(
                 "Ingest folder %s of fetch task %s: %s", self.spool.folder, self.name, error
             )
+            self.expected.listed[self.name] = 0
             return self._unusable(
                 f"The ingest folder of fetch task {self.name} cannot be used: {error.strerror}"
             )
@@ -334,6 +382,7 @@ class TaskSynchronizer:
         self._group_forced()
         try:
             self._walk()
+            self.expected.listed[self.name] = self.listed
             if self.judged < self.extent.rows:
                 self._find_gone_folders()
             self._write_deletes()
@@ -350,6 +399,7 @@ class TaskSynchronizer:
                 )
             datastore.forget(self.never_sent)
             self._record_extract_settings()
+            FetchTask.objects.filter(pk=self.task.pk).update(documents_last_complete=self.listed)
         finally:
             for _, _, future in self.in_flight:
                 future.cancel()

@@ -71,6 +71,10 @@ def test_overview_fits_a_phone_and_follows_the_dark_system_setting(browser, serv
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= 360  # nothing sideways to scroll
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert background == "rgb(13, 17, 23)"  # the dark theme's --bg
+        assert background == "rgb(1, 4, 9)"  # the dark theme's --page, behind the cards
+        card = page.evaluate(
+            "getComputedStyle(document.querySelector('.queue-card')).backgroundColor"
+        )
+        assert card == "rgb(13, 17, 23)"  # the dark theme's --bg, the cards' surface
     finally:
         page.context.close()

@@ -295,6 +295,41 @@ def test_progress_shows_percent_stage_and_counts_so_far(aci):
     assert data.find("documentcounts/documentcount").attrib == {"task": "DOCS", "seen": "7"}
 
 
+def test_progress_of_a_synchronize_with_no_total_says_so(aci):
+    # A first Synchronize (connector/progress.py): <progress> stays a number, and the
+    # extension after it says it is no measure; the counts say how far it is.
+    token = aci.submit()
+    action = aci.claim()
+    queue.record_progress(
+        pk=action.pk, worker="w1", percent=0, stage="enumerating",
+        counts={"DOCS": {"seen": 700}}, basis="unknown", total=None,
+    )  # fmt: skip
+    data = aci.success(aci.queue_info("Progress", Token=token))
+    assert data.findtext("progress") == "0"
+    assert data.findtext("progressknown") == "false"
+    assert data.find("expecteddocuments") is None
+    status = aci.success(aci.queue_info("GetStatus", Token=token)).find("actions/action")
+    tags = [child.tag for child in status]
+    assert tags[tags.index("progress") + 1] == "progressknown"
+
+
+def test_progress_of_a_synchronize_with_an_estimate_says_of_what_and_time_left(aci):
+    token = aci.submit()
+    action = aci.claim()
+    queue.record_progress(
+        pk=action.pk, worker="w1", percent=25, stage="enumerating",
+        counts={"DOCS": {"seen": 300}}, basis="previous", total=1200,
+    )  # fmt: skip
+    Action.objects.filter(pk=action.pk).update(started_at=timezone.now() - timedelta(seconds=10))
+    data = aci.success(aci.queue_info("Progress", Token=token))
+    assert data.findtext("progress") == "25"
+    assert data.find("progressknown") is None
+    assert data.find("expecteddocuments").attrib == {"basis": "previous"}
+    assert data.findtext("expecteddocuments") == "1200"
+    # 900 documents left at 30 a second.
+    assert 29 <= int(data.findtext("time_remaining")) <= 31
+
+
 def test_progress_of_a_queued_action_is_zero(aci):
     token = aci.submit()
     data = aci.success(aci.queue_info("Progress", Token=token))
