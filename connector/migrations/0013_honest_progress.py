@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0010_action_tasks_and_list_indexes'),
+        ('connector', '0012_fetchtask_extract_archives'),
     ]
 
     operations = [
