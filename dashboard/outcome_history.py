@@ -14,7 +14,6 @@ from/before" the bar's bounds (UTC minutes, the same the rollup uses).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -224,8 +223,8 @@ def _rows(
     else:
         rows = rows.annotate(at=F("minute"))
     sums = {f"sum_{name}": Sum(name) for name in ["ended", *WAIT, *RUN]}
-    grouped: Iterable[dict[str, Any]] = rows.values("at", "queue", "status").annotate(**sums)
-    return list(grouped)
+    grouped = rows.values("at", "queue", "status").annotate(**sums).order_by()
+    return [dict(row) for row in grouped]
 
 
 def _build(
