@@ -592,8 +592,10 @@ def histogram_columns(kind: str) -> list[str]:
 
 
 class OutcomeMinute(models.Model):
-    """How many actions of a queue (and of a task) reached a final status in one minute,
-    with histograms of their queue wait and run time: the dashboard's history.
+    """How many actions of a queue (and of a task) reached a final status in one minute
+    (or, ``span_minutes`` 60, in the hour starting at ``minute``), with histograms of their
+    queue wait and run time: the dashboard's history. The hour rows keep a day's or a
+    week's chart to at most 168 rows a series, however busy the minutes were.
 
     A trigger on the action table adds to it whenever an action's status becomes
     final, whatever code makes it so (``connector.outcomes``). The row with an
@@ -602,6 +604,8 @@ class OutcomeMinute(models.Model):
     """
 
     minute = models.DateTimeField()
+    #: 1: the row counts one minute; 60: the hour that starts at ``minute``.
+    span_minutes = models.PositiveSmallIntegerField(default=1)
     queue = models.CharField(max_length=40)
     task = models.CharField(max_length=400, blank=True, default="")
     status = models.CharField(max_length=12, choices=Status.choices)
@@ -612,14 +616,16 @@ class OutcomeMinute(models.Model):
             # The trigger's upsert key; its order serves the history's reads
             # (one task, or the queues' '' rows, over a range of minutes).
             models.UniqueConstraint(
-                fields=["task", "minute", "queue", "status"], name="outcomeminute_key"
+                fields=["task", "span_minutes", "minute", "queue", "status"],
+                name="outcomeminute_key",
             ),
         ]
         # Retention deletes old minutes.
         indexes = [models.Index(fields=["minute"], name="outcomeminute_minute")]
 
     def __str__(self) -> str:
-        return f"{self.queue} {self.task} {self.status} {self.minute}: {self.ended}"
+        period = "hour" if self.span_minutes == 60 else "minute"
+        return f"{self.queue} {self.task} {self.status} {period} {self.minute}: {self.ended}"
 
 
 for _kind in ("wait", "run"):

@@ -15,7 +15,9 @@ disagree about a minute or a bucket. As in ``connector.writers``, SQLite drops
 the trigger when a migration rebuilds the action table, so ``install`` runs
 again after every ``migrate`` (``connector.apps``).
 
-Minutes are of ``finished_at`` in UTC; the wait is ``queued_at`` to
+Each ending is added twice: to its minute's row and to its hour's
+(``span_minutes`` 60), so a day's or a week's chart reads at most 24 or 168 rows a
+series. Minutes and hours are of ``finished_at`` in UTC; the wait is ``queued_at`` to
 ``started_at`` (the last start, for an action that was re-queued), the run
 ``started_at`` to ``finished_at``; an action that never started (Cancelled)
 has neither and adds to no histogram.
@@ -63,10 +65,12 @@ def _rollup_sql(vendor: str, where: str) -> str:
     table = OutcomeMinute._meta.db_table
     if vendor == "postgresql":
         minute = "date_trunc('minute', COALESCE(a.finished_at, now()), 'UTC')"
+        hour = "date_trunc('hour', COALESCE(a.finished_at, now()), 'UTC')"
         wait = "EXTRACT(EPOCH FROM (a.started_at - a.queued_at)) * 1000"
         run = "EXTRACT(EPOCH FROM (COALESCE(a.finished_at, now()) - a.started_at)) * 1000"
     else:
         minute = "strftime('%Y-%m-%d %H:%M:00', COALESCE(a.finished_at, CURRENT_TIMESTAMP))"
+        hour = "strftime('%Y-%m-%d %H:00:00', COALESCE(a.finished_at, CURRENT_TIMESTAMP))"
         wait = "(julianday(a.started_at) - julianday(a.queued_at)) * 86400000.0"
         run = (
             "(julianday(COALESCE(a.finished_at, CURRENT_TIMESTAMP))"
@@ -78,18 +82,23 @@ def _rollup_sql(vendor: str, where: str) -> str:
         f"{name} = {table}.{name} + excluded.{name}" for name in ["ended", *_COLUMNS]
     )
     # Names and numbers of this module only; no value from outside reaches the text.
-    return (
-        f"INSERT INTO {table} (minute, queue, task, status, ended, {columns})"  # noqa: S608
-        f" SELECT a.minute, a.queue, t.task, a.status, COUNT(*), {', '.join(sums)}"
-        f" FROM (SELECT id, queue, status, {minute} AS minute,"
+    # Each action twice: in its minute's row and in its hour's.
+    periods = " UNION ALL ".join(
+        f"SELECT id, queue, status, {start} AS minute, {span} AS span_minutes,"  # noqa: S608
         f" {wait} AS wait_ms, {run} AS run_ms"
-        f" FROM {Action._meta.db_table} a WHERE {where}) a"
+        f" FROM {Action._meta.db_table} a WHERE {where}"
+        for start, span in ((minute, 1), (hour, 60))
+    )
+    return (
+        f"INSERT INTO {table} (minute, span_minutes, queue, task, status, ended, {columns})"  # noqa: S608
+        f" SELECT a.minute, a.span_minutes, a.queue, t.task, a.status, COUNT(*), {', '.join(sums)}"
+        f" FROM ({periods}) a"
         f" JOIN (SELECT id AS action_id, '' AS task FROM {Action._meta.db_table} a WHERE {where}"
         f" UNION ALL SELECT action_id, task FROM {ActionTask._meta.db_table}"
         f" WHERE action_id IN (SELECT id FROM {Action._meta.db_table} a WHERE {where})) t"
         " ON t.action_id = a.id"
-        " GROUP BY a.minute, a.queue, t.task, a.status"
-        " ON CONFLICT (task, minute, queue, status) DO UPDATE SET "
+        " GROUP BY a.minute, a.span_minutes, a.queue, t.task, a.status"
+        " ON CONFLICT (task, span_minutes, minute, queue, status) DO UPDATE SET "
         f"{updates}"
     )
 

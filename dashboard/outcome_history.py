@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import F, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Case, F, IntegerField, Sum, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -212,19 +211,33 @@ def list_url(*, queue: str, task: str, status: str, start: datetime, end: dateti
 def _rows(
     chosen: Range, start: datetime, end: datetime, *, queues: list[str] | None, task: str
 ) -> list[dict[str, Any]]:
-    """One query: per step, queue and status, the endings and the summed histograms."""
-    rows = OutcomeMinute.objects.filter(task=task, minute__gte=start, minute__lt=end)
+    """One query: per bar (its index), queue and status, the endings and the summed
+    histograms. The hour's minute bars read minute rows; the day's and the week's read
+    hour rows (at most 168 a series), a week's grouped into days by their bounds."""
+    span = 60 if chosen.step >= timedelta(hours=1) else 1
+    rows = OutcomeMinute.objects.filter(
+        task=task, span_minutes=span, minute__gte=start, minute__lt=end
+    )
     if queues is not None:
         rows = rows.filter(queue__in=queues)
-    if chosen.step == timedelta(days=1):
-        rows = rows.annotate(at=TruncDay("minute", tzinfo=UTC))
-    elif chosen.step == timedelta(hours=1):
-        rows = rows.annotate(at=TruncHour("minute", tzinfo=UTC))
+    if chosen.step == timedelta(minutes=span):
+        rows = rows.annotate(bar=F("minute"))
     else:
-        rows = rows.annotate(at=F("minute"))
+        bounds = [start + chosen.step * index for index in range(1, chosen.bars)]
+        rows = rows.annotate(
+            bar=Case(
+                *(When(minute__lt=bound, then=Value(i)) for i, bound in enumerate(bounds)),
+                default=Value(len(bounds)),
+                output_field=IntegerField(),
+            )
+        )
     sums = {f"sum_{name}": Sum(name) for name in ["ended", *WAIT, *RUN]}
-    grouped = rows.values("at", "queue", "status").annotate(**sums).order_by()
-    return [dict(row) for row in grouped]
+    grouped = rows.values("bar", "queue", "status").annotate(**sums).order_by()
+    found: list[dict[str, Any]] = [dict(row) for row in grouped]
+    for row in found:
+        if isinstance(row["bar"], datetime):
+            row["bar"] = (row["bar"] - start) // chosen.step
+    return found
 
 
 def _build(
@@ -238,11 +251,10 @@ def _build(
     width: int,
     height: int,
 ) -> History:
-    counts: dict[tuple[datetime, str], int] = {}
+    counts: dict[tuple[int, str], int] = {}
     by_status = {s.value: ([0] * len(WAIT), [0] * len(RUN)) for s in SERIES}
     for row in rows:
-        at = row["at"].astimezone(UTC)
-        key = (at, row["status"])
+        key = (row["bar"], row["status"])
         counts[key] = counts.get(key, 0) + row["sum_ended"]
         waits, runs = by_status.setdefault(row["status"], ([0] * len(WAIT), [0] * len(RUN)))
         for index, name in enumerate(WAIT):
@@ -257,7 +269,7 @@ def _build(
         segments = [
             Segment(
                 status=s.value,
-                count=counts.get((bar_start, s.value), 0),
+                count=counts.get((index, s.value), 0),
                 url=list_url(queue=queue, task=task, status=s.value, start=bar_start, end=bar_end),
             )
             for s in SERIES
@@ -272,7 +284,7 @@ def _build(
             segment.height = round(height * segment.count / peak, 2) if peak else 0.0
             top -= segment.height
             segment.y = round(top, 2)
-    totals = {s.value: sum(counts.get((bar.start, s.value), 0) for bar in bars) for s in SERIES}
+    totals = {s.value: sum(bar.segments[i].count for bar in bars) for i, s in enumerate(SERIES)}
     all_waits = [sum(column) for column in zip(*(w for w, _ in by_status.values()), strict=True)]
     all_runs = [sum(column) for column in zip(*(r for _, r in by_status.values()), strict=True)]
     return History(

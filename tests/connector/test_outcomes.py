@@ -42,9 +42,18 @@ def ending(**kwargs) -> queue.Ending:
 
 
 def counted() -> dict[tuple[str, str, str], int]:
-    """(queue, task, status) -> actions counted, over every minute."""
-    rows = OutcomeMinute.objects.values("queue", "task", "status").annotate(n=Sum("ended"))
-    return {(r["queue"], r["task"], r["status"]): r["n"] for r in rows if r["n"]}
+    """(queue, task, status) -> actions counted, over every minute (and the same over
+    every hour: each ending is in its minute's row and its hour's)."""
+    found = {}
+    for span in (1, 60):
+        rows = (
+            OutcomeMinute.objects.filter(span_minutes=span)
+            .values("queue", "task", "status")
+            .annotate(n=Sum("ended"))
+        )
+        found[span] = {(r["queue"], r["task"], r["status"]): r["n"] for r in rows if r["n"]}
+    assert found[60] == found[1]
+    return found[1]
 
 
 def test_the_trigger_is_installed():
@@ -132,8 +141,10 @@ def test_the_minute_is_the_utc_minute_of_finished_at():
     action = started(submitted(tasks=()))
     queue.end_action(pk=action.pk, worker=WORKER, ending=ending())
     action.refresh_from_db()
-    row = OutcomeMinute.objects.get()
+    row = OutcomeMinute.objects.get(span_minutes=1)
     assert row.minute == action.finished_at.replace(second=0, microsecond=0)
+    row = OutcomeMinute.objects.get(span_minutes=60)
+    assert row.minute == action.finished_at.replace(minute=0, second=0, microsecond=0)
 
 
 def _bucket_of(ms: float) -> int:
@@ -151,7 +162,11 @@ def test_wait_and_run_times_land_in_their_log_buckets(wait_ms, run_ms):
         status=Status.ERROR,
         finished_at=base + timedelta(milliseconds=wait_ms + run_ms),
     )
-    row = OutcomeMinute.objects.values(*histogram_columns("wait"), *histogram_columns("run")).get()
+    row = (
+        OutcomeMinute.objects.filter(span_minutes=60)
+        .values(*histogram_columns("wait"), *histogram_columns("run"))
+        .get()
+    )
     waits = [row[name] for name in histogram_columns("wait")]
     runs = [row[name] for name in histogram_columns("run")]
     assert waits.index(1) == _bucket_of(wait_ms) and sum(waits) == 1
@@ -171,7 +186,7 @@ def test_the_backfill_counts_what_the_trigger_would_have():
         action = started(submitted(tasks=("DOCS",) if n % 2 else ("HR", "DOCS")))
         queue.end_action(pk=action.pk, worker=WORKER, ending=ending(error="x" if n == 3 else ""))
     queue.cancel_action(pk=submitted().pk)
-    columns = ["minute", "queue", "task", "status", "ended"]
+    columns = ["minute", "span_minutes", "queue", "task", "status", "ended"]
     columns += histogram_columns("wait") + histogram_columns("run")
     by_trigger = sorted(OutcomeMinute.objects.values_list(*columns))
     OutcomeMinute.objects.all().delete()

@@ -219,4 +219,7 @@ def test_a_real_finish_reaches_the_chart(viewer_client):
         ending=queue.Ending(counts={}, result={}, progress=100),
     )
     h = viewer_client.get(URL).context["h"]
-    assert h.totals["Finished"] == 1 and OutcomeMinute.objects.filter(task="").count() == 1
+    assert (
+        h.totals["Finished"] == 1
+        and OutcomeMinute.objects.filter(task="", span_minutes=1).count() == 1
+    )

@@ -65,8 +65,8 @@ def test_a_range_reads_its_minutes_from_the_rollup_key(name, task):
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         found = "; ".join(str(row[-1]) for row in cursor.fetchall())
-    # The upsert key (task, minute, queue, status); SQLite names a unique constraint's
-    # index sqlite_autoindex_...
+    # The upsert key (task, span_minutes, minute, queue, status); SQLite names a unique
+    # constraint's index sqlite_autoindex_...
     assert "SEARCH connector_outcomeminute USING INDEX" in found
-    assert "(task=? AND minute>? AND minute<?)" in found
+    assert "(task=? AND span_minutes=? AND minute>? AND minute<?)" in found
     assert "connector_action" not in sql
