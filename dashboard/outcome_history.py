@@ -165,8 +165,8 @@ class History:
     total_urls: dict[str, str]
     wait: dict[str, Estimate | None]
     run: dict[str, Estimate | None]
-    width: int = 600
-    height: int = 160
+    width: int = 960
+    height: int = 200
     peak: int = 0
     precision_percent: int = PRECISION_PERCENT
     series: list[tuple[str, str]] = field(
@@ -322,7 +322,7 @@ def history(
     chosen = RANGES[range_name]
     start, end = window(chosen, now or timezone.now())
     rows = _rows(chosen, start, end, queues=[queue] if queue else None, task=task.upper())
-    return _build(chosen, start, end, rows, queue=queue, task=task.upper(), width=600, height=160)
+    return _build(chosen, start, end, rows, queue=queue, task=task.upper(), width=960, height=200)
 
 
 def queue_histories(queues: list[str], *, now: datetime | None = None) -> dict[str, History]:

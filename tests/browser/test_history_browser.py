@@ -43,7 +43,7 @@ def test_a_bar_opens_the_list_of_exactly_its_actions(
     page: Any, server: Server, endings: dict[str, set[int]]
 ) -> None:
     page.goto("/dashboard/history/?queue=fetch")
-    title = page.inner_text("svg[role='img'] > title")
+    title = page.text_content("svg[role='img'] > title") or ""
     assert re.search(r"Queue fetch: \d+ actions? ended", title)
     # Every Finished segment, clicked: its list shows as many actions as the bar said.
     segments = page.locator("svg rect[data-status='Finished']")
