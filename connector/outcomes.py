@@ -49,6 +49,8 @@ BACKFILL_BATCH = 20_000
 
 _FINAL = ", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES))
 _COLUMNS = histogram_columns("wait") + histogram_columns("run")
+#: What the rollup reads of an action.
+_ROW = ("id", "queue", "status", "queued_at", "started_at", "finished_at")
 
 
 def _buckets(value: str) -> list[str]:
@@ -60,8 +62,9 @@ def _buckets(value: str) -> list[str]:
     return [f"SUM(CASE WHEN {test} THEN 1 ELSE 0 END)" for test in tests]
 
 
-def _rollup_sql(vendor: str, where: str) -> str:
-    """Add the final actions that ``where`` selects (alias ``a``) to the minutes' rows."""
+def _rollup_sql(vendor: str, source: str) -> str:
+    """Add the final actions of ``source`` (rows with the action's id, queue, status and
+    times) to the minutes' and hours' rows."""
     table = OutcomeMinute._meta.db_table
     if vendor == "postgresql":
         minute = "date_trunc('minute', COALESCE(a.finished_at, now()), 'UTC')"
@@ -86,16 +89,16 @@ def _rollup_sql(vendor: str, where: str) -> str:
     periods = " UNION ALL ".join(
         f"SELECT id, queue, status, {start} AS minute, {span} AS span_minutes,"  # noqa: S608
         f" {wait} AS wait_ms, {run} AS run_ms"
-        f" FROM {Action._meta.db_table} a WHERE {where}"
+        f" FROM {source} a"
         for start, span in ((minute, 1), (hour, 60))
     )
     return (
         f"INSERT INTO {table} (minute, span_minutes, queue, task, status, ended, {columns})"  # noqa: S608
         f" SELECT a.minute, a.span_minutes, a.queue, t.task, a.status, COUNT(*), {', '.join(sums)}"
         f" FROM ({periods}) a"
-        f" JOIN (SELECT id AS action_id, '' AS task FROM {Action._meta.db_table} a WHERE {where}"
+        f" JOIN (SELECT id AS action_id, '' AS task FROM {source} a"
         f" UNION ALL SELECT action_id, task FROM {ActionTask._meta.db_table}"
-        f" WHERE action_id IN (SELECT id FROM {Action._meta.db_table} a WHERE {where})) t"
+        f" WHERE action_id IN (SELECT id FROM {source} a)) t"
         " ON t.action_id = a.id"
         " GROUP BY a.minute, a.span_minutes, a.queue, t.task, a.status"
         " ON CONFLICT (task, span_minutes, minute, queue, status) DO UPDATE SET "
@@ -105,7 +108,8 @@ def _rollup_sql(vendor: str, where: str) -> str:
 
 def _trigger_statements(vendor: str) -> list[str]:
     action = Action._meta.db_table
-    rollup = _rollup_sql(vendor, "a.id = NEW.id")
+    # The changed row itself, not a read of it.
+    rollup = _rollup_sql(vendor, f"(SELECT {', '.join(f'NEW.{c} AS {c}' for c in _ROW)})")
     when = f"OLD.status NOT IN ({_FINAL}) AND NEW.status IN ({_FINAL})"
     if vendor == "postgresql":
         return [
@@ -164,8 +168,9 @@ def backfill(connection: BaseDatabaseWrapper | None = None, *, batch: int = BACK
         if low is None:
             return
         for start in range(int(low), int(high) + 1, batch):
-            where = f"a.id >= {start} AND a.id < {start + batch} AND a.status IN ({_FINAL})"
-            cursor.execute(_rollup_sql(connection.vendor, where))
+            where = f"id >= {start} AND id < {start + batch} AND status IN ({_FINAL})"
+            source = f"(SELECT {', '.join(_ROW)} FROM {Action._meta.db_table} WHERE {where})"  # noqa: S608
+            cursor.execute(_rollup_sql(connection.vendor, source))
 
 
 def delete_old_minutes(*, cutoff: datetime | None, now: datetime) -> int:
