@@ -223,3 +223,10 @@ def test_a_real_finish_reaches_the_chart(viewer_client):
         h.totals["Finished"] == 1
         and OutcomeMinute.objects.filter(task="", span_minutes=1).count() == 1
     )
+
+
+def test_an_invalid_finished_time_in_the_list_says_so_and_shows_no_rows(viewer_client):
+    ended(Status.FINISHED, at=timezone.now())
+    response = viewer_client.get(reverse("dashboard:actions"), {"finished_to": "soon"})
+    assert response.context["page"].actions == []
+    assert "Finished before &#x27;soon&#x27; is not valid" in response.content.decode()
