@@ -74,13 +74,14 @@ def test_the_overview_draws_each_queues_endings(
     page: Any, server: Server, endings: dict[str, set[int]]
 ) -> None:
     page.goto("/dashboard/")
-    chart = page.locator("#queue-fetch .endings-chart.compact")
-    assert chart.locator("rect[data-status='Finished']").count() >= 1
-    assert "Finished (processed)" in chart.inner_text()
+    # Live: the card (and its chart) may be swapped in again at any moment; wait for it.
+    page.wait_for_selector("#queue-fetch .endings-chart.compact rect[data-status='Finished']")
+    assert "Finished (processed)" in page.inner_text("#queue-fetch .endings-chart.compact")
     page.click("#queue-fetch .history-link a")
     page.wait_for_url(re.compile(r"/dashboard/history/\?queue=fetch"))
     # The times in the table follow the dashboard's rule: the browser's zone, shown.
-    assert page.locator(".endings-table time[data-local='yes']").count() >= 1
+    # (a re-read every 10 s swaps the chart in again, localised once it has settled).
+    page.wait_for_selector(".endings-table time[data-local='yes']", state="attached")
 
 
 def test_screenshots_of_the_history_page(
