@@ -19,16 +19,21 @@ class ConnectorConfig(AppConfig):
 
         for module in settings.CONNECTOR_FETCH_ACTION_MODULES:
             import_module(module)
-        post_migrate.connect(_install_writer_trigger, sender=self)
+        post_migrate.connect(_install_triggers, sender=self)
 
 
-def _install_writer_trigger(*, using: str, plan: list[Any] | None = None, **_: Any) -> None:
-    """Put back the one-writer-per-task trigger after every migrate that applied
-    something: on SQLite a migration that rebuilds the action table drops it
-    (``connector.writers``)."""
-    from connector import writers
-    from connector.models import TaskHold
+def _install_triggers(*, using: str, plan: list[Any] | None = None, **_: Any) -> None:
+    """Put back the action table's triggers after every migrate that applied
+    something: on SQLite a migration that rebuilds the action table drops them
+    (``connector.writers``, ``connector.outcomes``)."""
+    from connector import outcomes, writers
+    from connector.models import OutcomeMinute, TaskHold
 
     connection = connections[using]
-    if plan and TaskHold._meta.db_table in connection.introspection.table_names():
+    if not plan:
+        return
+    tables = connection.introspection.table_names()
+    if TaskHold._meta.db_table in tables:
         writers.install(connection)
+    if OutcomeMinute._meta.db_table in tables:
+        outcomes.install(connection)

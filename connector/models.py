@@ -133,6 +133,8 @@ class Action(models.Model):
             models.Index(fields=["-started_at", "-id"], name="action_started"),
             models.Index(fields=["-priority", "-queued_at", "-id"], name="action_priority"),
             models.Index(RunMilliseconds(), "id", name="action_duration"),
+            # The list's "finished between" filter, which the history's bars link to.
+            models.Index(fields=["finished_at"], name="action_finished"),
         ]
 
     def __str__(self) -> str:
@@ -607,3 +609,57 @@ class DatastoreDocument(models.Model):
         if self.modified_ns < 0:
             return None
         return datetime.fromtimestamp(self.modified_ns / 1e9, tz=UTC)
+
+
+#: The run-time and queue-wait histograms of ``OutcomeMinute``: log-scale buckets,
+#: five per decade from 1 ms to 10^8 ms (about 28 hours); bucket 0 holds what took
+#: under 1 ms and the last what took 10^8 ms or more (``connector.outcomes``).
+HISTOGRAM_EDGES_MS: tuple[float, ...] = tuple(10 ** (k / 5) for k in range(41))
+HISTOGRAM_BUCKETS = len(HISTOGRAM_EDGES_MS) + 1
+
+
+def histogram_columns(kind: str) -> list[str]:
+    """The bucket columns of one histogram: ``wait`` (queued to started) or ``run``."""
+    return [f"{kind}_{index:02d}" for index in range(HISTOGRAM_BUCKETS)]
+
+
+class OutcomeMinute(models.Model):
+    """How many actions of a queue (and of a task) reached a final status in one minute
+    (or, ``span_minutes`` 60, in the hour starting at ``minute``), with histograms of their
+    queue wait and run time: the dashboard's history. The hour rows keep a day's or a
+    week's chart to at most 168 rows a series, however busy the minutes were.
+
+    A trigger on the action table adds to it whenever an action's status becomes
+    final, whatever code makes it so (``connector.outcomes``). The row with an
+    empty ``task`` counts every action of the queue once; an action on tasks adds
+    one more row per task, so a task's history is its own rows.
+    """
+
+    minute = models.DateTimeField()
+    #: 1: the row counts one minute; 60: the hour that starts at ``minute``.
+    span_minutes = models.PositiveSmallIntegerField(default=1)
+    queue = models.CharField(max_length=40)
+    task = models.CharField(max_length=400, blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices)
+    ended = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The trigger's upsert key; its order serves the history's reads
+            # (one task, or the queues' '' rows, over a range of minutes).
+            models.UniqueConstraint(
+                fields=["task", "span_minutes", "minute", "queue", "status"],
+                name="outcomeminute_key",
+            ),
+        ]
+        # Retention deletes old minutes.
+        indexes = [models.Index(fields=["minute"], name="outcomeminute_minute")]
+
+    def __str__(self) -> str:
+        period = "hour" if self.span_minutes == 60 else "minute"
+        return f"{self.queue} {self.task} {self.status} {period} {self.minute}: {self.ended}"
+
+
+for _kind in ("wait", "run"):
+    for _column in histogram_columns(_kind):
+        OutcomeMinute.add_to_class(_column, models.BigIntegerField(default=0))

@@ -16,6 +16,10 @@ Two workers may run this at the same moment: each batch deletes by primary key
 *and* by the same conditions again, so a row is deleted once, and a batch that
 finds its rows already gone deletes nothing. Queued and Processing actions are
 never touched: only final statuses are selected.
+
+The history's minutes (``connector.outcomes``) go at the same cutoff, so a bar
+never counts actions its link can no longer list, and after a week at most
+when retention keeps actions longer (no page shows older minutes).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from connector import outcomes
 from connector.models import FINAL_STATUSES, Action
 
 logger = logging.getLogger(__name__)
@@ -60,9 +65,11 @@ def delete_old_actions(
     """
     days = float(settings.CONNECTOR_RETENTION_DAYS if days is None else days)
     batch_size = int(batch_size or settings.CONNECTOR_RETENTION_BATCH_SIZE)
+    now = now or timezone.now()
     if days <= 0:
+        outcomes.delete_old_minutes(cutoff=None, now=now)
         return 0
-    cutoff = (now or timezone.now()) - timedelta(days=days)
+    cutoff = now - timedelta(days=days)
     deleted = 0
     while stop is None or not stop.is_set():
         pks = list(_expired(cutoff).order_by().values_list("pk", flat=True)[:batch_size])
@@ -76,6 +83,7 @@ def delete_old_actions(
             break
         if stop is not None:
             stop.wait(PAUSE_BETWEEN_BATCHES_SECONDS)
+    outcomes.delete_old_minutes(cutoff=cutoff, now=now)
     if deleted:
         logger.info(
             "Retention: deleted %s final actions that ended before %s (older than %s days)",

@@ -3,8 +3,9 @@
 One grouped query covers every queue: actions queued in the hour, counted per
 queue and minute. It filters on ``queued_at``, which an index serves
 (``action_queued``), so it reads only the last hour's rows however many
-actions the table holds. Arrivals, not completions: ``finished_at`` has no
-index, and a query over it would read the whole table on every refresh.
+actions the table holds. Arrivals only: the card's endings (completions by
+status, with wait and run times) are ``dashboard.outcome_history``'s, read from
+a rollup the database keeps (``connector.outcomes``).
 """
 
 from __future__ import annotations

@@ -37,6 +37,13 @@ class ActionFilterForm(forms.Form):
     queued_to = forms.DateTimeField(
         required=False, label="Queued before", widget=DateTimeLocalInput()
     )
+    #: The history's bars link here: the actions that ended in the bar's minutes.
+    finished_from = forms.DateTimeField(
+        required=False, label="Finished from", widget=DateTimeLocalInput()
+    )
+    finished_to = forms.DateTimeField(
+        required=False, label="Finished before", widget=DateTimeLocalInput()
+    )
     q = forms.CharField(
         required=False,
         max_length=400,
@@ -96,6 +103,8 @@ class ActionFilterForm(forms.Form):
             queue=data.get("queue") or "",
             queued_from=data.get("queued_from"),
             queued_to=data.get("queued_to"),
+            finished_from=data.get("finished_from"),
+            finished_to=data.get("finished_to"),
             search=(data.get("q") or "").strip(),
         )
 

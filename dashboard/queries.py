@@ -29,6 +29,7 @@ from connector.models import (
 )
 from connector.tokens import InvalidToken, canonical_token
 from dashboard.charts import MinuteChart, queue_charts
+from dashboard.outcome_history import History, queue_histories
 
 #: What a row of the list shows; the detail page loads the whole action.
 ROW_FIELDS = (
@@ -75,6 +76,8 @@ class QueueCard:
     oldest_queued_age: timedelta | None
     workers: list[WorkerProcess] = field(default_factory=list)
     chart: MinuteChart | None = None
+    #: The last hour's endings (``dashboard.outcome_history``).
+    endings: History | None = None
 
 
 def alive_workers(*, now: datetime | None = None) -> list[WorkerProcess]:
@@ -115,6 +118,7 @@ def queue_overview(
         wanted = set(names)
         shown = [name for name in shown if name in wanted]
     charts = queue_charts(shown, now=now) if shown else {}
+    endings = queue_histories(shown, now=now) if shown else {}
     # Whole minutes, so the list that a count links to (queued_from, to the
     # minute) shows exactly the actions counted.
     since = (now - RECENT_WINDOW).replace(second=0, microsecond=0)
@@ -134,6 +138,7 @@ def queue_overview(
                 oldest_queued_age=(now - oldest) if oldest else None,
                 workers=serving,
                 chart=charts[name],
+                endings=endings[name],
             )
         )
     return cards
@@ -150,6 +155,8 @@ class ActionFilters:
     queue: str = ""
     queued_from: datetime | None = None
     queued_to: datetime | None = None
+    finished_from: datetime | None = None
+    finished_to: datetime | None = None
     search: str = ""
 
 
@@ -362,11 +369,30 @@ def filtered_actions(filters: ActionFilters, *, sort: Sort | None = None) -> Que
         actions = actions.filter(queued_at__gte=filters.queued_from)
     if filters.queued_to:
         actions = actions.filter(queued_at__lt=filters.queued_to)
+    if filters.finished_from or filters.finished_to:
+        actions = actions.filter(_finished_between(filters.finished_from, filters.finished_to))
     if filters.search:
         # Its own query: one index per part of the search (at most SEARCH_WINDOW rows
         # found), not a walk of the list's order checking every row.
         actions = actions.filter(pk__in=Action.objects.filter(_search(filters.search)).values("pk"))
     return actions
+
+
+def _finished_between(start: datetime | None, end: datetime | None) -> Q:
+    """Ended at or after ``start`` and before ``end`` (the history's bars link here).
+
+    A range that holds few actions (a minute's bar) is read from the finished_at
+    index; one that holds many (a day's) is checked row by row along the list's
+    sort. An action is queued before it ends, so "queued before ``end``" is true
+    of every match and lets the queue-time walk start at ``end``, not at the newest.
+    """
+    bounds = Q()
+    if start is not None:
+        bounds &= Q(finished_at__gte=start)
+    if end is not None:
+        bounds &= Q(finished_at__lt=end)
+    probe = bounds & Q(queued_at__lt=end) if end is not None else bounds
+    return _narrowed(Action.objects.filter(bounds).values("pk"), probe)
 
 
 def search_horizon() -> datetime | None:

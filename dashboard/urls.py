@@ -7,6 +7,7 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("history/", views.history, name="history"),
     path("actions/", views.action_list, name="actions"),
     path("actions/newer/", views.newer_actions, name="newer"),
     path("actions/cancel/", views.cancel_selected, name="cancel-selected"),

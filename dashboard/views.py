@@ -25,7 +25,7 @@ from connector import queue, schedules
 from connector.addresses import client_address, server_address
 from connector.fetch.base import fetch_action_names, writes_tasks
 from connector.models import Action, AuditVia, FetchTask
-from dashboard import bulk, queries, refused_posts, tasks, workers
+from dashboard import bulk, outcome_history, queries, refused_posts, tasks, workers
 from dashboard.audit_forms import AuditFilterForm
 from dashboard.forms import (
     ActionFilterForm,
@@ -119,6 +119,37 @@ def home(request: HttpRequest) -> HttpResponse:
     if _is_htmx(request):
         return render(request, "dashboard/home.html#overview", context)
     return render(request, "dashboard/home.html", context)
+
+
+@require_GET
+@viewer_required
+def history(request: HttpRequest) -> HttpResponse:
+    """Endings per minute, hour or day, of every queue or one, every task or one."""
+    range_name = request.GET.get("range") or outcome_history.DEFAULT_RANGE
+    queue_name = request.GET.get("queue", "")
+    task = request.GET.get("task", "").strip()
+    invalid = []
+    if range_name not in outcome_history.RANGES:
+        invalid.append(f"Range {range_name[:100]!r} is not valid: choose hour, day or week.")
+    if queue_name and queue_name not in queue.queue_names():
+        invalid.append(f"Queue {queue_name[:100]!r} is not valid: there is no such queue.")
+    if len(task) > 100:
+        invalid.append("Task is not valid: a task name has at most 100 characters.")
+    context = {
+        "ranges": outcome_history.RANGES.values(),
+        "range_name": range_name,
+        "queue_name": queue_name,
+        "task": task,
+        "queue_names": queue.queue_names(),
+        "known_tasks": queries.known_tasks(),
+        "invalid": invalid,
+        # An invalid filter shows no chart (as the list shows no rows), not every queue's.
+        "h": None if invalid else outcome_history.history(range_name, queue=queue_name, task=task),
+    }
+    status = 400 if invalid else 200
+    if _is_htmx(request):
+        return render(request, "dashboard/history.html#history-live", context, status=status)
+    return render(request, "dashboard/history.html", context, status=status)
 
 
 @require_GET

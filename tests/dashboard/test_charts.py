@@ -76,7 +76,8 @@ def test_an_empty_hour_draws_no_bar():
 
 
 def _svg(html: str, index: int = 0) -> str:
-    return re.findall(r"<svg.*?</svg>", html, re.S)[index]
+    """The ``index``-th arrivals chart's SVG (each card also has an endings chart)."""
+    return re.findall(r'<figure class="minute-chart">\s*<svg.*?</svg>', html, re.S)[index]
 
 
 def test_overview_draws_the_chart_with_its_numbers_as_text(viewer_client):
