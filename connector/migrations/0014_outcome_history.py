@@ -23,7 +23,7 @@ def uninstall(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0010_action_tasks_and_list_indexes'),
+        ('connector', '0013_honest_progress'),
     ]
 
     operations = [
