@@ -15,7 +15,7 @@ from dashboard_helpers import finish, start, submit
 from django.urls import reverse
 from django.utils import timezone as django_timezone
 
-from connector.models import Action
+from connector.models import Action, DatastoreDocument, FetchTask, WorkerProcess
 from dashboard.templatetags.dashboard_time import age_text, ago, when
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +66,21 @@ def times_of(html: str) -> list[str]:
     return TIME.findall(html)
 
 
+def assert_times_follow_the_rule(page: str, html: str) -> int:
+    """How many ``<time>`` elements the page has; each one is checked."""
+    seen = 0
+    for tag in times_of(html):
+        if 'id="live-heard"' in tag:
+            continue  # written by the page's script when the socket speaks
+        seen += 1
+        assert 'data-when="' in tag, (page, tag)
+        assert re.search(r'datetime="\d{4}-\d\d-\d\dT[\d:.]+Z"', tag), (page, tag)
+        assert re.search(r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"', tag), (page, tag)
+    texts = re.findall(r'data-when="(?:datetime|time|minute)"[^>]*>([^<]*)<', html)
+    assert all(text.endswith(" UTC") for text in texts), (page, texts)
+    return seen
+
+
 def test_every_time_on_the_pages_follows_the_rule(viewer_client):
     action = submit(action_id="times")
     start(action)
@@ -77,16 +92,38 @@ def test_every_time_on_the_pages_follows_the_rule(viewer_client):
         reverse("dashboard:action", args=[action.pk]),
         reverse("dashboard:audit"),
     ]
-    seen = 0
-    for page in pages:
-        html = viewer_client.get(page).content.decode()
-        for tag in times_of(html):
-            if 'id="live-heard"' in tag:
-                continue  # written by the page's script when the socket speaks
-            seen += 1
-            assert 'data-when="' in tag, (page, tag)
-            assert re.search(r'datetime="\d{4}-\d\d-\d\dT[\d:.]+Z"', tag), (page, tag)
-            assert re.search(r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"', tag), (page, tag)
-        texts = re.findall(r'data-when="(?:datetime|time|minute)"[^>]*>([^<]*)<', html)
-        assert all(text.endswith(" UTC") for text in texts), (page, texts)
+    seen = sum(
+        assert_times_follow_the_rule(page, viewer_client.get(page).content.decode())
+        for page in pages
+    )
     assert seen >= 6
+
+
+def test_the_tasks_workers_and_history_pages_follow_the_rule_too(viewer_client):
+    now = django_timezone.now()
+    task = FetchTask.objects.create(
+        name="DOCS",
+        directory_paths=["/srv/docs"],
+        schedule_start_time="now",
+        schedule_repeat_secs=600,
+        schedule_next_run_at=now,
+    )
+    DatastoreDocument.objects.create(
+        task=task, identifier="id-1", path="/srv/docs/1.txt", size=1, last_ingested_at=now
+    )
+    action = submit(fetch_action="SYNCHRONIZE", params={"TaskSections": "DOCS"}, tasks=["DOCS"])
+    start(action)
+    finish(action)
+    WorkerProcess.objects.create(
+        id="host-1-abc", hostname="host", pid=4242, started_at=now, heartbeat_at=now,
+        threads={"fetch": 4},
+    )  # fmt: skip
+    pages = {
+        reverse("dashboard:tasks"): 3,  # next run, last ingested, the Synchronize queued
+        reverse("dashboard:task", args=["DOCS"]): 5,  # and its end, with its age
+        reverse("dashboard:workers"): 2,  # started, last heartbeat
+        reverse("dashboard:history"): 1,
+    }
+    for page, least in pages.items():
+        html = viewer_client.get(page).content.decode()
+        assert assert_times_follow_the_rule(page, html) >= least, (page, times_of(html))
