@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from connector.aci.render import (
     FORMATS,
+    LIST_CONTAINERS,
     SIMPLEJSON_LISTS,
     Element,
     attribute_name,
@@ -257,6 +258,13 @@ def _simple_values(element, data) -> None:
     if element.tag in SIMPLEJSON_LISTS:
         # simplejson makes these a list even when there is one.
         (data,) = data
+    if not element.children and not element.attrs and element.tag in LIST_CONTAINERS:
+        # A list with nothing in it keeps its list keys (issue 14), so it is a dict.
+        expected = {listed: [] for listed in LIST_CONTAINERS[element.tag]}
+        if element.text is not None:
+            expected["$"] = clean(element.text)
+        assert data == expected
+        return
     if not element.children and not element.attrs:
         assert data == ({} if element.text is None else clean(element.text))
         return
