@@ -31,6 +31,7 @@ from itertools import pairwise
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from connector import triggers
 from connector.models import (
     FINAL_STATUSES,
     HISTOGRAM_EDGES_MS,
@@ -134,27 +135,12 @@ def install(connection: BaseDatabaseWrapper) -> None:
 
 
 def uninstall(connection: BaseDatabaseWrapper) -> None:
-    action = Action._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {action}")
-            cursor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
-        else:
-            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER}")
+    triggers.drop(connection, trigger=TRIGGER, table=Action._meta.db_table, function=FUNCTION)
 
 
 def installed(connection: BaseDatabaseWrapper) -> bool:
     """Whether the trigger is there (a check for tests and operators)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgname = %s AND NOT tgisinternal", [TRIGGER]
-            )
-        else:
-            cursor.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [TRIGGER]
-            )
-        return cursor.fetchone() is not None
+    return triggers.exists(connection, TRIGGER)
 
 
 def backfill(connection: BaseDatabaseWrapper | None = None, *, batch: int = BACKFILL_BATCH) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from connector import triggers
 from connector.models import Action, Status, TaskHold, TaskWrite
 
 TRIGGER = "connector_action_holds_tasks"
@@ -80,27 +81,12 @@ def install(connection: BaseDatabaseWrapper) -> None:
 
 
 def uninstall(connection: BaseDatabaseWrapper) -> None:
-    names = _names()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("DROP TRIGGER IF EXISTS {trigger} ON {action}".format(**names))
-            cursor.execute("DROP FUNCTION IF EXISTS {function}()".format(**names))
-        else:
-            cursor.execute("DROP TRIGGER IF EXISTS {trigger}".format(**names))
+    triggers.drop(connection, trigger=TRIGGER, table=Action._meta.db_table, function=FUNCTION)
 
 
 def installed(connection: BaseDatabaseWrapper) -> bool:
     """Whether the trigger is there (a check for tests and operators)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgname = %s AND NOT tgisinternal", [TRIGGER]
-            )
-        else:
-            cursor.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = %s", [TRIGGER]
-            )
-        return cursor.fetchone() is not None
+    return triggers.exists(connection, TRIGGER)
 
 
 @dataclass(frozen=True)
