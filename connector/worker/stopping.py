@@ -93,6 +93,7 @@ def exit_process(left: list[str]) -> None:
     as their actions' leases already cover.
     """
     if not left:
+        _watch_the_last_joins(THREADS_END_SECONDS)
         return
     logger.warning(
         "Threads %s did not end within %s s; exiting without waiting for them",
@@ -101,6 +102,37 @@ def exit_process(left: list[str]) -> None:
     )
     _flush()
     os._exit(0)
+
+
+def _watch_the_last_joins(timeout: float) -> None:
+    """End the process (status 0) if Python's own join of the other threads has
+    not finished ``timeout`` seconds from now.
+
+    Python joins every non-daemon thread before it finalizes, with no time
+    limit. A request that was in flight when the server stopped can be left
+    waiting in such a thread for an event loop that no longer runs (Django's
+    handler thread, back into the loop through ``async_to_sync``), and the
+    process would never exit. The watchdog is a daemon thread: it still runs
+    during that join, and it sleeps through it when the join is quick.
+    """
+
+    def watch() -> None:
+        time.sleep(timeout)
+        waiting = [
+            thread.name
+            for thread in threading.enumerate()
+            if not thread.daemon and thread is not threading.main_thread()
+        ]
+        logger.warning(
+            "Threads %s still waited %s s after the stop (a request cut off by it);"
+            " exiting without waiting for them",
+            ", ".join(waiting) or "(none named)",
+            timeout,
+        )
+        _flush()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()
 
 
 def _flush() -> None:
