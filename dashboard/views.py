@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -55,15 +55,7 @@ def viewer_required(view: View) -> View:
     @wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(VIEW_PERMISSION):
-            logger.warning(
-                "Refused %s %s to %s from %s: no view permission",
-                request.method,
-                request.path,
-                request.user.get_username(),
-                client_address(request),
-            )
-            refused_posts.record(request, "no view permission")
-            raise PermissionDenied("You may not view the connector's actions.")
+            _refuse(request, "no view permission", "You may not view the connector's actions.")
         return view(request, *args, **kwargs)
 
     return login_required(checked)
@@ -71,16 +63,21 @@ def viewer_required(view: View) -> View:
 
 def _require_operator(request: HttpRequest, refusal: str) -> None:
     """Refuse (PermissionDenied, logged and recorded) a request of anyone but an operator."""
-    if can_operate(request.user):
-        return
+    if not can_operate(request.user):
+        _refuse(request, "not an operator", refusal)
+
+
+def _refuse(request: HttpRequest, why: str, refusal: str) -> NoReturn:
+    """Log and record a refused request (``why``), then refuse it with ``refusal``."""
     logger.warning(
-        "Refused %s %s to %s from %s: not an operator",
+        "Refused %s %s to %s from %s: %s",
         request.method,
         request.path,
         request.user.get_username(),
         client_address(request),
+        why,
     )
-    refused_posts.record(request, "not an operator")
+    refused_posts.record(request, why)
     raise PermissionDenied(refusal)
 
 
