@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgi_client import get
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from channels.layers import channel_layers
@@ -18,32 +19,6 @@ from django.test import Client
 from django.utils.deprecation import MiddlewareMixin
 
 from connector.asgi import application
-
-
-async def get(path: str, query: bytes = b"") -> tuple[int, bytes, dict[bytes, bytes]]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    communicator = ApplicationCommunicator(application, scope)
-    await communicator.send_input({"type": "http.request", "body": b""})
-    start = await communicator.receive_output(5)
-    body = b""
-    while True:
-        message = await communicator.receive_output(5)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    return start["status"], body, dict(start["headers"])
 
 
 async def test_static_files_are_served_without_debug():

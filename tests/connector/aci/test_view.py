@@ -252,45 +252,18 @@ def test_view_changes_nothing(aci, readme):
 def test_view_by_path_through_the_asgi_application_keeps_the_sandbox(docs_task, docs_tree):
     """The server's path: the endpoint's own handler (connector.aci.handler), not the
     test client's, sends the same inert headers."""
+    from asgi_client import get
     from asgiref.sync import async_to_sync
-    from asgiref.testing import ApplicationCommunicator
     from django.http import HttpResponse
-
-    from connector.asgi import application
 
     document = identifier_of(docs_task, docs_tree, "evil.js", b"fetch('/admin/')")
     path = f"/action=View&Identifier={document}"
 
-    async def get() -> tuple[dict, bytes]:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        communicator = ApplicationCommunicator(application, scope)
-        await communicator.send_input({"type": "http.request", "body": b""})
-        start = await communicator.receive_output(10)
-        body = b""
-        while True:
-            message = await communicator.receive_output(10)
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        return start, body
-
-    start, body = async_to_sync(get)()
-    assert start["status"] == 200
+    status, body, headers = async_to_sync(get)(path, timeout=10)
+    assert status == 200
     assert body == b"fetch('/admin/')"
     response = HttpResponse()
-    for name, value in start["headers"]:
+    for name, value in headers.items():
         response[name.decode()] = value.decode()
     assert_inert(response)
     assert "'self'" not in response["Content-Security-Policy"]
