@@ -117,6 +117,32 @@ def test_enter_on_pause_then_enter_again_resumes(page: Any, server: Server, resu
     assert same_document(page)
 
 
+#: Press the pause button as soon as a re-read of the overview has swapped its cards
+#: in: the next task after the swap, as a user's Enter right after a live update.
+PRESS_RIGHT_AFTER_A_SWAP = """
+document.addEventListener("htmx:afterSwap", function once(event) {
+  if (event.target.id !== "overview") { return; }
+  document.removeEventListener("htmx:afterSwap", once);
+  setTimeout(function () { document.getElementById("pause-fetch").click(); }, 0);
+});
+htmx.trigger(document.body, "dashboard:poll");
+"""
+
+
+def test_a_button_pressed_right_after_its_card_was_swapped_in_stays_in_the_page(
+    page: Any, server: Server, resume: None
+) -> None:
+    # htmx enables swapped-in forms when the swap settles: were that later than the
+    # swap (htmx's default, 20 ms), a press in between would post the plain form and
+    # reload the page, losing the focus (CI saw it after the overview's re-read).
+    go_live(page, "/dashboard/")
+    page.focus("#pause-fetch")
+    page.evaluate(PRESS_RIGHT_AFTER_A_SWAP)
+    page.wait_for_selector("#queue-fetch .badge.paused")
+    assert same_document(page)
+    assert focused(page) == "pause-fetch"
+
+
 def test_enter_on_a_rows_cancel_leaves_focus_in_that_row(
     page: Any, server: Server, resume: None
 ) -> None:

@@ -138,7 +138,7 @@ def test_htmx_is_configured_for_the_policy(viewer_client):
     html = viewer_client.get(reverse("dashboard:home")).content.decode()
     assert (
         '<meta name="htmx-config" content=\'{"allowEval": false, "includeIndicatorStyles":'
-        ' false, "allowScriptTags": false}\'>'
+        ' false, "allowScriptTags": false, "defaultSettleDelay": 0}\'>'
     ) in html
 
 
