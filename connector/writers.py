@@ -31,6 +31,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from connector import triggers
 from connector.models import Action, Status, TaskHold, TaskWrite
+from connector.prepared import PreparedRead
 
 TRIGGER = "connector_action_holds_tasks"
 FUNCTION = "connector_action_holds_tasks"
@@ -148,5 +149,13 @@ def holders(tasks: list[str]) -> list[Wait]:
     """Which of these tasks are held now, and by which Processing action."""
     if not tasks:
         return []
-    held = TaskHold.objects.filter(task__in=tasks).values_list("task", "action_id", "action__token")
+    held = _HOLDERS.rows(tasks=tasks)
     return [Wait(task=task, pk=pk, token=token) for task, pk, token in held]
+
+
+#: ``holders``' query, compiled once per number of tasks (connector/prepared.py).
+_HOLDERS: PreparedRead[TaskHold] = PreparedRead(
+    lambda tasks: TaskHold.objects.filter(task__in=tasks).values_list(
+        "task", "action_id", "action__token"
+    )
+)

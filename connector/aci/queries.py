@@ -16,6 +16,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from connector.models import Action, WorkerProcess
+from connector.prepared import PreparedRead
 
 #: Sort-By values and the fields they sort on.
 SORT_FIELDS = {
@@ -158,9 +159,17 @@ def _json_value(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+#: ``find_action``'s query, compiled once (connector/prepared.py): GetStatus's hot path.
+_BY_TOKEN: PreparedRead[Action] = PreparedRead(
+    lambda queue, token: _status_rows(Action.objects.filter(queue=queue, token=token)).order_by(
+        "pk"
+    )[:1]
+)
+
+
 def find_action(*, queue: str, token: str) -> Action | None:
     """The action of ``queue`` with that (canonical) token, without its result."""
-    return _status_rows(Action.objects.filter(queue=queue, token=token)).first()
+    return _BY_TOKEN.first(queue=queue, token=token)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""A prepared read answers exactly what its queryset answers, compiled once (issue 17).
+
+These run on the test database of the run (SQLite, and PostgreSQL under
+``make test-postgres``), so both backends' SQL and converters are covered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.db.models import F
+from django.db.models.sql.compiler import SQLCompiler
+
+from connector.models import Action, Status
+from connector.prepared import PreparedRead
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def actions():
+    made = []
+    for number, queue in enumerate(["fetch", "fetch", "other"]):
+        made.append(
+            Action.objects.create(
+                token=f"T{number}",
+                queue=queue,
+                fetch_action="SYNCHRONIZE",
+                params={"TaskSections": f"TASK{number}", "n": number},
+                tasks=f"TASK{number}",
+                status=Status.QUEUED,
+                priority=number,
+                queued_at=datetime(2026, 12, 7, 4, number, tzinfo=UTC),
+            )
+        )
+    return made
+
+
+BY_QUEUE = PreparedRead(
+    lambda queue: (
+        Action.objects.filter(queue=queue)
+        .order_by("pk")
+        .values_list("token", "params", "queued_at")
+    )
+)
+
+
+def test_rows_are_the_querysets_rows_converted_as_it_converts_them(actions):
+    expected = list(
+        Action.objects.filter(queue="fetch")
+        .order_by("pk")
+        .values_list("token", "params", "queued_at")
+    )
+    assert BY_QUEUE.rows(queue="fetch") == expected
+    assert expected[1] == ("T1", {"TaskSections": "TASK1", "n": 1}, actions[1].queued_at)
+    # The same SQL with other values.
+    assert BY_QUEUE.rows(queue="other") == [("T2", actions[2].params, actions[2].queued_at)]
+    assert BY_QUEUE.rows(queue="none") == []
+
+
+ONLY_AND_COUNT = PreparedRead(
+    lambda token: (
+        Action.objects.filter(token=token)
+        .only("token", "status", "queued_at")
+        .annotate(steps=F("priority") * 10 + 7)
+        .order_by("pk")[:1]
+    )
+)
+
+
+def test_models_keep_only_and_annotations(actions):
+    found = ONLY_AND_COUNT.first(token="T1")
+    expected = (
+        Action.objects.filter(token="T1")
+        .only("token", "status", "queued_at")
+        .annotate(steps=F("priority") * 10 + 7)
+        .get()
+    )
+    assert found is not None
+    assert (found.pk, found.token, found.status, found.queued_at, found.steps) == (
+        expected.pk, expected.token, expected.status, expected.queued_at, expected.steps,
+    )  # fmt: skip
+    assert found.steps == 17
+    assert found.get_deferred_fields() == expected.get_deferred_fields()
+    assert "params" in found.get_deferred_fields()
+    assert found._state.adding is False and found._state.db == "default"
+    assert ONLY_AND_COUNT.first(token="nothing") is None
+
+
+IN_TOKENS = PreparedRead(
+    lambda tokens: Action.objects.filter(token__in=tokens).order_by("pk").values_list("token")
+)
+
+
+def test_a_list_slot_compiles_once_per_length(actions):
+    with mock.patch.object(
+        SQLCompiler, "as_sql", autospec=True, side_effect=SQLCompiler.as_sql
+    ) as spy:
+        assert IN_TOKENS.rows(tokens=["T0", "T2"]) == [("T0",), ("T2",)]
+        assert IN_TOKENS.rows(tokens=["T1", "nothing"]) == [("T1",)]
+        assert IN_TOKENS.rows(tokens=["T2"]) == [("T2",)]
+        assert IN_TOKENS.rows(tokens=["T0", "T1", "T2"]) == [("T0",), ("T1",), ("T2",)]
+        assert IN_TOKENS.rows(tokens=["T1"]) == [("T1",)]
+    assert spy.call_count == 3  # lengths 2, 1 and 3
+
+
+def test_each_connection_compiles_its_own_copy_once(actions):
+    prepared = PreparedRead(lambda token: Action.objects.filter(token=token).values_list("pk"))
+    with mock.patch.object(
+        SQLCompiler, "as_sql", autospec=True, side_effect=SQLCompiler.as_sql
+    ) as spy:
+        for _ in range(3):
+            assert prepared.rows(token="T0") == [(actions[0].pk,)]
+    assert spy.call_count == 1
+    assert list(prepared._compiled) == [connection]
+
+
+def test_a_queryset_that_changes_its_values_cannot_be_prepared(actions):
+    prepared = PreparedRead(lambda text: Action.objects.filter(token__contains=text))
+    with pytest.raises(ImproperlyConfigured, match="cannot be prepared"):
+        prepared.rows(text="T")
+
+
+def test_constants_of_the_queryset_stay_in_place(actions):
+    prepared = PreparedRead(
+        lambda queue: (
+            Action.objects.filter(priority__gte=1, queue=queue, status=Status.QUEUED)
+            .order_by("pk")
+            .values_list("token")
+        )
+    )
+    assert prepared.rows(queue="fetch") == [("T1",)]
+    assert prepared.rows(queue="other") == [("T2",)]
