@@ -32,6 +32,7 @@ from connector.models import (
     AuditVia,
     Status,
 )
+from connector.prepared import PreparedInsert
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ def _entry(
     )
 
 
+#: ``record_done``'s insert, compiled once (connector/prepared.py): every Fetch makes one.
+_NEW_ENTRIES = PreparedInsert(AuditEntry)
+
+
 def record_done(
     *,
     verb: AuditVerb,
@@ -89,10 +94,12 @@ def record_done(
     at: datetime | None = None,
 ) -> None:
     """A change that was made (call inside the change's transaction)."""
-    _entry(
-        verb=verb, outcome=AuditOutcome.DONE, who=who, action=action, queue=queue,
-        detail=detail, at=at,
-    ).save()  # fmt: skip
+    _NEW_ENTRIES.save(
+        _entry(
+            verb=verb, outcome=AuditOutcome.DONE, who=who, action=action, queue=queue,
+            detail=detail, at=at,
+        )
+    )  # fmt: skip
 
 
 def record_refused(

@@ -1,4 +1,4 @@
-"""Reads the ORM compiles once, for the action endpoint's hot paths (issue 17).
+"""Reads and inserts the ORM compiles once, for the action endpoint's hot paths (issue 17).
 
 Profiled under load, a ``GetStatus`` by token spent most of its time in
 Django building and compiling two small queries (``QuerySet.filter``, the
@@ -19,6 +19,13 @@ vendor functions and all; a slot that takes a list (``task__in=tasks``)
 compiles once per length of list. A queryset that changes a slot's value
 before it reaches the database (a ``contains`` lookup adding ``%``) cannot be
 prepared, and says so on its first use.
+
+A ``PreparedInsert`` does the same for ``instance.save()`` of a new row (a
+Fetch stores four): the ``INSERT ... RETURNING`` Django writes for the model,
+kept per connection, and each field's value prepared for the database by the
+field itself, as ``save()`` prepares it. It sends no ``pre_save`` or
+``post_save`` signal: it is for models nothing listens to
+(tests/connector/test_prepared.py checks that they have no receivers).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.subqueries import InsertQuery
 
 M = TypeVar("M", bound=Model)
 
@@ -175,3 +183,51 @@ def _converted(rows: Sequence[Any], compiled: _Compiled, connection: Any) -> lis
             row[column] = value
         converted.append(row)
     return converted
+
+
+class PreparedInsert(Generic[M]):
+    """``instance.save()`` of new rows of one model, its SQL compiled once per connection."""
+
+    def __init__(self, model: type[M], *, using: str = DEFAULT_DB_ALIAS):
+        self.model = model
+        self._using = using
+        self._sql: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        meta = model._meta
+        # As Model._save_table inserts a row without its primary key set.
+        self._fields = [
+            field for field in meta.local_concrete_fields if field is not meta.auto_field
+        ]
+
+    def save(self, instance: M) -> M:
+        """Insert ``instance`` (a new row: no primary key yet); set its primary key."""
+        if instance.pk is not None or not instance._state.adding:
+            raise ValueError(f"{instance!r} is not a new row")
+        connection = connections[self._using]
+        if not connection.features.can_return_columns_from_insert:
+            instance.save(using=self._using)
+            return instance
+        values = [field.pre_save(instance, add=True) for field in self._fields]
+        if any(hasattr(value, "resolve_expression") for value in values):
+            instance.save(using=self._using)  # an expression's SQL is not a parameter
+            return instance
+        sql = self._sql.get(connection) or self._compile(connection, instance)
+        params = [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(self._fields, values, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            (pk,) = cursor.fetchone()
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = self._using
+        return instance
+
+    def _compile(self, connection: Any, instance: M) -> str:
+        query = InsertQuery(self.model)
+        query.insert_values(self._fields, [instance])
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [self.model._meta.pk]
+        ((sql, _),) = compiler.as_sql()
+        self._sql[connection] = sql
+        return sql

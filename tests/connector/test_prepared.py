@@ -1,4 +1,5 @@
-"""A prepared read answers exactly what its queryset answers, compiled once (issue 17).
+"""A prepared read answers what its queryset answers, a prepared insert stores what
+save() stores, each compiled once (issue 17).
 
 These run on the test database of the run (SQLite, and PostgreSQL under
 ``make test-postgres``), so both backends' SQL and converters are covered.
@@ -12,11 +13,12 @@ from unittest import mock
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import F
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models import F, Value
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler
 
-from connector.models import Action, Status
-from connector.prepared import PreparedRead
+from connector.models import Action, ActionTask, AuditEntry, Status, TaskWrite
+from connector.prepared import PreparedInsert, PreparedRead
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +137,64 @@ def test_constants_of_the_queryset_stay_in_place(actions):
     )
     assert prepared.rows(queue="fetch") == [("T1",)]
     assert prepared.rows(queue="other") == [("T2",)]
+
+
+# --- PreparedInsert ----------------------------------------------------------------
+
+
+NEW_ACTIONS = PreparedInsert(Action)
+
+
+def new_action(**fields):
+    values = {
+        "token": "NEW",
+        "fetch_action": "SYNCHRONIZE",
+        "params": {"TaskSections": "A", "nested": [1, {"x": None}]},
+        "tasks": "A",
+        "queued_at": datetime(2026, 12, 7, 4, 30, 1, 123456, tzinfo=UTC),
+    }
+    return Action(**{**values, **fields})
+
+
+def test_an_insert_stores_what_save_stores():
+    saved = new_action(token="SAVED")
+    saved.save()
+    prepared = NEW_ACTIONS.save(new_action(token="PREPARED"))
+    assert isinstance(prepared.pk, int) and prepared.pk > saved.pk
+    assert prepared._state.adding is False and prepared._state.db == "default"
+    columns = [f.attname for f in Action._meta.concrete_fields if f.attname not in ("id", "token")]
+    assert Action.objects.filter(pk=prepared.pk).values(*columns).get() == (
+        Action.objects.filter(pk=saved.pk).values(*columns).get()
+    )
+    # And the instance is the row, as save() leaves it.
+    assert Action.objects.get(pk=prepared.pk).params == prepared.params
+
+
+def test_inserts_compile_once_per_connection():
+    inserts = PreparedInsert(Action)
+    with mock.patch.object(
+        SQLInsertCompiler, "as_sql", autospec=True, side_effect=SQLInsertCompiler.as_sql
+    ) as spy:
+        for number in range(3):
+            inserts.save(new_action(token=f"N{number}"))
+    assert spy.call_count == 1
+    assert sorted(Action.objects.values_list("token", flat=True)) == ["N0", "N1", "N2"]
+
+
+def test_an_expression_value_is_saved_by_the_model():
+    action = NEW_ACTIONS.save(new_action(priority=Value(4) + Value(3)))
+    assert Action.objects.get(pk=action.pk).priority == 7
+
+
+def test_only_new_rows_are_inserted(actions):
+    with pytest.raises(ValueError, match="not a new row"):
+        NEW_ACTIONS.save(actions[0])
+    assert Action.objects.count() == 3
+
+
+@pytest.mark.parametrize("model", [Action, TaskWrite, ActionTask, AuditEntry])
+def test_the_models_inserted_so_have_no_save_receivers(model):
+    # PreparedInsert sends no pre_save/post_save: a receiver added for one of these
+    # models would never hear of the endpoint's inserts.
+    assert not pre_save.has_listeners(model)
+    assert not post_save.has_listeners(model)
