@@ -16,7 +16,8 @@ to answer them. A ``PreparedRead`` keeps what that work produces:
 
 So the SQL is exactly what the queryset makes on that database, quoting,
 vendor functions and all; a slot that takes a list (``task__in=tasks``)
-compiles once per length of list. A queryset that changes a slot's value
+compiles once per length of list, up to ``LONGEST_LIST`` values (a longer or
+empty list runs the queryset as Django would). A queryset that changes a slot's value
 before it reaches the database (a ``contains`` lookup adding ``%``) cannot be
 prepared, and says so on its first use.
 
@@ -93,12 +94,18 @@ class PreparedRead(Generic[M]):
 
     def rows(self, **values: Value) -> list[tuple[Any, ...]]:
         """The rows, as a ``values_list`` queryset gives them."""
-        compiled, rows, connection = self._run(values)
+        shape = _shape(values)
+        if shape is None:
+            return [tuple(row) for row in self._build(**values)]
+        compiled, rows, connection = self._run(shape, values)
         return [tuple(row) for row in _converted(rows, compiled, connection)]
 
     def models(self, **values: Value) -> list[M]:
         """The rows as model instances (``only()`` and annotations as the queryset has them)."""
-        compiled, rows, connection = self._run(values)
+        shape = _shape(values)
+        if shape is None:
+            return list(self._build(**values))
+        compiled, rows, connection = self._run(shape, values)
         start, end = compiled.model_columns
         found: list[Any] = []
         for row in _converted(rows, compiled, connection):
@@ -112,12 +119,10 @@ class PreparedRead(Generic[M]):
         found = self.models(**values)
         return found[0] if found else None
 
-    def _run(self, values: dict[str, Value]) -> tuple[_Compiled, list[Any], Any]:
+    def _run(
+        self, shape: tuple[Any, ...], values: dict[str, Value]
+    ) -> tuple[_Compiled, list[Any], Any]:
         connection = connections[self._using]
-        shape = tuple(
-            (name, len(value) if isinstance(value, list | tuple) else None)
-            for name, value in sorted(values.items())
-        )
         compiled = self._compiled.get(connection, {}).get(shape)
         if compiled is None:
             compiled = self._compile(connection, shape)
@@ -169,6 +174,26 @@ class PreparedRead(Generic[M]):
         with self._lock:
             self._compiled.setdefault(connection, {})[shape] = compiled
         return compiled
+
+
+#: A list slot of more values than this is not prepared (each length compiles once:
+#: the lengths clients can send must not grow the cache without bound), nor is an
+#: empty one (Django answers it without a query).
+LONGEST_LIST = 16
+
+
+def _shape(values: dict[str, Value]) -> tuple[Any, ...] | None:
+    """The values' shape (each slot's name, and its length if it takes a list), or None:
+    not one to prepare."""
+    shape: list[tuple[str, int | None]] = []
+    for name, value in sorted(values.items()):
+        if isinstance(value, list | tuple):
+            if not 0 < len(value) <= LONGEST_LIST:
+                return None
+            shape.append((name, len(value)))
+        else:
+            shape.append((name, None))
+    return tuple(shape)
 
 
 def _converted(rows: Sequence[Any], compiled: _Compiled, connection: Any) -> list[list[Any]]:

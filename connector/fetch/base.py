@@ -26,11 +26,13 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from connector import queue
 from connector.models import Action, FetchTask
 from connector.params import InvalidParameter, Params
+from connector.prepared import PreparedRead
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +115,22 @@ def task_parameter(params: Params, *names: str) -> list[str]:
     """Fetch task names from the first of ``names`` that is given (a CSV list), checked."""
     for name in names:
         if tasks := params.csv(name):
-            known = {t.upper(): t for t in FetchTask.objects.values_list("name", flat=True)}
+            wanted = [task.upper() for task in tasks]
+            known = {upper for (upper,) in _CONFIGURED.rows(names=wanted)}
             for task in tasks:
                 if task.upper() not in known:
                     raise UnknownTask(name, task)
-            return [task.upper() for task in tasks]
+            return wanted
     return []
+
+
+#: Which of these (upper-case) names are configured tasks, in upper case: every
+#: Fetch asks, so the query is compiled once (connector/prepared.py).
+_CONFIGURED: PreparedRead[FetchTask] = PreparedRead(
+    lambda names: (
+        FetchTask.objects.annotate(upper=Upper("name")).filter(upper__in=names).values_list("upper")
+    )
+)
 
 
 class ActionLog:

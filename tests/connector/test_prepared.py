@@ -18,7 +18,7 @@ from django.db.models.signals import post_save, pre_save
 from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler
 
 from connector.models import Action, ActionTask, AuditEntry, Status, TaskWrite
-from connector.prepared import PreparedInsert, PreparedRead
+from connector.prepared import LONGEST_LIST, PreparedInsert, PreparedRead
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +198,16 @@ def test_the_models_inserted_so_have_no_save_receivers(model):
     # models would never hear of the endpoint's inserts.
     assert not pre_save.has_listeners(model)
     assert not post_save.has_listeners(model)
+
+
+def test_a_long_or_empty_list_runs_the_queryset_itself(actions):
+    def shapes():
+        return {shape for cache in IN_TOKENS._compiled.values() for shape in cache}
+
+    before = shapes()
+    tokens = ["T2", *[f"none{i}" for i in range(LONGEST_LIST)], "T0"]
+    assert IN_TOKENS.rows(tokens=tokens) == [("T0",), ("T2",)]
+    assert IN_TOKENS.rows(tokens=[]) == []
+    assert shapes() == before  # nothing kept for them
+    assert IN_TOKENS.rows(tokens=tokens[:LONGEST_LIST]) == [("T2",)]
+    assert shapes() == before | {(("tokens", LONGEST_LIST),)}
