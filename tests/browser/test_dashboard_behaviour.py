@@ -139,6 +139,9 @@ def test_a_button_pressed_right_after_its_card_was_swapped_in_stays_in_the_page(
     page.focus("#pause-fetch")
     page.evaluate(PRESS_RIGHT_AFTER_A_SWAP)
     page.wait_for_selector("#queue-fetch .badge.paused")
+    # The socket's copy of the card may come after the answer's; focus follows each
+    # swap in the next task.
+    time.sleep(1)
     assert same_document(page)
     assert focused(page) == "pause-fetch"
 
