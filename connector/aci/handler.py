@@ -39,7 +39,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections, reset_queries
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve, set_script_prefix
+from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,14 @@ class EndpointHandler(ASGIHandler):
                 close_resources(response)
             body_file.close()
 
+    def resolve_request(self, request: Any) -> ResolverMatch:
+        """The router's match of this very path, else ``BaseHandler.resolve_request``."""
+        found = request.scope.get(MATCH)
+        if found and found[0] == request.path_info and not hasattr(request, "urlconf"):
+            request.resolver_match = found[1]
+            return found[1]
+        return super().resolve_request(request)  # type: ignore[no-any-return]
+
     def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         """The answer to one request, in one of the handler's threads."""
         set_script_prefix(get_script_prefix_of(scope))
@@ -187,16 +195,26 @@ def keep_connections() -> None:
                 connection.close()
 
 
-def is_endpoint(scope: dict[str, Any]) -> bool:
-    """Whether an HTTP request is one for the action endpoint."""
+#: The scope key under which the router leaves the endpoint's URL match for the handler.
+MATCH = "connector.endpoint_match"
+
+
+def endpoint_match(scope: dict[str, Any]) -> tuple[str, ResolverMatch] | None:
+    """The path and URL match of a request for the action endpoint; None for any other."""
     path = str(scope.get("path", ""))
     prefix = get_script_prefix_of(scope).rstrip("/")
     if prefix and path.startswith(prefix + "/"):
         path = path[len(prefix) :]
     try:
-        return resolve(path).url_name in ENDPOINT_URL_NAMES
+        match = resolve(path)
     except Resolver404:
-        return False
+        return None
+    return (path, match) if match.url_name in ENDPOINT_URL_NAMES else None
+
+
+def is_endpoint(scope: dict[str, Any]) -> bool:
+    """Whether an HTTP request is one for the action endpoint."""
+    return endpoint_match(scope) is not None
 
 
 class EndpointRouter:
@@ -216,7 +234,8 @@ class EndpointRouter:
             return self._endpoint
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and is_endpoint(scope):
-            await self.endpoint(scope, receive, send)
+        if scope["type"] == "http" and (match := endpoint_match(scope)):
+            # The handler resolves the same path: it takes this match instead.
+            await self.endpoint({**scope, MATCH: match}, receive, send)
         else:
             await self.app(scope, receive, send)

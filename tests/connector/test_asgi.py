@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from asgi_client import get
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.handlers.asgi import ASGIHandler
 from django.test import Client
+from django.urls.resolvers import URLResolver
 from django.utils.deprecation import MiddlewareMixin
 
 from connector.asgi import application
@@ -54,6 +56,20 @@ async def test_the_endpoints_own_handler_sends_the_security_headers_of_djangos_a
     _, _, django_page = await get("/healthz")
     for name in SECURITY_HEADERS:
         assert endpoint[name] == django_page[name], name
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_endpoint_request_is_resolved_once():
+    # The router resolves the path to choose the handler; the handler takes that match.
+    with mock.patch.object(
+        URLResolver, "resolve", autospec=True, side_effect=URLResolver.resolve
+    ) as resolving:
+        status, body, _ = await get("/action=GetVersion")
+    assert status == 200 and b"<response>SUCCESS</response>" in body
+    top_level = [
+        call for call in resolving.call_args_list if call.args[0].pattern.regex.pattern == "^/"
+    ]
+    assert len(top_level) == 1
 
 
 @pytest.mark.django_db(transaction=True)
