@@ -19,7 +19,8 @@ processes with the product's default lease, heartbeat and poll. Measures:
   second, latency p50/p99, errors (any answer but SUCCESS with a token: must
   be 0), and CPU per request (user + system from ``/proc``) of each server
   (over the requests it answered), of the database's backends, of Redis and
-  of the clients (this process); then the 2-server / 1-server ratios.
+  of the clients (this process); then the 2-server / 1-server ratios
+  (``--web-rounds`` repeats the pair, for the machine's drift).
 
 For each drain the queue is paused, the actions queued (one transaction of
 a ``manage.py shell``), the queue resumed over HTTP; the rate is actions /
@@ -29,6 +30,7 @@ machine's 127.0.0.1:5432) and ``/usr/bin/redis-server``.
 
     python bench/scaleout.py [--noop 2000] [--sleep-rounds 40] [--latency-samples 200]
                              [--web-servers-only] [--web-clients 16] [--web-seconds 8]
+                             [--web-rounds 1]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import argparse
 import contextlib
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -252,15 +255,28 @@ def web_phase(
             for part in ("web servers", "PostgreSQL", "Redis", "clients")
         )
     )
+    busy = (busy_after - busy_before) / (end - start)
+    ours = sum(cpu.values()) / (end - start)
     print(
-        f"  the machine busy {(busy_after - busy_before) / (end - start):.2f} of its"
-        f" {os.cpu_count()} cores; {queued} actions Queued at the end"
+        f"  the machine busy {busy:.2f} of its {os.cpu_count()} cores, {ours:.2f} of them"
+        f" the parts above, {busy - ours:.2f} everything else; {queued} actions Queued at the end"
     )
     return {"rate": rate, **per_request}
 
 
+def print_ratios(label: str, one: dict[str, float], two: dict[str, float]) -> None:
+    print(
+        f"{label}: submits/s x{two['rate'] / one['rate']:.2f}; CPU per request "
+        + ", ".join(
+            f"{part} {one[part]:.2f} -> {two[part]:.2f} ms (x{two[part] / one[part]:.2f})"
+            for part in ("web servers", "PostgreSQL", "Redis")
+        )
+    )
+
+
 def web_servers(args: argparse.Namespace) -> None:
-    """Submit rate and CPU per request with 1 and then 2 web servers (issue 17)."""
+    """Submit rate and CPU per request with 1 and then 2 web servers (issue 17),
+    ``--web-rounds`` times in turn; the ratios of each round and of their means."""
     with (
         tempfile.TemporaryDirectory(prefix="connector-scaleout-bench-") as tmp,
         Cluster(Path(tmp), lease=30, heartbeat=10, poll=2, log_level="WARNING").serving(
@@ -270,17 +286,20 @@ def web_servers(args: argparse.Namespace) -> None:
         if args.web_servers_only:
             print(f"Machine: {machine(cluster)}")
         cluster.servers[0].queue_action("Pause")
-        one, two = (
-            web_phase(cluster, servers, args.web_clients, args.web_warmup, args.web_seconds)
-            for servers in (1, 2)
-        )
-        print(
-            f"Web servers 2 / 1: submits/s x{two['rate'] / one['rate']:.2f}; CPU per request "
-            + ", ".join(
-                f"{part} {one[part]:.2f} -> {two[part]:.2f} ms (x{two[part] / one[part]:.2f})"
-                for part in ("web servers", "PostgreSQL", "Redis")
+        rounds = []
+        for n in range(args.web_rounds):
+            one, two = (
+                web_phase(cluster, servers, args.web_clients, args.web_warmup, args.web_seconds)
+                for servers in (1, 2)
             )
-        )
+            print_ratios(f"Web servers 2 / 1, round {n + 1}", one, two)
+            rounds.append((one, two))
+        if len(rounds) > 1:
+            one, two = (
+                {key: statistics.fmean(r[phase][key] for r in rounds) for key in rounds[0][phase]}
+                for phase in (0, 1)
+            )
+            print_ratios(f"Web servers 2 / 1, means of {len(rounds)} rounds", one, two)
 
 
 def drains_and_latency(args: argparse.Namespace) -> None:
@@ -333,6 +352,7 @@ def main() -> None:
     parser.add_argument("--web-clients", type=int, default=16, help="keep-alive client threads")
     parser.add_argument("--web-seconds", type=float, default=8, help="measured seconds per phase")
     parser.add_argument("--web-warmup", type=float, default=2, help="seconds before measuring")
+    parser.add_argument("--web-rounds", type=int, default=1, help="1 then 2 servers, this often")
     args = parser.parse_args()
     if reason := services_missing():
         raise SystemExit(f"Cannot run: {reason}")
