@@ -31,7 +31,7 @@ test-postgres: $(VENV)/.installed-test
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest tests/connector/test_queue.py \
 		tests/connector/worker tests/connector/aci tests/connector/fetch \
 		tests/connector/test_schedules.py tests/connector/test_audit_queue.py tests/connector/ops \
-		tests/connector/test_ingest.py tests/connector/test_migrations.py \
+		tests/connector/test_ingest.py tests/connector/test_migrations.py tests/connector/test_prepared.py \
 		-m "not independent_of_database_url" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
