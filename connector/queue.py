@@ -45,7 +45,7 @@ from connector.models import (
     TaskWrite,
     WorkerProcess,
 )
-from connector.prepared import PreparedInsert
+from connector.prepared import PreparedInsert, PreparedRead
 from connector.tokens import new_token
 
 logger = logging.getLogger(__name__)
@@ -387,7 +387,13 @@ def set_paused(
 
 
 def is_paused(queue: str) -> bool:
-    return QueueState.objects.filter(name=queue, paused=True).exists()
+    return bool(_PAUSED.rows(queue=queue))
+
+
+#: ``is_paused``'s query, compiled once (connector/prepared.py): SQLite's claims ask it.
+_PAUSED: PreparedRead[QueueState] = PreparedRead(
+    lambda queue: QueueState.objects.filter(name=queue, paused=True).values_list("pk")[:1]
+)
 
 
 # --- What workers do -------------------------------------------------------------
@@ -518,6 +524,11 @@ def claim_actions(*, queue: str, worker: str, limit: int) -> list[Action]:
 
 
 def _claim_once(queue: str, worker: str, limit: int) -> list[Action]:
+    if connection.vendor != "postgresql" and is_paused(queue):
+        # SQLite has one write lock, which a claim takes even when it finds the queue
+        # paused: each submission's wake-up would make an idle worker take it for
+        # nothing, holding up the next submissions (bench/README.md). A read first.
+        return []
     sql, params = _claim_statement(queue=queue, worker=worker, limit=limit)
     if connection.vendor == "postgresql":
         # One round trip: the claim and its SET LOCAL in one message. Django's

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connector import queue, signals, writers
@@ -405,6 +406,18 @@ def test_pause_blocks_claims_and_resume_allows_them():
     assert status_of(action) == Status.QUEUED
     queue.set_paused(queue="FETCH", paused=False)
     assert not queue.is_paused("fetch")
+    assert claim_one().pk == action.pk
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's one write lock")
+def test_a_claim_of_a_paused_queue_takes_no_write_lock_on_sqlite():
+    action = submit()
+    queue.set_paused(queue="fetch", paused=True)
+    with CaptureQueriesContext(connection) as ran:
+        assert queue.claim_actions(queue="fetch", worker=WORKER, limit=1) == []
+    statements = [q["sql"].split()[0] for q in ran.captured_queries]
+    assert set(statements) <= {"SELECT", "SAVEPOINT", "RELEASE"}, statements
+    queue.set_paused(queue="fetch", paused=False)
     assert claim_one().pk == action.pk
 
 
