@@ -35,11 +35,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from connector.ingest.archives import Members, Parent, has_members, open_document
-from connector.ingest.extract import ExtractSettings, detect, extractor
 from connector.ingest.idx import format_file_document
+from connector.ingest.kinds import ExtractSettings, detect, has_members
 from connector.repositories.base import ItemNotFound, WriteRefused, display
 from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
@@ -50,6 +49,13 @@ from connector.repositories.filesystem import (
     open_folder_below,
     remove_stale_temporary,
 )
+
+if TYPE_CHECKING:
+    from connector.ingest.archives import Members
+
+# connector/ingest/extract.py and archives.py are imported by the first document
+# a job extracts (_Job._extracted): a reader process that only meets text files
+# never loads them (bench/README.md, "Second version").
 
 #: Documents of one job; a folder with more is split into jobs of this many.
 JOB_DOCUMENTS = 500
@@ -438,6 +444,9 @@ class _Job:
         path: str,
     ) -> None:
         """A document the task extracts: its text and fields, then its members if any."""
+        from connector.ingest.archives import Parent, open_document
+        from connector.ingest.extract import extractor
+
         result = self.result
         started = time.monotonic()
         members: Members | None = None
