@@ -224,6 +224,7 @@ class _Job:
         folder_path = display(job.path)
         self.prefix = children_prefix(scope.task, scope.root, job.path)
         self.every_name = scope.every_name
+        self.extract = scope.extract
         self.path_prefix = folder_path + "/" if folder_path else ""
         self.read_bytes = 0
         #: Seconds spent extracting (see JOB_EXTRACT_SECONDS).
@@ -399,13 +400,8 @@ class _Job:
             change = "updated"
         shown = _shown(name)
         path = self.path_prefix + shown
-        settings = self.job.scope.extract
-        kind = detect(data, name) if settings is not None else None
-        if (
-            kind is not None
-            and settings is not None
-            and (kind in settings.types or has_members(kind, settings))
-        ):
+        settings = self.extract
+        if settings is not None and (kind := detect(data, name)) and settings.extracts(kind):
             self._extracted(data, kind, settings, identifier, change, row, st, digest, path)
             return
         # Text, or by reference: the path of most documents, kept as short as it was.
