@@ -25,7 +25,8 @@ members of an archive that is gone, and the members an archive sent again no
 longer has. An archive whose bytes did not change is not read, so its members
 are not unpacked or extracted again.
 
-This module never imports Django: it runs in the reader processes.
+This module never imports Django: it runs in the reader processes (imported
+there by the first document a job extracts, ``scan._Job._extracted``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from connector.ingest.extract import ARCHIVES, Extracted, ExtractSettings, detect, extractor
+from connector.ingest.extract import Extracted, extractor
 from connector.ingest.idx import format_file_document
+from connector.ingest.kinds import ARCHIVES, ExtractSettings, detect, has_members
 
 #: Levels of archives opened: an archive's members (1), their members (2), ...
 MAX_DEPTH = 3
@@ -116,15 +118,6 @@ def content(
         return (data.decode("utf-8"), "", [], None), None
     except UnicodeDecodeError:
         return (None, "", [], None), None
-
-
-def has_members(kind: str | None, settings: ExtractSettings | None) -> bool:
-    """Whether a document of ``kind`` is opened for members under ``settings``."""
-    return (
-        settings is not None
-        and settings.archives
-        and (kind in ARCHIVES or (kind == "eml" and "eml" in settings.types))
-    )
 
 
 @dataclass(slots=True)

@@ -1,8 +1,7 @@
 """Documents as text: what Synchronize sends for a PDF, an Office file, HTML or e-mail.
 
-``detect`` names a document's type from its first bytes (the name only tells
-the Office formats of one container apart, and never makes a type the bytes
-deny); ``Extractor.extract`` turns the bytes into text and metadata with
+``detect`` (``connector/ingest/kinds.py``) names a document's type from its
+first bytes; ``Extractor.extract`` turns the bytes into text and metadata with
 Kreuzberg (``bench/README.md``, "Extraction", says why that library), bounded
 by the task's ``ExtractSettings``: a size limit before anything is parsed, a
 time limit, and a limit on the text. ``Extractor.expand`` gives the members of
@@ -21,8 +20,8 @@ address-space limit (``ExtractSettings.memory_limit``, from
 document, not an out-of-memory reader.
 
 This module never imports Django: it runs in the reader processes
-(``connector/ingest/scan.py``), and ``python -m connector.ingest.extract`` is
-the child.
+(``connector/ingest/scan.py``, once a job meets a document to extract), and
+``python -m connector.ingest.extract`` is the child.
 """
 
 from __future__ import annotations
@@ -37,91 +36,28 @@ import struct
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from connector.ingest.kinds import ARCHIVES, MEMORY_LIMIT, TYPES, ExtractSettings
+from connector.ingest.kinds import detect as detect  # still importable from here
 
 if TYPE_CHECKING:
     import subprocess
 
     from connector.ingest.unpack import Unpacked
 
-# zipfile, subprocess, select and the unpacking module are imported where they
-# are used: every reader process imports this module, and a Synchronize of
-# text files (most of them) never needs them (bench/README.md, "Extraction").
+# subprocess, select and the unpacking module are imported where they are
+# used: a reader process imports this module for its first document to
+# extract, and may never need them (bench/README.md, "Extraction").
 
 logger = logging.getLogger(__name__)
 
-#: The types Synchronize can extract, by the names the ``ExtractTypes`` key uses,
-#: with the MIME type handed to the parser.
-TYPES: dict[str, str] = {
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "odt": "application/vnd.oasis.opendocument.text",
-    "ods": "application/vnd.oasis.opendocument.spreadsheet",
-    "odp": "application/vnd.oasis.opendocument.presentation",
-    "doc": "application/msword",
-    "xls": "application/vnd.ms-excel",
-    "ppt": "application/vnd.ms-powerpoint",
-    "rtf": "application/rtf",
-    "html": "text/html",
-    "eml": "message/rfc822",
-}
-#: Archives whose members become documents of their own (``ExtractArchives``;
-#: ``connector/ingest/archives.py``), with the MIME type sent as CONTENTTYPE.
-ARCHIVES: dict[str, str] = {"zip": "application/zip", "tar": "application/x-tar"}
-#: Address space of the extraction child by default (``CONNECTOR_EXTRACT_MEMORY_MIB``):
-#: a parser that wants more fails the document.
-MEMORY_LIMIT = 2 * 1024 * 1024 * 1024
 #: Detected languages only for text with at least this many letters (a shorter
 #: text gets no LANGUAGE field: a guess from a few words is noise).
 LANGUAGE_MIN_LETTERS = 40
-#: Bytes of a document looked at to tell HTML or e-mail from plain text.
-_SNIFF = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractSettings:
-    """A task's extraction settings (``docs/configuration.md``, the ``Extract*`` keys)."""
-
-    types: frozenset[str] = frozenset(TYPES)
-    #: Larger documents are not parsed (sent by reference, ``EXTRACTFAILED``).
-    max_bytes: int = 32 * 1024 * 1024
-    #: Seconds one document may take; the child is killed after it.
-    timeout: float = 30.0
-    #: Extracted text longer than this (UTF-8 bytes) is not sent.
-    max_text_bytes: int = 8 * 1024 * 1024
-    #: Members of zip and tar archives and e-mail attachments become documents.
-    archives: bool = True
-    #: Address space of the extraction child, bytes (a setting of the process,
-    #: not of the task: it is not in the fingerprint).
-    memory_limit: int = MEMORY_LIMIT
-
-    def fingerprint(self) -> str:
-        """The settings in one line (a change of them is a change of what is sent).
-
-        ``v2``: this version detects languages and makes archive members
-        documents, so a task last sent by the first version is sent again.
-        """
-        return (
-            f"v2;types={','.join(sorted(self.types))};max_bytes={self.max_bytes};"
-            f"timeout={self.timeout:g};max_text_bytes={self.max_text_bytes};"
-            f"archives={int(self.archives)}"
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "types": sorted(self.types),
-            "max_bytes": self.max_bytes,
-            "timeout": self.timeout,
-            "max_text_bytes": self.max_text_bytes,
-            "archives": self.archives,
-            "memory_limit": self.memory_limit,
-        }
 
 
 @dataclass(slots=True)
@@ -147,118 +83,6 @@ class Extracted:
             fields = [("CONTENTTYPE", self.content_type), ("EXTRACTFAILED", self.failed)]
             return None, "", fields, "reference"
         return self.text or "", self.title, self.fields, "extracted"
-
-
-# --- Detection -------------------------------------------------------------------------
-
-_ZIP_MARKERS = (
-    ("word/document.xml", "docx"),
-    ("xl/workbook.xml", "xlsx"),
-    ("ppt/presentation.xml", "pptx"),
-)
-_OPENDOCUMENT = {
-    b"application/vnd.oasis.opendocument.text": "odt",
-    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
-    b"application/vnd.oasis.opendocument.presentation": "odp",
-}
-_OLE_BY_SUFFIX = {".doc": "doc", ".dot": "doc", ".xls": "xls", ".xlt": "xls", ".ppt": "ppt",
-                  ".pps": "ppt"}  # fmt: skip
-_MAIL_HEADERS = (
-    b"from:", b"to:", b"subject:", b"date:", b"received:", b"return-path:", b"message-id:",
-    b"mime-version:", b"delivered-to:", b"reply-to:", b"x-",
-)  # fmt: skip
-
-
-def detect(data: bytes, name: str) -> str | None:
-    """The type of a document from its bytes (a key of TYPES), or None: not one we extract.
-
-    Plain text answers None after looking at its first KiB, so text files keep
-    their fast path (sent as they are).
-    """
-    # Written for the common case, plain text, that answers None in a few
-    # operations: every small document of a Synchronize passes here
-    # (bench/README.md, "Extraction").
-    if data.find(b"%PDF-", 0, _SNIFF) >= 0:
-        return "pdf"
-    if data[257:262] == b"ustar":
-        return "tar"
-    if not data:
-        return None
-    first = data[0]
-    if first in _MARKUP_FIRST:
-        stripped = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-        if stripped.startswith(b"{\\rtf"):
-            return "rtf"
-        if stripped.startswith((b"<!doctype html", b"<html")) or (
-            stripped.startswith((b"<?xml", b"<!--")) and b"<html" in stripped
-        ):
-            return "html"
-        return None
-    if first in _BINARY_FIRST:
-        if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            return _zip_kind(data)
-        if data.startswith(b"\x1f\x8b"):
-            return _gzip_kind(data)
-        if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-            # One container for the three legacy Office formats: the name tells them apart.
-            return _OLE_BY_SUFFIX.get(os.path.splitext(name)[1].lower())
-    if data.find(b":", 0, 80) >= 0 and _is_mail(data[:_SNIFF].lower()):
-        return "eml"
-    return None
-
-
-#: First bytes of RTF and HTML (after a BOM or white space), and of zip, gzip and OLE.
-_MARKUP_FIRST = frozenset(b"{<\xef \t\r\n")
-_BINARY_FIRST = frozenset(b"P\x1f\xd0")
-
-
-def _zip_kind(data: bytes) -> str | None:
-    import zipfile
-    from io import BytesIO
-
-    # An OpenDocument file starts with its stored "mimetype" entry (the standard's rule).
-    if data[30:38] == b"mimetype":
-        for mime, kind in _OPENDOCUMENT.items():
-            if mime in data[38:200]:
-                return kind
-    try:
-        with zipfile.ZipFile(BytesIO(data)) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return None
-    for marker, kind in _ZIP_MARKERS:
-        if marker in names:
-            return kind
-    return "zip"  # another archive: its members are documents (ExtractArchives)
-
-
-def _gzip_kind(data: bytes) -> str | None:
-    """A gzip-compressed tar is a tar (tarfile reads it); another gzip file is not extracted."""
-    try:
-        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:65536], 512)
-    except zlib.error:
-        return None
-    return "tar" if head[257:262] == b"ustar" else None
-
-
-def _is_mail(head: bytes) -> bool:
-    """A message starts with header lines and has From and one of Subject/To/Date."""
-    lines = head.split(b"\n", 30)[:-1] or [head]
-    headers = 0
-    for line in lines:
-        line = line.rstrip(b"\r")
-        if not line:
-            break
-        if line[:1] in (b" ", b"\t"):
-            continue  # a folded header
-        if not line.startswith(_MAIL_HEADERS) and b":" not in line.split(b" ", 1)[0]:
-            return False
-        headers += 1
-    return (
-        headers >= 2
-        and b"\nfrom:" in b"\n" + head
-        and (b"\nsubject:" in b"\n" + head or b"\ndate:" in b"\n" + head)
-    )
 
 
 # --- Parsing (in the child) ------------------------------------------------------------

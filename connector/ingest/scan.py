@@ -35,11 +35,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from connector.ingest.archives import Members, Parent, has_members, open_document
-from connector.ingest.extract import ExtractSettings, detect, extractor
 from connector.ingest.idx import format_file_document
+from connector.ingest.kinds import ExtractSettings, detect, has_members
 from connector.repositories.base import ItemNotFound, WriteRefused, display
 from connector.repositories.filesystem import (
     DOCUMENT_FLAGS,
@@ -50,6 +49,13 @@ from connector.repositories.filesystem import (
     open_folder_below,
     remove_stale_temporary,
 )
+
+if TYPE_CHECKING:
+    from connector.ingest.archives import Members
+
+# connector/ingest/extract.py and archives.py are imported by the first document
+# a job extracts (_Job._extracted): a reader process that only meets text files
+# never loads them (bench/README.md, "Second version").
 
 #: Documents of one job; a folder with more is split into jobs of this many.
 JOB_DOCUMENTS = 500
@@ -218,6 +224,7 @@ class _Job:
         folder_path = display(job.path)
         self.prefix = children_prefix(scope.task, scope.root, job.path)
         self.every_name = scope.every_name
+        self.extract = scope.extract
         self.path_prefix = folder_path + "/" if folder_path else ""
         self.read_bytes = 0
         #: Seconds spent extracting (see JOB_EXTRACT_SECONDS).
@@ -393,13 +400,8 @@ class _Job:
             change = "updated"
         shown = _shown(name)
         path = self.path_prefix + shown
-        settings = self.job.scope.extract
-        kind = detect(data, name) if settings is not None else None
-        if (
-            kind is not None
-            and settings is not None
-            and (kind in settings.types or has_members(kind, settings))
-        ):
+        settings = self.extract
+        if settings is not None and (kind := detect(data, name)) and settings.extracts(kind):
             self._extracted(data, kind, settings, identifier, change, row, st, digest, path)
             return
         # Text, or by reference: the path of most documents, kept as short as it was.
@@ -438,6 +440,9 @@ class _Job:
         path: str,
     ) -> None:
         """A document the task extracts: its text and fields, then its members if any."""
+        from connector.ingest.archives import Parent, open_document
+        from connector.ingest.extract import extractor
+
         result = self.result
         started = time.monotonic()
         members: Members | None = None

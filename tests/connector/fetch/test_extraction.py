@@ -60,6 +60,14 @@ def test_plain_text_is_not_extracted_and_archives_are_told_apart() -> None:
     assert detect(gzip.compress(b"not a tar"), "a.gz") is None
 
 
+def test_a_pdf_header_counts_anywhere_in_the_first_kib() -> None:
+    pdf = corpus.pdf(["x"])
+    assert detect(b"junk 100% " + pdf, "a") == "pdf"  # another "%" first
+    assert detect(b"%" * 1019 + b"%PDF-", "a") == "pdf"  # ends at byte 1024
+    assert detect(b"%" * 1020 + b"%PDF-", "a") is None  # ends past it
+    assert detect(b"50 % of it\n" * 200, "a.txt") is None
+
+
 # --- Extraction, exact text and fields ------------------------------------------------
 
 

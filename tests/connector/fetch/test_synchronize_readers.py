@@ -346,3 +346,29 @@ def test_the_scan_module_imports_nothing_of_django() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_job_of_text_files_loads_nothing_of_extraction(tmp_path: Path) -> None:
+    # A reader process loads the parsing and archive modules for its first document
+    # to extract, not before: a first run of text files starts lighter that way.
+    (tmp_path / "a.txt").write_text("Plain text.\n")
+    (tmp_path / "b.txt").write_text("Subject: not a message\n")
+    probe = (
+        "import sys;"
+        "from connector.ingest import scan;"
+        "from connector.ingest.kinds import ExtractSettings;"
+        f"scope = scan.Scope('DOCS', 0, {str(tmp_path)!r}, True, None, None, ExtractSettings());"
+        "result = scan.run_job(scan.FolderJob(scope, '', {}));"
+        "print(len(result.idx), sorted(m for m in sys.modules if 'connector.ingest.' in m))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = "['connector.ingest.idx', 'connector.ingest.kinds', 'connector.ingest.scan']"
+    assert out.stdout.strip() == f"2 {loaded}"
+    # An HTML document is extracted: the modules come with it.
+    (tmp_path / "c.html").write_text("<html><body>Hello</body></html>")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "connector.ingest.archives" in out.stdout and "connector.ingest.extract" in out.stdout
