@@ -115,6 +115,16 @@ def test_no_page_has_inline_script_handlers_styles_or_eval(admin_client, marked_
         )
 
 
+def test_no_page_shows_a_template_comment(admin_client, client, marked_up_action):
+    # Django's {# #} comments end at the line's end: one spread over lines is shown as text.
+    pages = [(admin_client, page) for page in dashboard_pages(marked_up_action)]
+    pages.append((client, reverse("login")))
+    for browser, page in pages:
+        html = browser.get(page).content.decode()
+        assert "{#" not in html and "#}" not in html, page
+        assert "{%" not in html and "%}" not in html, page
+
+
 def test_sign_in_and_refusal_pages_have_no_inline_code(client, nobody):
     found = inline_code(client.get(reverse("login")).content.decode())
     assert found.problems == [] and found.assets
