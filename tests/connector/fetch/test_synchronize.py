@@ -563,6 +563,11 @@ def test_validate_names_the_tasks(task: FetchTask) -> None:
     assert validate({"TaskSections": "docs"}) == ["DOCS"]
 
 
+def test_validate_matches_task_names_in_any_case_and_script(task: FetchTask) -> None:
+    FetchTask.objects.create(name="über", directory_paths=list(task.directory_paths))
+    assert validate({"TaskSections": "ÜBER,docs,Über"}) == ["ÜBER", "DOCS", "ÜBER"]
+
+
 def test_validate_requires_task_sections(db: None) -> None:
     with pytest.raises(MissingParameter, match="TaskSections"):
         validate({})
