@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.testing import ApplicationCommunicator
 
 
 async def get(
-    path: str, query: bytes = b"", *, timeout: float = 5
+    path: str,
+    query: bytes = b"",
+    *,
+    host: bytes = b"127.0.0.1",
+    app: Any = None,
+    timeout: float = 5,
 ) -> tuple[int, bytes, dict[bytes, bytes]]:
-    """Status, body and headers of ``GET path?query`` from 127.0.0.1."""
-    from connector.asgi import application
+    """Status, body and headers of ``GET path?query`` from 127.0.0.1, through ``app``
+    (the connector's whole ASGI application unless given)."""
+    if app is None:
+        from connector.asgi import application as app
 
     scope = {
         "type": "http",
@@ -20,11 +29,11 @@ async def get(
         "path": path,
         "raw_path": path.encode(),
         "query_string": query,
-        "headers": [(b"host", b"127.0.0.1")],
+        "headers": [(b"host", host)],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    communicator = ApplicationCommunicator(application, scope)
+    communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(timeout)
     body = b""

@@ -10,7 +10,6 @@ from unittest import mock
 import pytest
 from asgi_client import get
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -79,28 +78,10 @@ async def test_a_host_django_refuses_gets_the_aci_error_from_the_endpoints_handl
 
     assert is_endpoint({"type": "http", "path": "/action=GetVersion"})
     assert not is_endpoint({"type": "http", "path": "/healthz"})
-    communicator = ApplicationCommunicator(
-        application,
-        {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/action=GetVersion",
-            "raw_path": b"/action=GetVersion",
-            "query_string": b"",
-            "headers": [(b"host", b"evil.example")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        },
-    )
-    await communicator.send_input({"type": "http.request", "body": b""})
-    start = await communicator.receive_output(5)
-    body = (await communicator.receive_output(5))["body"]
-    assert start["status"] == 200
+    status, body, headers = await get("/action=GetVersion", host=b"evil.example")
+    assert status == 200
     assert b"<errorcode>ERRORHOSTNOTALLOWED</errorcode>" in body
-    assert dict(start["headers"])[b"X-Content-Type-Options"] == b"nosniff"
+    assert headers[b"X-Content-Type-Options"] == b"nosniff"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -116,23 +97,9 @@ async def test_the_endpoints_threads_keep_their_database_connection(settings):
         return connection.connection
 
     async def get_status() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/action=GetStatus",
-            "raw_path": b"/action=GetStatus",
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        communicator = ApplicationCommunicator(handler, scope)
-        await communicator.send_input({"type": "http.request", "body": b""})
-        assert (await communicator.receive_output(5))["status"] == 200
-        assert b"SUCCESS" in (await communicator.receive_output(5))["body"]
+        status, body, _ = await get("/action=GetStatus", app=handler)
+        assert status == 200
+        assert b"SUCCESS" in body
 
     try:
         await get_status()
