@@ -55,7 +55,7 @@ class UnknownFetchAction(LookupError):
 
 class UnknownTask(InvalidParameter):
     def __init__(self, parameter: str, name: str) -> None:
-        known = ", ".join(FetchTask.objects.values_list("name", flat=True)) or "none"
+        known = ", ".join(configured for (configured,) in _TASK_NAMES.rows()) or "none"
         super().__init__(parameter, name, f"a configured fetch task (configured: {known})")
 
 
