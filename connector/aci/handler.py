@@ -212,11 +212,6 @@ def endpoint_match(scope: dict[str, Any]) -> tuple[str, ResolverMatch] | None:
     return (path, match) if match.url_name in ENDPOINT_URL_NAMES else None
 
 
-def is_endpoint(scope: dict[str, Any]) -> bool:
-    """Whether an HTTP request is one for the action endpoint."""
-    return endpoint_match(scope) is not None
-
-
 class EndpointRouter:
     """The endpoint's requests to ``EndpointHandler``, all others to ``app``."""
 

@@ -74,10 +74,10 @@ async def test_an_endpoint_request_is_resolved_once():
 @pytest.mark.django_db(transaction=True)
 async def test_a_host_django_refuses_gets_the_aci_error_from_the_endpoints_handler_too():
     # CommonMiddleware's host check, then connector.aci.fallbacks.bad_request.
-    from connector.aci.handler import is_endpoint
+    from connector.aci.handler import endpoint_match
 
-    assert is_endpoint({"type": "http", "path": "/action=GetVersion"})
-    assert not is_endpoint({"type": "http", "path": "/healthz"})
+    assert endpoint_match({"type": "http", "path": "/action=GetVersion"}) is not None
+    assert endpoint_match({"type": "http", "path": "/healthz"}) is None
     status, body, headers = await get("/action=GetVersion", host=b"evil.example")
     assert status == 200
     assert b"<errorcode>ERRORHOSTNOTALLOWED</errorcode>" in body
