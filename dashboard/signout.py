@@ -34,6 +34,10 @@ def user_logged_out(*, request: Any = None, user: Any = None, **kwargs: Any) -> 
     """Receiver of ``user_logged_out``: sent before the session is flushed, so its key is known."""
     session = getattr(request, "session", None)
     key = getattr(session, "session_key", None)
-    if key:
+    if session is not None and key:
         logger.info("Closing the dashboard sockets of %s's session: signed out", user)
+        # Gone from the store before its sockets hear of it (logout() flushes it only
+        # after this signal): a page that asks the server at once must find it signed
+        # out, not reconnect as the session it still was.
+        session.delete()
         wakeups.send_group(session_group(key), {"type": MESSAGE_TYPE})

@@ -147,3 +147,23 @@ async def test_a_session_a_request_would_refuse_gets_no_more_rows_after_the_rech
     monkeypatch.setattr("dashboard.consumers.PERMISSION_RECHECK_SECONDS", 0)
     await database_sync_to_async(submit)()
     assert await closed_at_once(communicator)
+
+
+@pytest.mark.django_db
+def test_the_session_is_gone_before_its_sockets_hear_of_the_sign_out(monkeypatch):
+    # A page told to close asks the server at once what it may do: it must find the
+    # session signed out, not reconnect as it (the browser test's rare hang).
+    from django.contrib.sessions.models import Session
+
+    from dashboard import signout
+
+    client = signed_in(make_user("leaving"))
+    key = client.cookies["sessionid"].value
+    heard = []
+
+    def send_group(group, message):
+        heard.append((group, Session.objects.filter(session_key=key).exists()))
+
+    monkeypatch.setattr(signout.wakeups, "send_group", send_group)
+    assert client.post(reverse("logout")).status_code == 302
+    assert heard == [(signout.session_group(key), False)]
