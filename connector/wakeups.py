@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
@@ -30,11 +30,32 @@ WAKE = "fetch.wake"
 STOP = "fetch.stop"
 
 _home_loop: asyncio.AbstractEventLoop | None = None
+_local_engine: LocalEngine | None = None
+
+
+class LocalEngine(Protocol):
+    """What a wake-up needs of the worker engine of this process."""
+
+    queues: dict[str, int]
+
+    def wake(self) -> None: ...
 
 
 def set_home_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     global _home_loop
     _home_loop = loop
+
+
+def set_local_engine(engine: LocalEngine | None) -> None:
+    """The engine that every wake-up of this process reaches (in-memory layer only).
+
+    The in-memory layer has no other listener than this process's worker, so
+    a wake-up goes to its engine directly: a condition's notify, instead of a
+    message through the server's event loop and the consumer (about a sixth of
+    a Fetch's CPU under ``serve``; bench/README.md, "Endpoint CPU per request").
+    """
+    global _local_engine
+    _local_engine = engine
 
 
 def send(channel: str, message: dict[str, Any]) -> None:
@@ -241,6 +262,10 @@ def _log_failure(future: Any) -> None:
 
 def wake_queue(queue: str) -> None:
     """Tell one worker of the queue that there is work."""
+    engine = _local_engine
+    if engine is not None and queue in engine.queues:
+        engine.wake()
+        return
     send(queue, {"type": WAKE, "queue": queue})
 
 

@@ -75,8 +75,10 @@ class FetchWorkerServer(Worker):
         if self._shutdown_task is not None:
             return
         if isinstance(self.channel_layer, InMemoryChannelLayer):
-            # Sends from other threads (views, the engine) must run in this loop.
+            # Sends from other threads (views, the engine) must run in this loop;
+            # nothing outside this process hears a wake-up, so it goes to the engine.
             wakeups.set_home_loop(loop)
+            wakeups.set_local_engine(self.engine)
         self.own_channel = await self.channel_layer.new_channel()
         self.engine.start(channel_name=self.own_channel)
         self.checkpointer.start()
@@ -91,6 +93,7 @@ class FetchWorkerServer(Worker):
             await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
             if isinstance(self.channel_layer, InMemoryChannelLayer):
                 wakeups.set_home_loop(None)
+                wakeups.set_local_engine(None)
 
     async def listener(self, channel: str) -> None:
         """Feed the messages of one channel into the single FetchConsumer instance.

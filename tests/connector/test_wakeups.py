@@ -57,6 +57,44 @@ def test_a_wake_up_reaches_the_worker_channel_through_the_server_loop(server_loo
     assert message == {"type": wakeups.WAKE, "queue": "fetch"}
 
 
+class FakeEngine:
+    def __init__(self, *queues: str) -> None:
+        self.queues = dict.fromkeys(queues, 1)
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+@pytest.fixture
+def local_engine() -> Iterator[FakeEngine]:
+    engine = FakeEngine("fetch")
+    wakeups.set_local_engine(engine)
+    yield engine
+    wakeups.set_local_engine(None)
+
+
+def test_a_wake_up_goes_straight_to_the_engine_of_this_process(
+    server_loop, local_engine, monkeypatch
+):
+    scheduled = []
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", lambda *args: scheduled.append(args))
+    wakeups.wake_queue("fetch")
+    wakeups.wake_queue("fetch")
+    assert local_engine.woken == 2
+    assert scheduled == []
+
+
+def test_a_wake_up_for_a_queue_the_local_engine_does_not_serve_goes_through_the_layer(
+    server_loop, local_engine
+):
+    layer = get_channel_layer()
+    wakeups.wake_queue("elsewhere")
+    message = run(server_loop, asyncio.wait_for(layer.receive("elsewhere"), 5))
+    assert message == {"type": wakeups.WAKE, "queue": "elsewhere"}
+    assert local_engine.woken == 0
+
+
 class RecordingLayer:
     """A stand-in for a shared (Redis) layer: records the group messages sent."""
 

@@ -132,6 +132,59 @@ def test_stop_sent_by_the_queue_reaches_the_engine_through_its_channel():
     assert done[0] < 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_wakes_the_engine_of_the_worker_server_without_a_message(monkeypatch):
+    """With the in-memory layer the worker server is the only listener: a wake-up
+    goes to its engine directly, and nothing is sent on the fetch channel."""
+    from channels.layers import get_channel_layer
+
+    from connector import wakeups
+    from connector.worker.server import FetchWorkerServer
+
+    took: list[float] = []
+    local: list[object] = []
+
+    async def serve() -> None:
+        server = FetchWorkerServer(
+            application=FetchConsumer.as_asgi(), channels=["fetch"], channel_layer=layer
+        )
+        run = asyncio.ensure_future(server.arun())
+        await asyncio.to_thread(wait_for, server.engine.claiming.is_set)
+        local.append(wakeups._local_engine is server.engine)
+        started = time.perf_counter()
+        action = await asyncio.to_thread(noop_action_from_thread)
+        await asyncio.to_thread(wait_for_status_from_thread, action.pk, *FINAL)
+        took.append(time.perf_counter() - started)
+        await server.begin_shutdown(0)
+        await run
+
+    layer = get_channel_layer()
+    sent: list[str] = []
+    layer_send = layer.send
+
+    async def recording_send(channel: str, message: dict[str, Any]) -> None:
+        sent.append(channel)
+        await layer_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", recording_send)
+    with override_settings(CONNECTOR_POLL_SECONDS=60, CONNECTOR_HEARTBEAT_SECONDS=60):
+        async_to_sync(serve)()
+    assert local == [True], "the worker server registered its engine"
+    assert sent == [], "no message went through the channel layer"
+    # Not the poll (60 s): the wake-up.
+    assert took[0] < 2
+    assert wakeups._local_engine is None
+
+
+def noop_action_from_thread():
+    from django.db import connection
+
+    try:
+        return noop_action()
+    finally:
+        connection.close()
+
+
 def wait_for_status_from_thread(pk: int, *statuses: str) -> str:
     from django.db import connection
 
