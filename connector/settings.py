@@ -174,7 +174,11 @@ DATABASES = {
 CONNECTOR_SQLITE_SYNCHRONOUS = env_choice(
     "CONNECTOR_SQLITE_SYNCHRONOUS", "full", {"full", "normal"}
 ).upper()
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _SQLITE:
+    # The threads of this process queue for SQLite's write lock in Python
+    # instead of in its sleeping busy handler (connector/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "connector.sqlite"
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
     # lock at BEGIN, so a transaction never fails half-way on a lock upgrade.
     # Worker processes checkpoint the WAL every second off the request path
@@ -552,7 +556,7 @@ CONNECTOR_RETENTION_INTERVAL_SECONDS = env_number(
 CONNECTOR_RETENTION_BATCH_SIZE = int(
     env_number(
         "CONNECTOR_RETENTION_BATCH_SIZE",
-        200 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 1000,
+        200 if _SQLITE else 1000,
         minimum=1,
     )
 )

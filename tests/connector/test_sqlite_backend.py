@@ -1,0 +1,148 @@
+"""The SQLite backend queues this process's writers in Python (connector/sqlite/base.py).
+
+Each test's second writer runs with SQLite's own busy wait switched off
+(``PRAGMA busy_timeout = 0``): without the Python queue its BEGIN IMMEDIATE
+would fail at once with "database is locked" while the first writer holds
+the lock, so the tests need no timing to tell the two apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, OperationalError, connection, connections, transaction
+from django.utils import timezone
+
+from connector.models import WorkerProcess
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's one write lock"),
+]
+
+
+def the_lock() -> threading.Lock:
+    from connector.sqlite.base import write_lock
+
+    return write_lock(str(connection.settings_dict["NAME"]))
+
+
+def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Run ``work`` in a new thread with its own connection and no SQLite busy wait."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout = 0")
+            outcome.append(work())
+        except Exception as error:
+            outcome.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def write(name: str) -> str:
+    with transaction.atomic():
+        WorkerProcess.objects.create(
+            id=name, hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
+        )
+    return name
+
+
+def test_sqlite_connections_use_the_connectors_backend():
+    from connector.sqlite.base import DatabaseWrapper
+
+    assert isinstance(connections["default"], DatabaseWrapper)
+    assert connection.vendor == "sqlite"
+
+
+def test_a_second_writer_waits_for_the_first_to_commit_instead_of_failing():
+    with transaction.atomic():
+        WorkerProcess.objects.create(
+            id="first", hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
+        )
+        thread, outcome = in_thread(lambda: write("second"))
+        thread.join(timeout=0.3)
+        assert thread.is_alive(), "the second writer waits while the first holds the lock"
+    thread.join(timeout=10)
+    assert outcome == ["second"]
+    assert set(WorkerProcess.objects.values_list("id", flat=True)) == {"first", "second"}
+    assert not the_lock().locked()
+
+
+def test_a_rolled_back_transaction_lets_the_next_writer_in():
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        WorkerProcess.objects.create(
+            id="undone", hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
+        )
+        1 / 0  # noqa: B018
+    assert not the_lock().locked()
+    thread, outcome = in_thread(lambda: write("next"))
+    thread.join(timeout=10)
+    assert outcome == ["next"]
+    assert list(WorkerProcess.objects.values_list("id", flat=True)) == ["next"]
+
+
+def test_closing_a_connection_in_a_transaction_lets_the_next_writer_in():
+    def close_inside() -> None:
+        try:
+            with transaction.atomic():
+                WorkerProcess.objects.create(
+                    id="lost",
+                    hostname="h",
+                    pid=1,
+                    started_at=timezone.now(),
+                    heartbeat_at=timezone.now(),
+                )
+                connection.close()
+        except DatabaseError:
+            pass  # leaving the block on a closed connection
+
+    thread, outcome = in_thread(close_inside)
+    thread.join(timeout=10)
+    assert not the_lock().locked()
+    thread, outcome = in_thread(lambda: write("after"))
+    thread.join(timeout=10)
+    assert outcome == ["after"]
+
+
+def test_a_failed_begin_gives_the_lock_back(monkeypatch):
+    from django.db.backends.sqlite3 import base
+
+    def fail(self: Any) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(base.DatabaseWrapper, "_start_transaction_under_autocommit", fail)
+    with pytest.raises(OperationalError), transaction.atomic():
+        pass
+    assert not the_lock().locked()
+
+
+def test_a_writer_that_cannot_get_the_lock_in_time_goes_on_to_sqlites_own_wait():
+    lock = the_lock()
+    assert lock.acquire(timeout=5)
+    try:
+
+        def short_wait() -> str:
+            connection.settings_dict = {
+                **connection.settings_dict,
+                "OPTIONS": {**connection.settings_dict["OPTIONS"], "timeout": 0.1},
+            }
+            return write("anyway")
+
+        thread, outcome = in_thread(short_wait)
+        thread.join(timeout=10)
+        # SQLite's lock was free: the write went through without the Python lock,
+        # and did not release the lock it never held.
+        assert outcome == ["anyway"]
+        assert lock.locked()
+    finally:
+        lock.release()
