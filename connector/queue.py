@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from connector import audit, signals, wakeups, writers
 from connector.audit import Who
+from connector.group_commit import GroupCommit
 from connector.logs import action_context
 from connector.models import (
     Action,
@@ -116,7 +117,9 @@ def _db_json(value: Any) -> Any:
 def _changed(*pks: int) -> None:
     """Tell listeners (the dashboard) after the commit that these actions changed."""
     if pks:
-        transaction.on_commit(lambda: signals.action_changed.send(sender=Action, pks=list(pks)))
+        transaction.on_commit(
+            lambda: signals.action_changed.send(sender=Action, pks=list(pks)), robust=True
+        )
 
 
 # --- Submitting ----------------------------------------------------------------
@@ -170,12 +173,14 @@ def _queue_new(
     queue already holds its limit of queued actions.
 
     An action that writes its tasks gets a ``TaskWrite`` row per task: it will
-    hold them while it runs, and wait while another writer holds one.
+    hold them while it runs, and wait while another writer holds one. On
+    SQLite, submissions that come together share one commit (``GroupCommit``).
     """
     queue = resolve_queue(queue)
     names = [task.upper() for task in tasks]
     written = writers.tasks_written(fetch_action, names)
-    with transaction.atomic():
+
+    def store() -> Action:
         _check_room(queue)
         action = _NEW_ACTIONS.save(
             Action(
@@ -197,15 +202,19 @@ def _queue_new(
             _NEW_TASK_WRITES.save(TaskWrite(action=action, task=task))
         ActionTask.record(action)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
-        transaction.on_commit(lambda: wakeups.wake_queue(queue))
+        transaction.on_commit(lambda: wakeups.wake_queue(queue), robust=True)
         _changed(action.pk)
-    return action
+        return action
+
+    return _NEW_ACTIONS_COMMITTED.run(store)
 
 
 #: The inserts of a new action, compiled once (connector/prepared.py): most of a
 #: Fetch's CPU was Django compiling them (bench/README.md, "Endpoint CPU per request").
 _NEW_ACTIONS = PreparedInsert(Action)
 _NEW_TASK_WRITES = PreparedInsert(TaskWrite)
+#: New actions that come together are committed together (connector/group_commit.py).
+_NEW_ACTIONS_COMMITTED = GroupCommit()
 
 
 def _check_room(queue: str) -> None:

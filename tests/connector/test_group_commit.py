@@ -1,0 +1,172 @@
+"""Writes that arrive together share one commit on SQLite (connector/group_commit.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from connector import queue
+from connector.group_commit import GroupCommit
+from connector.models import Action, WorkerProcess
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+sqlite_only = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="PostgreSQL groups its commits itself"
+)
+
+
+def add(name: str) -> str:
+    now = timezone.now()
+    WorkerProcess.objects.create(id=name, hostname="h", pid=1, started_at=now, heartbeat_at=now)
+    return name
+
+
+def stored() -> set[str]:
+    return set(WorkerProcess.objects.values_list("id", flat=True))
+
+
+@pytest.fixture
+def commits(monkeypatch) -> list[str]:
+    """The threads that committed, one entry per commit."""
+    seen: list[str] = []
+    commit = BaseDatabaseWrapper.commit
+
+    def counting(self: Any) -> None:
+        commit(self)
+        seen.append(threading.current_thread().name)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", counting)
+    return seen
+
+
+def in_threads(group: GroupCommit, writes: dict[str, Callable[[], str]]) -> dict[str, Any]:
+    """Run each write through ``group`` in a thread of its own; each one's outcome,
+    and whether its row could be read the moment ``run`` returned."""
+    outcomes: dict[str, Any] = {}
+
+    def run(name: str, write: Callable[[], str]) -> None:
+        try:
+            outcomes[name] = group.run(write)
+            outcomes[name + " readable"] = WorkerProcess.objects.filter(id=name).exists()
+        except Exception as error:
+            outcomes[name] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in writes.items()]
+    for thread in threads:
+        thread.start()
+    return {"threads": threads, "outcomes": outcomes}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_lone_write_is_committed_before_it_returns(commits):
+    group = GroupCommit()
+    assert group.run(lambda: add("alone")) == "alone"
+    assert stored() == {"alone"}
+    assert len(commits) == 1
+
+
+@sqlite_only
+def test_writes_that_come_while_one_commits_share_the_next_commit(commits):
+    group = GroupCommit()
+    release = threading.Event()
+
+    def first() -> str:
+        release.wait(10)
+        return add("first")
+
+    started = in_threads(group, {"first": first})
+    wait_until(lambda: group._committing)
+    others = in_threads(group, {name: (lambda name=name: add(name)) for name in ("a", "b", "c")})
+    wait_until(lambda: len(group._waiting) == 3)
+    release.set()
+    for thread in started["threads"] + others["threads"]:
+        thread.join(timeout=10)
+    outcomes = {**started["outcomes"], **others["outcomes"]}
+    assert {name: outcomes[name] for name in ("first", "a", "b", "c")} == {
+        "first": "first", "a": "a", "b": "b", "c": "c"
+    }  # fmt: skip
+    # Each returned only once its write was committed and readable by anyone.
+    assert all(outcomes[name + " readable"] for name in ("first", "a", "b", "c"))
+    assert stored() == {"first", "a", "b", "c"}
+    # One commit for the first write, one for the three that waited for it.
+    assert len(commits) == 2
+    assert commits[0] == "first"
+
+
+@sqlite_only
+def test_a_write_that_fails_in_a_shared_commit_is_undone_alone(commits):
+    group = GroupCommit()
+    release = threading.Event()
+
+    def first() -> str:
+        release.wait(10)
+        return add("first")
+
+    def failing() -> str:
+        add("half-done")
+        raise ValueError("no room")
+
+    started = in_threads(group, {"first": first})
+    wait_until(lambda: group._committing)
+    others = in_threads(group, {"a": lambda: add("a"), "bad": failing, "c": lambda: add("c")})
+    wait_until(lambda: len(group._waiting) == 3)
+    release.set()
+    for thread in started["threads"] + others["threads"]:
+        thread.join(timeout=10)
+    outcomes = others["outcomes"]
+    assert isinstance(outcomes["bad"], ValueError)
+    assert (outcomes["a"], outcomes["c"]) == ("a", "c")
+    assert stored() == {"first", "a", "c"}
+    assert len(commits) == 2
+
+
+def test_a_write_inside_the_callers_transaction_is_part_of_it(commits):
+    group = GroupCommit()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        group.run(lambda: add("inside"))
+        assert stored() == {"inside"}
+        raise RuntimeError("the caller changes its mind")
+    assert stored() == set()
+    assert commits == []
+
+
+def test_a_lone_write_that_fails_leaves_nothing_and_raises():
+    group = GroupCommit()
+
+    def failing() -> str:
+        add("half-done")
+        raise ValueError("no room")
+
+    with pytest.raises(ValueError, match="no room"):
+        group.run(failing)
+    assert stored() == set()
+
+
+def test_every_submission_goes_through_the_group_commit(monkeypatch):
+    runs: list[Any] = []
+    run = queue._NEW_ACTIONS_COMMITTED.run
+
+    def counting(write: Callable[[], Any]) -> Any:
+        runs.append(write)
+        return run(write)
+
+    monkeypatch.setattr(queue._NEW_ACTIONS_COMMITTED, "run", counting)
+    action = queue.submit_action(queue="fetch", fetch_action="Identifiers", params={})
+    assert len(runs) == 1
+    assert Action.objects.filter(pk=action.pk, token=action.token).exists()
