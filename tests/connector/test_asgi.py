@@ -60,6 +60,9 @@ async def test_the_endpoints_own_handler_sends_the_security_headers_of_djangos_a
 @pytest.mark.django_db(transaction=True)
 async def test_an_endpoint_request_is_resolved_once():
     # The router resolves the path to choose the handler; the handler takes that match.
+    from connector.aci.handler import _match_path
+
+    _match_path.cache_clear()
     with mock.patch.object(
         URLResolver, "resolve", autospec=True, side_effect=URLResolver.resolve
     ) as resolving:
@@ -69,6 +72,35 @@ async def test_an_endpoint_request_is_resolved_once():
         call for call in resolving.call_args_list if call.args[0].pattern.regex.pattern == "^/"
     ]
     assert len(top_level) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_path_asked_for_again_is_not_resolved_again():
+    from connector.aci.handler import _match_path
+
+    _match_path.cache_clear()
+    with mock.patch.object(
+        URLResolver, "resolve", autospec=True, side_effect=URLResolver.resolve
+    ) as resolving:
+        for _ in range(3):
+            status, body, _ = await get("/action=GetVersion")
+            assert status == 200 and b"<response>SUCCESS</response>" in body
+    top_level = [
+        call for call in resolving.call_args_list if call.args[0].pattern.regex.pattern == "^/"
+    ]
+    assert len(top_level) == 1
+
+
+#: A site without the endpoint (for the test below, as its ROOT_URLCONF).
+urlpatterns: list[object] = []
+
+
+def test_a_changed_urlconf_is_resolved_afresh(settings):
+    from connector.aci.handler import endpoint_match
+
+    assert endpoint_match({"type": "http", "path": "/action=GetVersion"}) is not None
+    settings.ROOT_URLCONF = __name__
+    assert endpoint_match({"type": "http", "path": "/action=GetVersion"}) is None
 
 
 @pytest.mark.django_db(transaction=True)
