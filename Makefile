@@ -32,6 +32,7 @@ test-postgres: $(VENV)/.installed-test
 		tests/connector/worker tests/connector/aci tests/connector/fetch \
 		tests/connector/test_schedules.py tests/connector/test_audit_queue.py tests/connector/ops \
 		tests/connector/test_ingest.py tests/connector/test_migrations.py tests/connector/test_prepared.py \
+		tests/connector/test_group_commit.py \
 		-m "not independent_of_database_url" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
