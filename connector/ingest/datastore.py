@@ -146,23 +146,22 @@ def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at
     shared = ("task", "held", "last_ingested_at")
     updated = ("folder", "path", "modified_ns", "content_hash", "last_ingested_at")
     table, metadata = ops.quote_name(_TABLE), _column("metadata")
-    row = f"({', '.join(['%s'] * len(own))})"
-
-    def statement(rows: int) -> str:
-        # Only quoted column names and placeholders go into the text; values are parameters.
-        # A VALUES list's columns are column1, column2...; "WHERE true" tells SQLite
-        # that ON CONFLICT is not a join's ON.
-        return (
-            f"INSERT INTO {table} ({', '.join(_column(c) for c in own + shared)})"  # noqa: S608
-            f" SELECT {', '.join(f'column{n}' for n in range(1, len(own) + 1))},"
-            f" {', '.join(['%s'] * len(shared))}"
-            f" FROM (VALUES {', '.join([row] * rows)}) AS sent WHERE true"
-            f" ON CONFLICT ({_column('task')}, {_column('identifier')}) DO UPDATE SET "
-            + ", ".join(f"{_column(c)} = EXCLUDED.{_column(c)}" for c in updated)
-            + f", {_column('size')} = CASE WHEN {table}.{metadata} = EXCLUDED.{metadata}"
-            f" THEN EXCLUDED.{_column('size')} ELSE %s END"
-        )
-
+    # Only quoted column names and placeholders go into the text; values are parameters.
+    # A VALUES list's columns are column1, column2...; "WHERE true" tells SQLite that
+    # ON CONFLICT is not a join's ON.
+    head = (
+        f"INSERT INTO {table} ({', '.join(_column(c) for c in own + shared)})"  # noqa: S608
+        f" SELECT {', '.join(f'column{n}' for n in range(1, len(own) + 1))},"
+        f" {', '.join(['%s'] * len(shared))} FROM (VALUES "
+    )
+    tail = (
+        f") AS sent WHERE true ON CONFLICT ({_column('task')}, {_column('identifier')})"
+        " DO UPDATE SET "
+        + ", ".join(f"{_column(c)} = EXCLUDED.{_column(c)}" for c in updated)
+        + f", {_column('size')} = CASE WHEN {table}.{metadata} = EXCLUDED.{metadata}"
+        f" THEN EXCLUDED.{_column('size')} ELSE %s END"
+    )
+    row = f"({','.join(['%s'] * len(own))})"
     prepare = DatastoreDocument._meta.get_field("metadata").get_db_prep_save
     no_metadata = prepare({}, connection)
     values: list[Any] = []
@@ -171,12 +170,11 @@ def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at
                    prepare(sent, connection) if sent else no_metadata)  # fmt: skip
     every = [task.pk, False, ops.adapt_datetimefield_value(ingested_at)]
     step = INSERT_ROWS * len(own)
-    full = statement(INSERT_ROWS) if len(values) >= step else ""
     with connection.cursor() as cursor:
         for start in range(0, len(values), step):
             part = values[start : start + step]
-            sql = full if len(part) == step else statement(len(part) // len(own))
-            cursor.execute(sql, [*every, *part, NOT_INGESTED_SIZE])
+            rows = ",".join([row] * (len(part) // len(own)))
+            cursor.execute(head + rows + tail, [*every, *part, NOT_INGESTED_SIZE])
 
 
 def touch(changes: Sequence[tuple[int, int]]) -> None:
