@@ -4,7 +4,7 @@ Synchronize compares every listed document with its ``DatastoreDocument``
 row. Through the ORM, making and converting a model row per document was most
 of a no-change run's time (``bench/README.md``, "Synchronize"), so here a
 folder's rows are read with one query on ``(task, folder)`` and written with
-one ``executemany`` per committed batch. Values written go through Django's
+a few statements per committed batch (``INSERT_ROWS`` rows each). Values written go through Django's
 own adapters (``connection.ops``, the field's ``get_db_prep_save``), so the
 rows are the same as the ORM writes everywhere else.
 
