@@ -4,7 +4,7 @@ Synchronize compares every listed document with its ``DatastoreDocument``
 row. Through the ORM, making and converting a model row per document was most
 of a no-change run's time (``bench/README.md``, "Synchronize"), so here a
 folder's rows are read with one query on ``(task, folder)`` and written with
-one ``executemany`` per committed batch. Values written go through Django's
+a few statements per committed batch (``INSERT_ROWS`` rows each). Values written go through Django's
 own adapters (``connection.ops``, the field's ``get_db_prep_save``), so the
 rows are the same as the ORM writes everywhere else.
 
@@ -31,6 +31,8 @@ from connector.models import DatastoreDocument, FetchTask
 FOLDER_ROWS = 500
 #: Identifiers per lookup query: below SQLite's oldest limit of 999 parameters.
 LOOKUP_CHUNK = 500
+#: Rows per INSERT of ``record``: seven parameters each and four more, below that limit too.
+INSERT_ROWS = 140
 #: Rows per page when reading the rows of a folder a run did not list.
 PAGE = 1000
 
@@ -130,34 +132,49 @@ def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at
     run sends the document again with the new metadata; comparing and writing
     is one statement, so no change made in between is overwritten. A new row
     gets the metadata the document was sent with (none).
+
+    INSERT_ROWS rows a statement, the values they share given once: a first
+    run records every document it sends, and a statement a row (``executemany``)
+    cost SQLite a third more per row (bench/README.md, "Text files"). A batch
+    names a document once (PostgreSQL refuses a statement that updates a row twice).
     """
     if not documents:
         return
     ops = connection.ops
-    columns = ("task", "identifier", "folder", "path", "size", "modified_ns", "content_hash",
-               "metadata", "held", "last_ingested_at")  # fmt: skip
+    # Each row's own values, then those of every row.
+    own = ("identifier", "folder", "path", "size", "modified_ns", "content_hash", "metadata")
+    shared = ("task", "held", "last_ingested_at")
     updated = ("folder", "path", "modified_ns", "content_hash", "last_ingested_at")
     table, metadata = ops.quote_name(_TABLE), _column("metadata")
     # Only quoted column names and placeholders go into the text; values are parameters.
-    sql = (
-        f"INSERT INTO {table} ({', '.join(_column(c) for c in columns)})"  # noqa: S608
-        f" VALUES ({', '.join(['%s'] * len(columns))})"
-        f" ON CONFLICT ({_column('task')}, {_column('identifier')}) DO UPDATE SET "
+    # A VALUES list's columns are column1, column2...; "WHERE true" tells SQLite that
+    # ON CONFLICT is not a join's ON.
+    head = (
+        f"INSERT INTO {table} ({', '.join(_column(c) for c in own + shared)})"  # noqa: S608
+        f" SELECT {', '.join(f'column{n}' for n in range(1, len(own) + 1))},"
+        f" {', '.join(['%s'] * len(shared))} FROM (VALUES "
+    )
+    tail = (
+        f") AS sent WHERE true ON CONFLICT ({_column('task')}, {_column('identifier')})"
+        " DO UPDATE SET "
         + ", ".join(f"{_column(c)} = EXCLUDED.{_column(c)}" for c in updated)
         + f", {_column('size')} = CASE WHEN {table}.{metadata} = EXCLUDED.{metadata}"
         f" THEN EXCLUDED.{_column('size')} ELSE %s END"
     )
+    row = f"({','.join(['%s'] * len(own))})"
     prepare = DatastoreDocument._meta.get_field("metadata").get_db_prep_save
     no_metadata = prepare({}, connection)
-    at = ops.adapt_datetimefield_value(ingested_at)
-    task_pk = task.pk
-    rows = [
-        (task_pk, identifier, folder, path, size, modified_ns, content_hash,
-         prepare(sent, connection) if sent else no_metadata, False, at, NOT_INGESTED_SIZE)
-        for folder, (_, identifier, path, size, modified_ns, content_hash, sent) in documents
-    ]  # fmt: skip
+    values: list[Any] = []
+    for folder, (_, identifier, path, size, modified_ns, content_hash, sent) in documents:
+        values += (identifier, folder, path, size, modified_ns, content_hash,
+                   prepare(sent, connection) if sent else no_metadata)  # fmt: skip
+    every = [task.pk, False, ops.adapt_datetimefield_value(ingested_at)]
+    step = INSERT_ROWS * len(own)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for start in range(0, len(values), step):
+            part = values[start : start + step]
+            rows = ",".join([row] * (len(part) // len(own)))
+            cursor.execute(head + rows + tail, [*every, *part, NOT_INGESTED_SIZE])
 
 
 def touch(changes: Sequence[tuple[int, int]]) -> None:

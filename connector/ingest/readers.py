@@ -49,11 +49,6 @@ _closed = False
 _broken: list[threading.Thread | multiprocessing.process.BaseProcess] = []
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group: the worker decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _submit_uninterruptible(pool: ProcessPoolExecutor, job: FolderJob) -> Future[FolderResult]:
     """``pool.submit``, with SIGINT blocked in this thread meanwhile.
 
@@ -61,8 +56,8 @@ def _submit_uninterruptible(pool: ProcessPoolExecutor, job: FolderJob) -> Future
     thread, and a process inherits that thread's signal mask: blocked from its
     first instruction, a Ctrl-C to the process group (a terminal sends it to
     the whole job) cannot interrupt a reader process still starting, before
-    ``_ignore_interrupts`` ran. Blocked for the call only: a SIGINT to this
-    process meanwhile is delivered as the call returns.
+    it ignores SIGINT (the pool's ``initializer``). Blocked for the call only:
+    a SIGINT to this process meanwhile is delivered as the call returns.
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -83,7 +78,11 @@ def _get_pool() -> ProcessPoolExecutor | None:
             _pool = ProcessPoolExecutor(
                 max_workers=count,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts,
+                # Ctrl-C reaches the whole process group: the worker decides what stops.
+                # signal.signal itself, not a function of this module: a reader
+                # process imports what it runs, and this module imports Django.
+                initializer=signal.signal,
+                initargs=(signal.SIGINT, signal.SIG_IGN),
             )
             logger.info("Started %s reader processes for Synchronize", count)
         return _pool

@@ -406,7 +406,7 @@ class _Job:
             return
         # Text, or by reference: the path of most documents, kept as short as it was.
         text: str | None = None
-        if b"\0" not in data:
+        if 0 not in data:  # no NUL byte (as b"\0" not in data, 0.13 us less a file)
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:

@@ -287,6 +287,34 @@ def test_recording_a_document_whose_metadata_changed_since_it_was_read_sends_it_
     assert row.metadata == {"KC": "3"} and row.size == NOT_INGESTED_SIZE
 
 
+def test_a_batch_longer_than_one_insert_records_every_row_as_its_own(
+    docs: FetchTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``record`` writes a few rows a statement: every row gets its own values (new rows
+    and rows sent again, with and without metadata), whatever statement holds it."""
+    monkeypatch.setattr(datastore, "INSERT_ROWS", 3)
+    DatastoreDocument.objects.create(
+        task=docs, identifier="D4", folder="F", path="old.txt", size=1, modified_ns=1,
+        metadata={"KA": "1"}, held=True, last_ingested_at=NEVER,
+    )  # fmt: skip
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    metadata = {4: {"KA": "1"}}  # D4 sent with the metadata its row has
+    sent = [
+        (f"F{n % 2}", _sent(f"D{n}", f"{n}.txt", n, 1000 + n, f"h{n}", metadata.get(n)))
+        for n in range(8)
+    ]
+    datastore.record(docs, sent, moment)
+    rows = {row.identifier: row for row in DatastoreDocument.objects.filter(task=docs)}
+    assert sorted(rows) == [f"D{n}" for n in range(8)]
+    for n in range(8):
+        row = rows[f"D{n}"]
+        assert (row.folder, row.path, row.size, row.modified_ns, row.content_hash) == (
+            f"F{n % 2}", f"{n}.txt", n, 1000 + n, f"h{n}",
+        )  # fmt: skip
+        assert row.last_ingested_at == moment
+        assert (row.metadata, row.held) == (({"KA": "1"}, True) if n == 4 else ({}, False))
+
+
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
     datastore.record(docs, [("F", _sent(f"D{n}", f"{n}.txt", n, n, "")) for n in range(3)],
                      timezone.now())  # fmt: skip

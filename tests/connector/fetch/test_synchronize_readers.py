@@ -348,6 +348,25 @@ def test_the_scan_module_imports_nothing_of_django() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_reader_process_imports_nothing_of_django(tree: Path, in_processes: None) -> None:
+    # What a reader process runs is imported there (by name), its start-up function
+    # too: Django would cost every reader process tens of ms of CPU at its start.
+    pool = readers._get_pool()
+    assert pool is not None
+    probe = "sorted(m for m in __import__('sys').modules if m.split('.')[0] == 'django')"
+    assert pool.submit(eval, probe).result() == []
+    scope = scan.Scope("DOCS", 0, str(tree), True, None, None)
+    assert pool.submit(scan.run_job, scan.FolderJob(scope, "folder1", {})).result().seen == 10
+    assert pool.submit(eval, probe).result() == []
+    # And each ignores Ctrl-C, which reaches the whole process group.
+    for pid in readers.process_ids():
+        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = int(
+            next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16
+        )
+        assert ignored & (1 << (signal.SIGINT - 1))
+
+
 def test_a_job_of_text_files_loads_nothing_of_extraction(tmp_path: Path) -> None:
     # A reader process loads the parsing and archive modules for its first document
     # to extract, not before: a first run of text files starts lighter that way.
