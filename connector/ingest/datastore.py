@@ -136,10 +136,13 @@ def record(task: FetchTask, documents: Sequence[tuple[str, Record]], ingested_at
     INSERT_ROWS rows a statement, the values they share given once: a first
     run records every document it sends, and a statement a row (``executemany``)
     cost SQLite a third more per row (bench/README.md, "Text files"). A batch
-    names a document once (PostgreSQL refuses a statement that updates a row twice).
+    names each document once; were one named twice, its last record is written,
+    as a statement a row would have left it (PostgreSQL refuses one statement
+    that updates a row twice).
     """
     if not documents:
         return
+    documents = list({record[1]: (folder, record) for folder, record in documents}.values())
     ops = connection.ops
     # Each row's own values, then those of every row.
     own = ("identifier", "folder", "path", "size", "modified_ns", "content_hash", "metadata")

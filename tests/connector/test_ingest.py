@@ -315,6 +315,26 @@ def test_a_batch_longer_than_one_insert_records_every_row_as_its_own(
         assert (row.metadata, row.held) == (({"KA": "1"}, True) if n == 4 else ({}, False))
 
 
+def test_a_document_named_twice_in_a_batch_gets_its_last_record(
+    docs: FetchTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never made by Synchronize (a task's folders do not overlap), but one statement
+    # must not update a row twice: PostgreSQL would refuse the whole batch.
+    monkeypatch.setattr(datastore, "INSERT_ROWS", 2)
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    sent = [
+        ("F", _sent("D1", "first.txt", 1, 1, "h1")),
+        ("G", _sent("D1", "again.txt", 3, 3, "h3")),
+        ("F", _sent("D2", "two.txt", 2, 2, "h2")),
+    ]
+    datastore.record(docs, sent, moment)
+    rows = {
+        row.identifier: (row.folder, row.path, row.size, row.content_hash)
+        for row in DatastoreDocument.objects.filter(task=docs)
+    }
+    assert rows == {"D1": ("G", "again.txt", 3, "h3"), "D2": ("F", "two.txt", 2, "h2")}
+
+
 def test_touched_rows_get_their_new_time_and_forgotten_rows_go(docs: FetchTask) -> None:
     datastore.record(docs, [("F", _sent(f"D{n}", f"{n}.txt", n, n, "")) for n in range(3)],
                      timezone.now())  # fmt: skip
