@@ -13,8 +13,9 @@ database file in Python, released when the transaction ends (commit,
 rollback, or the connection closes), so the next thread starts the moment
 the lock is free. Other processes (``runworker``, ``manage.py`` commands)
 still meet SQLite's busy handler, as before. A thread that cannot get the
-lock within the connection's timeout goes on to SQLite's own wait, so the
-result is never worse than without it.
+lock within the connection's timeout has waited as long as SQLite would have:
+it tries SQLite's lock once more, without waiting, and either goes on or gets
+SQLite's own "database is locked", as it would have without the queue.
 """
 
 from __future__ import annotations
@@ -50,10 +51,24 @@ class DatabaseWrapper(base.DatabaseWrapper):
         timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5))
         self._holds_write_lock = lock.acquire(timeout=timeout)
         try:
-            super()._start_transaction_under_autocommit()
+            if self._holds_write_lock:
+                super()._start_transaction_under_autocommit()
+            else:
+                self._begin_without_waiting()
         except BaseException:
             self._release_write_lock()
             raise
+
+    def _begin_without_waiting(self) -> None:
+        """BEGIN with SQLite's busy wait off: the timeout was spent waiting in Python."""
+        with self.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            (milliseconds,) = cursor.fetchone()
+            cursor.execute("PRAGMA busy_timeout = 0")
+            try:
+                super()._start_transaction_under_autocommit()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
     def _release_write_lock(self) -> None:
         if self._holds_write_lock:

@@ -9,6 +9,7 @@ the lock, so the tests need no timing to tell the two apart.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -146,3 +147,48 @@ def test_a_writer_that_cannot_get_the_lock_in_time_goes_on_to_sqlites_own_wait()
         assert lock.locked()
     finally:
         lock.release()
+
+
+def test_a_writer_that_waited_its_timeout_for_the_lock_does_not_wait_again_in_sqlite():
+    """The timeout was spent in the Python queue: SQLite is tried once more, without its
+    busy wait, and its "database is locked" comes then, as it would have without the queue."""
+    import sqlite3
+
+    lock = the_lock()
+    holder = sqlite3.connect(str(connection.settings_dict["NAME"]), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    assert lock.acquire(timeout=5)
+    outcome: list[Any] = []
+
+    def writer() -> None:
+        try:
+            connection.settings_dict = {
+                **connection.settings_dict,
+                "OPTIONS": {**connection.settings_dict["OPTIONS"], "timeout": 0.2},
+            }
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout = 5000")
+            started = time.monotonic()
+            try:
+                write("blocked")
+            except OperationalError as error:
+                outcome.append((str(error), time.monotonic() - started))
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout")
+                outcome.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    try:
+        thread = threading.Thread(target=writer)
+        thread.start()
+        thread.join(timeout=20)
+    finally:
+        lock.release()
+        holder.execute("ROLLBACK")
+        holder.close()
+    (message, waited), busy_timeout = outcome
+    assert "locked" in message
+    assert waited < 2, "no second wait of 5 s in SQLite's busy handler"
+    assert busy_timeout == 5000, "the connection's busy timeout is as it was"
+    assert not lock.locked()
