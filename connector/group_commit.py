@@ -44,7 +44,7 @@ class _Write(Generic[T]):
 
 
 class GroupCommit:
-    """See the module docstring. One per kind of write (its waiting writes are its own)."""
+    """See the module docstring. Writes of any kind may share one: each is a closure."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()

@@ -206,15 +206,16 @@ def _queue_new(
         _changed(action.pk)
         return action
 
-    return _NEW_ACTIONS_COMMITTED.run(store)
+    return _SHARED_COMMITS.run(store)
 
 
 #: The inserts of a new action, compiled once (connector/prepared.py): most of a
 #: Fetch's CPU was Django compiling them (bench/README.md, "Endpoint CPU per request").
 _NEW_ACTIONS = PreparedInsert(Action)
 _NEW_TASK_WRITES = PreparedInsert(TaskWrite)
-#: New actions that come together are committed together (connector/group_commit.py).
-_NEW_ACTIONS_COMMITTED = GroupCommit()
+#: The endpoint's writes (new actions, Cancel, Stop) that come together are
+#: committed together (connector/group_commit.py).
+_SHARED_COMMITS = GroupCommit()
 
 
 def _check_room(queue: str) -> None:
@@ -284,20 +285,22 @@ def cancel_action(
     """A Queued action becomes Cancelled and never runs; any other is refused."""
     who = Who(via=via, user=cancelled_by, client=cancelled_from)
     now = timezone.now()
-    with transaction.atomic():
-        updated = Action.objects.filter(pk=pk, status=Status.QUEUED).update(
-            status=Status.CANCELLED,
-            finished_at=now,
-            cancelled_by=cancelled_by,
-            cancelled_from=cancelled_from,
-        )
-        if updated:
-            action = Action.objects.only("token", "queue").get(pk=pk)
-            audit.record_done(verb=AuditVerb.CANCEL, who=who, action=action, detail=detail, at=now)
-            _changed(pk)
-        else:
-            refusal = ActionNotQueued(_current_status(pk))
-    if not updated:
+
+    def cancel() -> str | None:
+        values = {
+            "status": Status.CANCELLED, "finished_at": _db_time(now),
+            "cancelled_by": cancelled_by, "cancelled_from": cancelled_from,
+        }  # fmt: skip
+        changed = _change_if(pk, was=Status.QUEUED, returning=("token", "queue"), values=values)
+        if changed is None:
+            return _current_status(pk)
+        action = Action(pk=pk, token=changed[0], queue=changed[1])
+        audit.record_done(verb=AuditVerb.CANCEL, who=who, action=action, detail=detail, at=now)
+        _changed(pk)
+        return None
+
+    if (status := _SHARED_COMMITS.run(cancel)) is not None:
+        refusal = ActionNotQueued(status)
         _refused(verb=AuditVerb.CANCEL, who=who, pk=pk, error=refusal, detail=detail)
         raise refusal
 
@@ -316,24 +319,54 @@ def request_stop(
     """
     who = Who(via=via, user=stopped_by, client=stopped_from)
     now = timezone.now()
-    with transaction.atomic():
-        updated = Action.objects.filter(pk=pk, status=Status.PROCESSING).update(
-            stop_requested=True,
-            stop_requested_at=now,
-            stopped_by=stopped_by,
-            stopped_from=stopped_from,
+
+    def stop() -> str | None:
+        values = {
+            "stop_requested": True, "stop_requested_at": _db_time(now),
+            "stopped_by": stopped_by, "stopped_from": stopped_from,
+        }  # fmt: skip
+        changed = _change_if(
+            pk, was=Status.PROCESSING, returning=("token", "queue", "worker"), values=values
         )
-        if updated:
-            action = Action.objects.only("token", "queue", "worker").get(pk=pk)
-            worker = action.worker
-            audit.record_done(verb=AuditVerb.STOP, who=who, action=action, at=now)
-            transaction.on_commit(lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk))
-            _changed(pk)
-        else:
-            refusal = ActionNotRunning(_current_status(pk))
-    if not updated:
+        if changed is None:
+            return _current_status(pk)
+        token, queue_name, worker = changed
+        action = Action(pk=pk, token=token, queue=queue_name, worker=worker)
+        audit.record_done(verb=AuditVerb.STOP, who=who, action=action, at=now)
+        transaction.on_commit(
+            lambda: wakeups.tell_worker_to_stop(worker=worker, pk=pk), robust=True
+        )
+        _changed(pk)
+        return None
+
+    if (status := _SHARED_COMMITS.run(stop)) is not None:
+        refusal = ActionNotRunning(status)
         _refused(verb=AuditVerb.STOP, who=who, pk=pk, error=refusal)
         raise refusal
+
+
+def _change_if(
+    pk: int, *, was: str, returning: tuple[str, ...], values: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """Set ``values`` (columns, ready for raw SQL) on the action if its status is
+    ``was``, in one guarded statement; the ``returning`` columns of the changed
+    row, or None.
+
+    One statement instead of the ORM's update and a read of the row after it:
+    Cancel and Stop are the endpoint's other writes (bench/README.md, "Endpoint
+    CPU per request").
+    """
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(Action._meta.db_table)} SET "  # noqa: S608 - names only
+        + ", ".join(f"{quote(name)} = %s" for name in values)
+        + f" WHERE {quote('id')} = %s AND {quote('status')} = %s"
+        + f" RETURNING {', '.join(quote(name) for name in returning)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values.values(), pk, was])
+        row = cursor.fetchone()
+    return tuple(row) if row is not None else None
 
 
 def change_priority(

@@ -158,15 +158,43 @@ def test_a_lone_write_that_fails_leaves_nothing_and_raises():
     assert stored() == set()
 
 
-def test_every_submission_goes_through_the_group_commit(monkeypatch):
+@pytest.fixture
+def shared_runs(monkeypatch) -> list[Any]:
+    """The writes that went through the endpoint's shared commits."""
     runs: list[Any] = []
-    run = queue._NEW_ACTIONS_COMMITTED.run
+    run = queue._SHARED_COMMITS.run
 
     def counting(write: Callable[[], Any]) -> Any:
         runs.append(write)
         return run(write)
 
-    monkeypatch.setattr(queue._NEW_ACTIONS_COMMITTED, "run", counting)
+    monkeypatch.setattr(queue._SHARED_COMMITS, "run", counting)
+    return runs
+
+
+def test_every_submission_goes_through_the_group_commit(shared_runs):
     action = queue.submit_action(queue="fetch", fetch_action="Identifiers", params={})
-    assert len(runs) == 1
+    assert len(shared_runs) == 1
     assert Action.objects.filter(pk=action.pk, token=action.token).exists()
+
+
+def test_cancel_and_stop_go_through_the_group_commit(shared_runs):
+    from connector.models import AuditEntry, Status
+
+    cancelled = queue.submit_action(queue="fetch", fetch_action="Identifiers", params={})
+    running = queue.submit_action(queue="fetch", fetch_action="Identifiers", params={})
+    Action.objects.filter(pk=running.pk).update(status=Status.PROCESSING, worker="w1")
+    queue.cancel_action(pk=cancelled.pk, cancelled_from="10.0.0.1")
+    queue.request_stop(pk=running.pk, stopped_from="10.0.0.2")
+    assert len(shared_runs) == 4
+    assert Action.objects.get(pk=cancelled.pk).status == Status.CANCELLED
+    assert Action.objects.get(pk=running.pk).stop_requested
+    # Each audit entry names its action, read back by the one guarded statement.
+    entries = {
+        entry.verb: (entry.token, entry.queue, entry.client)
+        for entry in AuditEntry.objects.filter(verb__in=["cancel", "stop"])
+    }
+    assert entries == {
+        "cancel": (cancelled.token, "fetch", "10.0.0.1"),
+        "stop": (running.token, "fetch", "10.0.0.2"),
+    }
