@@ -41,7 +41,8 @@ def write_lock(name: str) -> threading.Lock:
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._holds_write_lock = False
+        #: The write lock this connection holds, while it holds it.
+        self._held: threading.Lock | None = None
 
     def _start_transaction_under_autocommit(self) -> None:
         if self.transaction_mode not in {"IMMEDIATE", "EXCLUSIVE"}:
@@ -49,9 +50,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return
         lock = write_lock(str(self.settings_dict["NAME"]))
         timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5))
-        self._holds_write_lock = lock.acquire(timeout=timeout)
+        if lock.acquire(timeout=timeout):
+            self._held = lock
         try:
-            if self._holds_write_lock:
+            if self._held is not None:
                 super()._start_transaction_under_autocommit()
             else:
                 self._begin_without_waiting()
@@ -71,9 +73,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 cursor.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
     def _release_write_lock(self) -> None:
-        if self._holds_write_lock:
-            self._holds_write_lock = False
-            write_lock(str(self.settings_dict["NAME"])).release()
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
 
     def _commit(self) -> None:
         try:
