@@ -356,17 +356,23 @@ def _change_if(
     Cancel and Stop are the endpoint's other writes (bench/README.md, "Endpoint
     CPU per request").
     """
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(Action._meta.db_table)} SET "  # noqa: S608 - names only
-        + ", ".join(f"{quote(name)} = %s" for name in values)
-        + f" WHERE {quote('id')} = %s AND {quote('status')} = %s"
-        + f" RETURNING {', '.join(quote(name) for name in returning)}"
-    )
+    sql = _change_sql(connection.vendor, tuple(values), returning)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values.values(), pk, was])
         row = cursor.fetchone()
     return tuple(row) if row is not None else None
+
+
+@functools.cache
+def _change_sql(vendor: str, columns: tuple[str, ...], returning: tuple[str, ...]) -> str:
+    """``_change_if``'s statement, made once per database and columns."""
+    quote = connection.ops.quote_name
+    return (
+        f"UPDATE {quote(Action._meta.db_table)} SET "  # noqa: S608 - names only
+        + ", ".join(f"{quote(name)} = %s" for name in columns)
+        + f" WHERE {quote('id')} = %s AND {quote('status')} = %s"
+        + f" RETURNING {', '.join(quote(name) for name in returning)}"
+    )
 
 
 def change_priority(
