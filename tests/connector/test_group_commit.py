@@ -81,9 +81,9 @@ def test_a_lone_write_is_committed_before_it_returns(commits):
     assert len(commits) == 1
 
 
-@sqlite_only
-def test_writes_that_come_while_one_commits_share_the_next_commit(commits):
-    group = GroupCommit()
+def behind_a_held_write(group: GroupCommit, writes: dict[str, Callable[[], str]]) -> dict[str, Any]:
+    """A write named "first" starts a commit and is held in it until ``writes``, each in a
+    thread of its own, all wait for it; then it goes on. Every outcome, once all ended."""
     release = threading.Event()
 
     def first() -> str:
@@ -92,12 +92,20 @@ def test_writes_that_come_while_one_commits_share_the_next_commit(commits):
 
     started = in_threads(group, {"first": first})
     wait_until(lambda: group._committing)
-    others = in_threads(group, {name: (lambda name=name: add(name)) for name in ("a", "b", "c")})
-    wait_until(lambda: len(group._waiting) == 3)
+    others = in_threads(group, writes)
+    wait_until(lambda: len(group._waiting) == len(writes))
     release.set()
     for thread in started["threads"] + others["threads"]:
         thread.join(timeout=10)
-    outcomes = {**started["outcomes"], **others["outcomes"]}
+    return {**started["outcomes"], **others["outcomes"]}
+
+
+@sqlite_only
+def test_writes_that_come_while_one_commits_share_the_next_commit(commits):
+    group = GroupCommit()
+    outcomes = behind_a_held_write(
+        group, {name: (lambda name=name: add(name)) for name in ("a", "b", "c")}
+    )
     assert {name: outcomes[name] for name in ("first", "a", "b", "c")} == {
         "first": "first", "a": "a", "b": "b", "c": "c"
     }  # fmt: skip
@@ -112,24 +120,14 @@ def test_writes_that_come_while_one_commits_share_the_next_commit(commits):
 @sqlite_only
 def test_a_write_that_fails_in_a_shared_commit_is_undone_alone(commits):
     group = GroupCommit()
-    release = threading.Event()
-
-    def first() -> str:
-        release.wait(10)
-        return add("first")
 
     def failing() -> str:
         add("half-done")
         raise ValueError("no room")
 
-    started = in_threads(group, {"first": first})
-    wait_until(lambda: group._committing)
-    others = in_threads(group, {"a": lambda: add("a"), "bad": failing, "c": lambda: add("c")})
-    wait_until(lambda: len(group._waiting) == 3)
-    release.set()
-    for thread in started["threads"] + others["threads"]:
-        thread.join(timeout=10)
-    outcomes = others["outcomes"]
+    outcomes = behind_a_held_write(
+        group, {"a": lambda: add("a"), "bad": failing, "c": lambda: add("c")}
+    )
     assert isinstance(outcomes["bad"], ValueError)
     assert (outcomes["a"], outcomes["c"]) == ("a", "c")
     assert stored() == {"first", "a", "c"}
