@@ -50,11 +50,15 @@ def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     return thread, outcome
 
 
+def add(name: str) -> None:
+    """A row to write (any table would do)."""
+    now = timezone.now()
+    WorkerProcess.objects.create(id=name, hostname="h", pid=1, started_at=now, heartbeat_at=now)
+
+
 def write(name: str) -> str:
     with transaction.atomic():
-        WorkerProcess.objects.create(
-            id=name, hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
-        )
+        add(name)
     return name
 
 
@@ -67,9 +71,7 @@ def test_sqlite_connections_use_the_connectors_backend():
 
 def test_a_second_writer_waits_for_the_first_to_commit_instead_of_failing():
     with transaction.atomic():
-        WorkerProcess.objects.create(
-            id="first", hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
-        )
+        add("first")
         thread, outcome = in_thread(lambda: write("second"))
         thread.join(timeout=0.3)
         assert thread.is_alive(), "the second writer waits while the first holds the lock"
@@ -81,9 +83,7 @@ def test_a_second_writer_waits_for_the_first_to_commit_instead_of_failing():
 
 def test_a_rolled_back_transaction_lets_the_next_writer_in():
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        WorkerProcess.objects.create(
-            id="undone", hostname="h", pid=1, started_at=timezone.now(), heartbeat_at=timezone.now()
-        )
+        add("undone")
         1 / 0  # noqa: B018
     assert not the_lock().locked()
     thread, outcome = in_thread(lambda: write("next"))
@@ -96,13 +96,7 @@ def test_closing_a_connection_in_a_transaction_lets_the_next_writer_in():
     def close_inside() -> None:
         try:
             with transaction.atomic():
-                WorkerProcess.objects.create(
-                    id="lost",
-                    hostname="h",
-                    pid=1,
-                    started_at=timezone.now(),
-                    heartbeat_at=timezone.now(),
-                )
+                add("lost")
                 connection.close()
         except DatabaseError:
             pass  # leaving the block on a closed connection
