@@ -44,7 +44,8 @@ import documents_corpus as corpus
 from harness import process_cpu_seconds
 
 from connector.ingest import archives
-from connector.ingest.extract import Extractor, ExtractSettings, detect, extract_here, extractor
+from connector.ingest.extract import Extractor, extract_here, extractor
+from connector.ingest.kinds import ExtractSettings, detect, has_members
 
 FORMATS: dict[str, Callable[[int], bytes]] = {
     "pdf": lambda n: corpus.pdf([f"Page {p} of document {n}. " * 20 for p in range(3)]),
@@ -135,7 +136,7 @@ def bench_archives(count: int, settings: ExtractSettings) -> None:
     for kind, make in ARCHIVES.items():
         made = [make(n) for n in range(count)]
         detected = detect(made[0], "x")
-        assert detected is not None and archives.has_members(detected, settings), kind
+        assert detected is not None and has_members(detected, settings), kind
         members = 0
         child.extract(corpus.docx(), "docx", settings)  # started, library loaded
         pid = child.pid

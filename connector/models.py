@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from connector.ingest.extract import TYPES as EXTRACT_TYPES
-from connector.ingest.extract import ExtractSettings
+from connector.ingest.kinds import TYPES as EXTRACT_TYPES
+from connector.ingest.kinds import ExtractSettings
 from connector.prepared import PreparedInsert
 
 

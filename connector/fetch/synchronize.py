@@ -51,8 +51,9 @@ from connector.fetch.base import (
 )
 from connector.ingest import archives, datastore, scan
 from connector.ingest.archives import Content
-from connector.ingest.extract import Extracted, ExtractSettings, detect
+from connector.ingest.extract import Extracted
 from connector.ingest.idx import format_delete_list, format_file_document
+from connector.ingest.kinds import ExtractSettings, detect, has_members
 from connector.ingest.post import IngestPostFailed, post_batch
 from connector.ingest.readers import Reader
 from connector.ingest.spool import BatchFile, Kind, Spool
@@ -158,12 +159,11 @@ def document_content(
     Text is at most TEXT_LIMIT bytes of UTF-8 without NUL, as in a job.
     """
     kind = detect(data, path) if settings is not None else None
-    opens = archives.has_members(kind, settings)
-    if settings is not None and kind is not None and (opens or kind in settings.types):
+    if settings is not None and kind is not None and settings.extracts(kind):
         if not whole:
             extracted = Extracted(kind, failed=f"document exceeds {settings.max_bytes} bytes")
             return extracted.idx(), extracted.failed, None
-        if opens and parent is not None:
+        if parent is not None and has_members(kind, settings):
             return archives.open_document(data, kind, settings, parent, checkpoint)
     if not whole:
         return (None, "", [], None), None, None

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector.ingest.kinds import ARCHIVES, MEMORY_LIMIT, TYPES, ExtractSettings
-from connector.ingest.kinds import detect as detect  # still importable from here
 
 if TYPE_CHECKING:
     import subprocess

@@ -17,8 +17,9 @@ from connector.fetch import synchronize
 from connector.ingest import archives, readers
 from connector.ingest import extract as extraction
 from connector.ingest.archives import Parent, member_path, open_document
-from connector.ingest.extract import Extractor, ExtractSettings, detect
+from connector.ingest.extract import Extractor
 from connector.ingest.idx import IdxDocument, parse_idx
+from connector.ingest.kinds import ExtractSettings, detect
 from connector.models import Action, DatastoreDocument, FetchTask, Status
 from connector.repositories.filesystem import encode_identifier
 from connector.tasks_config import read_tasks_file

@@ -18,8 +18,9 @@ from connector import csp
 from connector.fetch import synchronize
 from connector.ingest import extract as extraction
 from connector.ingest import readers
-from connector.ingest.extract import Extractor, ExtractSettings, detect
+from connector.ingest.extract import Extractor
 from connector.ingest.idx import IdxDocument, parse_idx
+from connector.ingest.kinds import ExtractSettings, detect
 from connector.models import Action, FetchTask, Status
 from connector.repositories.filesystem import encode_identifier
 from connector.tasks_config import TasksConfigError, read_tasks_file
