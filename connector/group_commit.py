@@ -50,10 +50,17 @@ class GroupCommit:
         self._changed = threading.Condition()
         self._waiting: list[_Write[object]] = []
         self._committing = False
+        #: The thread that commits, while it does.
+        self._committer: int | None = None
 
     def run(self, write: Callable[[], T]) -> T:
         """``write()`` committed, alone or with others; its result or its exception."""
-        if connection.vendor != "sqlite" or connection.in_atomic_block:
+        if (
+            connection.vendor != "sqlite"
+            or connection.in_atomic_block
+            # From the commit's own on-commit hooks: waiting for that commit would never end.
+            or self._committer == threading.get_ident()
+        ):
             with transaction.atomic():
                 return write()
         mine = _Write(write)
@@ -63,13 +70,13 @@ class GroupCommit:
                 self._changed.wait()
             if mine.done:
                 return mine.outcome()
-            self._committing = True
+            self._committing, self._committer = True, threading.get_ident()
             batch, self._waiting = self._waiting, []
         try:
             _commit_together(batch)
         finally:
             with self._changed:
-                self._committing = False
+                self._committing, self._committer = False, None
                 self._changed.notify_all()
         return mine.outcome()
 

@@ -144,6 +144,22 @@ def test_a_write_inside_the_callers_transaction_is_part_of_it(commits):
     assert commits == []
 
 
+def test_a_write_from_the_commits_own_hook_is_committed_not_waited_for():
+    group = GroupCommit()
+
+    def with_a_follow_up() -> str:
+        transaction.on_commit(lambda: group.run(lambda: add("follow-up")))
+        return add("first")
+
+    thread = threading.Thread(
+        target=lambda: (group.run(with_a_follow_up), connection.close()), daemon=True
+    )
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the hook waited for the commit that runs it"
+    assert stored() == {"first", "follow-up"}
+
+
 def test_a_lone_write_that_fails_leaves_nothing_and_raises():
     group = GroupCommit()
 
