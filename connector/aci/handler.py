@@ -18,14 +18,14 @@ headers and HTTPS redirect, the content security policy, the host check of
 out. The difference is where it runs: in a few long-lived threads
 (``CONNECTOR_ACI_THREADS``), each keeping its database connection from one
 request to the next (closed when it failed or is left in a transaction,
-as Django closes one), one thread hop per request.
+as Django closes one), one thread hop per request, and the answers that end
+together handed back to the event loop together (``connector.aci.handback``).
 
 Everything else goes to Django's handler.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import threading
@@ -44,6 +44,8 @@ from django.dispatch import receiver
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix
 from django.utils.module_loading import import_string
+
+from connector.aci.handback import HandBack
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ class EndpointHandler(ASGIHandler):
         self.executor = ThreadPoolExecutor(
             max_workers=settings.CONNECTOR_ACI_THREADS, thread_name_prefix="aci"
         )
+        self.hand_back: HandBack[HttpResponseBase] = HandBack(
+            self.executor, discard=close_resources
+        )
         _HANDLERS.add(self)
 
     def close_connections(self) -> None:
@@ -127,10 +132,9 @@ class EndpointHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:  # the client went away
             return
-        loop = asyncio.get_running_loop()
         response: HttpResponseBase | None = None
         try:
-            response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
+            response = await self.hand_back.run(self.respond, scope, body_file)
             await self.send_response(response, send)
         finally:
             if response is not None:
