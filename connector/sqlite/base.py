@@ -1,4 +1,5 @@
-"""Django's SQLite backend, with the threads of one process queued for the write lock.
+"""Django's SQLite backend, with the threads of one process queued for the write lock,
+and each query's placeholders converted once.
 
 SQLite has one writer at a time. A connection that finds the write lock taken
 waits in SQLite's busy handler, which sleeps and tries again, sleeping longer
@@ -16,10 +17,18 @@ still meet SQLite's busy handler, as before. A thread that cannot get the
 lock within the connection's timeout has waited as long as SQLite would have:
 it tries SQLite's lock once more, without waiting, and either goes on or gets
 SQLite's own "database is locked", as it would have without the queue.
+
+Django writes its queries with ``%s`` placeholders and its SQLite cursor turns
+them into ``?`` with a regular expression before every execution; for the
+few statements the endpoint runs over and over that was 6 % of a Fetch's CPU
+(bench/README.md, "Placeholders converted once"). Here the converted text of
+each query is remembered (``CONVERTED_QUERIES`` of them, none longer than
+``LONGEST_CONVERTED``), so the conversion is Django's own, once per text.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -38,11 +47,35 @@ def write_lock(name: str) -> threading.Lock:
         return _locks.setdefault(name, threading.Lock())
 
 
+#: Converted query texts kept, and the longest kept (an IN list of thousands of
+#: values is rare, long, and not worth keeping).
+CONVERTED_QUERIES = 1024
+LONGEST_CONVERTED = 8192
+
+
+class CursorWrapper(base.SQLiteCursorWrapper):
+    """Django's cursor, with ``%s`` placeholders converted once per query text."""
+
+    def convert_query(self, query: str, *, param_names: list[str] | None = None) -> str:
+        if param_names is None and len(query) <= LONGEST_CONVERTED:
+            return _to_qmark(query)
+        return super().convert_query(query, param_names=param_names)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=CONVERTED_QUERIES)
+def _to_qmark(query: str) -> str:
+    # Django's conversion, which uses nothing of the cursor it is a method of.
+    return base.SQLiteCursorWrapper.convert_query(None, query)  # type: ignore[arg-type]
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: The write lock this connection holds, while it holds it.
         self._held: threading.Lock | None = None
+
+    def create_cursor(self, name: str | None = None) -> CursorWrapper:
+        return self.connection.cursor(factory=CursorWrapper)  # type: ignore[no-any-return]
 
     def _start_transaction_under_autocommit(self) -> None:
         if self.transaction_mode not in {"IMMEDIATE", "EXCLUSIVE"}:

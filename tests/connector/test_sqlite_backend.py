@@ -186,3 +186,35 @@ def test_a_writer_that_waited_its_timeout_for_the_lock_does_not_wait_again_in_sq
     assert waited < 2, "no second wait of 5 s in SQLite's busy handler"
     assert busy_timeout == 5000, "the connection's busy timeout is as it was"
     assert not lock.locked()
+
+
+# Placeholders converted once per query text.
+
+
+def test_queries_run_with_their_placeholders_converted_once():
+    from connector.sqlite.base import CursorWrapper, _to_qmark
+
+    _to_qmark.cache_clear()
+    with connection.cursor() as cursor:
+        assert isinstance(cursor.cursor, CursorWrapper)
+        for value in ("a", "b", "c"):
+            cursor.execute("SELECT %s, '100%%', %s", [value, 2])
+            assert cursor.fetchone() == (value, "100%", 2)
+        # The pyformat style (named parameters) converts as Django's does.
+        cursor.execute("SELECT %(first)s || %(second)s", {"first": "x", "second": "y"})
+        assert cursor.fetchone() == ("xy",)
+    assert _to_qmark.cache_info().misses == 1
+    assert _to_qmark.cache_info().hits == 2
+
+
+def test_a_long_query_is_converted_without_being_kept():
+    from connector.sqlite.base import LONGEST_CONVERTED, _to_qmark
+
+    _to_qmark.cache_clear()
+    values = list(range(LONGEST_CONVERTED // 3))
+    sql = "SELECT count(*) FROM (SELECT 1 WHERE 1 IN (" + ", ".join(["%s"] * len(values)) + "))"
+    assert len(sql) > LONGEST_CONVERTED
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        assert cursor.fetchone() == (1,)
+    assert _to_qmark.cache_info().currsize == 0
