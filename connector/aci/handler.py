@@ -20,6 +20,9 @@ out. The difference is where it runs: in a few long-lived threads
 request to the next (closed when it failed or is left in a transaction,
 as Django closes one), one thread hop per request, and the answers that end
 together handed back to the event loop together (``connector.aci.handback``).
+On SQLite the loop waits in place for each answer, for at most
+``WAIT_IN_PLACE_SECONDS``: there, answering is CPU in this process, which
+the GIL lets only one thread use at a time anyway.
 
 Everything else goes to Django's handler.
 """
@@ -69,6 +72,11 @@ NOT_FOR_ENDPOINT = frozenset(
 )
 
 
+#: On SQLite, the longest the event loop stays blocked waiting for an answer;
+#: then it goes on, and the answer comes back as any other (connector.aci.handback).
+#: A Fetch takes about 1 ms, a GetStatus by token a third of that.
+WAIT_IN_PLACE_SECONDS = 0.005
+
 #: Every handler made, for ``close_connections`` (tests, a server that stops).
 _HANDLERS: weakref.WeakSet[EndpointHandler] = weakref.WeakSet()
 
@@ -93,8 +101,12 @@ class EndpointHandler(ASGIHandler):
             max_workers=settings.CONNECTOR_ACI_THREADS, thread_name_prefix="aci"
         )
         self.hand_back: HandBack[HttpResponseBase] = HandBack(
-            self.executor, discard=close_resources
+            self.executor, threads=settings.CONNECTOR_ACI_THREADS, discard=close_resources
         )
+        #: How long the event loop waits in place for an answer: on SQLite only,
+        #: where answering is CPU in this process (see ``WAIT_IN_PLACE_SECONDS``).
+        sqlite = connections["default"].vendor == "sqlite"
+        self.wait_in_place = WAIT_IN_PLACE_SECONDS if sqlite else 0.0
         _HANDLERS.add(self)
 
     def close_connections(self) -> None:
@@ -134,7 +146,9 @@ class EndpointHandler(ASGIHandler):
             return
         response: HttpResponseBase | None = None
         try:
-            response = await self.hand_back.run(self.respond, scope, body_file)
+            response = await self.hand_back.run(
+                self.respond, scope, body_file, wait_in_place=self.wait_in_place
+            )
             await self.send_response(response, send)
         finally:
             if response is not None:

@@ -137,6 +137,39 @@ async def test_the_endpoints_threads_keep_their_database_connection(settings):
         handler.close_connections()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_on_sqlite_the_loop_waits_in_place_for_the_endpoints_answers(monkeypatch):
+    """connector.aci.handback: on SQLite an answer needs no wake-up of the loop;
+    elsewhere (PostgreSQL) the loop goes on while the threads answer."""
+    import asyncio
+
+    from django.db import connection
+
+    from connector.aci.handler import WAIT_IN_PLACE_SECONDS, EndpointHandler
+
+    handler = EndpointHandler()
+    sqlite = connection.vendor == "sqlite"
+    assert handler.wait_in_place == (WAIT_IN_PLACE_SECONDS if sqlite else 0.0)
+    if sqlite:
+        # Time enough for the thread's first connection, however slow the machine.
+        handler.wait_in_place = 30.0
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counted(callback, *args, **kwargs):
+        wakes.append(callback)
+        return original(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    try:
+        status, body, _ = await get("/action=GetStatus", app=handler)
+        assert (status, b"<response>SUCCESS</response>" in body) == (200, True)
+        assert (wakes == []) == sqlite
+    finally:
+        handler.close_connections()
+
+
 def test_every_middleware_runs_synchronously_under_asgi(monkeypatch):
     """One thread switch for the chain, not one per middleware hook."""
     made: list[MiddlewareMixin] = []
