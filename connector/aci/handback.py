@@ -21,8 +21,8 @@ it is, blocked, for up to ``seconds``, and take it straight from the thread.
 That pays where answering is CPU of this process (SQLite): while the loop
 ran Python, every database call of an endpoint thread (each lets go of the
 GIL and must take it back) made the two threads hand the GIL to each other,
-and a Fetch or a GetStatus cost the server half as much again as it does
-alone (bench/README.md, "The loop waits in place"). A call still running
+and a GetStatus cost the server twice the CPU it costs alone (bench/README.md,
+"The loop waits in place"). A call still running
 after ``seconds``, or one that would have to wait for a busy thread, is
 handed back as any other, so the loop is never held longer than that.
 """
