@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,23 @@ def _endpoint_connections_closed() -> Iterator[None]:
     from connector.aci.handler import close_connections
 
     close_connections()
+
+
+@pytest.fixture
+async def wakes() -> AsyncIterator[list[object]]:
+    """What other threads schedule on the test's event loop (``call_soon_threadsafe``):
+    each is a wake-up of the loop."""
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counted(callback, *args, **kwargs):
+        made.append(callback)
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    yield made
+    del loop.call_soon_threadsafe
 
 
 @pytest.fixture

@@ -138,11 +138,9 @@ async def test_the_endpoints_threads_keep_their_database_connection(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_on_sqlite_the_loop_waits_in_place_for_the_endpoints_answers(monkeypatch):
+async def test_on_sqlite_the_loop_waits_in_place_for_the_endpoints_answers(wakes):
     """connector.aci.handback: on SQLite an answer needs no wake-up of the loop;
     elsewhere (PostgreSQL) the loop goes on while the threads answer."""
-    import asyncio
-
     from django.db import connection
 
     from connector.aci.handler import WAIT_IN_PLACE_SECONDS, EndpointHandler
@@ -153,15 +151,6 @@ async def test_on_sqlite_the_loop_waits_in_place_for_the_endpoints_answers(monke
     if sqlite:
         # Time enough for the thread's first connection, however slow the machine.
         handler.wait_in_place = 30.0
-    loop = asyncio.get_running_loop()
-    wakes: list[object] = []
-    original = loop.call_soon_threadsafe
-
-    def counted(callback, *args, **kwargs):
-        wakes.append(callback)
-        return original(callback, *args, **kwargs)
-
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
     try:
         status, body, _ = await get("/action=GetStatus", app=handler)
         assert (status, b"<response>SUCCESS</response>" in body) == (200, True)

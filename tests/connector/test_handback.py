@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -31,22 +31,6 @@ async def test_each_call_gets_its_own_answer(executor):
     hand_back: HandBack[int] = HandBack(executor, threads=4, discard=lambda _: None)
     answers = await asyncio.gather(*(hand_back.run(lambda n=n: n * n) for n in range(200)))
     assert answers == [n * n for n in range(200)]
-
-
-@pytest.fixture
-async def wakes() -> AsyncIterator[list[object]]:
-    """The wake-ups of the running loop from other threads (``call_soon_threadsafe``)."""
-    loop = asyncio.get_running_loop()
-    made: list[object] = []
-    original = loop.call_soon_threadsafe
-
-    def counted(callback, *args, **kwargs):
-        made.append(callback)
-        return original(callback, *args, **kwargs)
-
-    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
-    yield made
-    del loop.call_soon_threadsafe
 
 
 async def test_answers_that_end_together_wake_the_loop_once(executor, wakes):
