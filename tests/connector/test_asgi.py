@@ -159,6 +159,49 @@ async def test_on_sqlite_the_loop_waits_in_place_for_the_endpoints_answers(wakes
         handler.close_connections()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_submission_waiting_for_the_write_lock_does_not_hold_the_loop(docs_task):
+    """The loop waits in place for an answer (SQLite) for WAIT_IN_PLACE_SECONDS at
+    the most: a Fetch that waits for the write lock leaves the loop free meanwhile."""
+    import asyncio
+
+    from django.db import connection
+
+    from connector.aci.handler import EndpointHandler
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    from connector.sqlite.base import write_lock
+
+    handler = EndpointHandler()
+    lock = write_lock(str(connection.settings_dict["NAME"]))
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    query = f"action=Fetch&FetchAction=Synchronize&TaskSections={docs_task.name}".encode()
+    assert lock.acquire(timeout=5)
+    ticker = asyncio.create_task(tick())
+    try:
+        fetch = asyncio.create_task(get("/", query, app=handler, timeout=30))
+        await asyncio.sleep(0.5)
+        assert not fetch.done(), "the Fetch waits for the write lock"
+        # Held by an unbounded wait, the loop would not have ticked at all.
+        assert ticks >= 10
+    finally:
+        lock.release()
+    try:
+        status, body, _ = await fetch
+        assert (status, b"<response>SUCCESS</response>" in body) == (200, True), body
+    finally:
+        ticker.cancel()
+        handler.close_connections()
+
+
 def test_every_middleware_runs_synchronously_under_asgi(monkeypatch):
     """One thread switch for the chain, not one per middleware hook."""
     made: list[MiddlewareMixin] = []
