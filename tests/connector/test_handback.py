@@ -1,4 +1,5 @@
-"""The endpoint's answers, handed back to the event loop in batches (connector.aci.handback)."""
+"""The endpoint's answers, handed back to the event loop in batches or waited for in place
+(connector.aci.handback)."""
 
 from __future__ import annotations
 
