@@ -97,11 +97,10 @@ class EndpointHandler(ASGIHandler):
     def __init__(self) -> None:
         base.BaseHandler.__init__(self)
         self.load_endpoint_middleware()
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.CONNECTOR_ACI_THREADS, thread_name_prefix="aci"
-        )
+        threads = settings.CONNECTOR_ACI_THREADS
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aci")
         self.hand_back: HandBack[HttpResponseBase] = HandBack(
-            self.executor, threads=settings.CONNECTOR_ACI_THREADS, discard=close_resources
+            self.executor, threads=threads, discard=close_resources
         )
         #: How long the event loop waits in place for an answer: on SQLite only,
         #: where answering is CPU in this process (see ``WAIT_IN_PLACE_SECONDS``).
@@ -111,7 +110,7 @@ class EndpointHandler(ASGIHandler):
 
     def close_connections(self) -> None:
         """Close the connections of every thread of the handler, each in its thread."""
-        threads = self.executor._max_workers
+        threads = self.hand_back.threads
         # Each task waits for all the others: so each runs in a thread of its own.
         barrier = threading.Barrier(threads)
 
