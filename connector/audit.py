@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,7 +50,11 @@ class Who:
     client: str = ""
 
 
-def _entry(
+def _entry(**fields: Any) -> AuditEntry:
+    return AuditEntry(**_entry_fields(**fields))
+
+
+def _entry_fields(
     *,
     verb: str,
     outcome: str,
@@ -61,7 +66,8 @@ def _entry(
     reason: str = "",
     detail: str = "",
     at: datetime | None = None,
-) -> AuditEntry:
+) -> dict[str, Any]:
+    """An entry's field values, its texts cut to their fields' lengths."""
     texts = {
         "reason": reason,
         "token": action.token if action is not None else token,
@@ -70,14 +76,14 @@ def _entry(
         "client": who.client,
         "detail": detail,
     }
-    return AuditEntry(
-        at=at or timezone.now(),
-        verb=verb,
-        outcome=outcome,
-        via=who.via,
-        action_id=action.pk if action is not None else action_pk,
+    return {
+        "at": at or timezone.now(),
+        "verb": verb,
+        "outcome": outcome,
+        "via": who.via,
+        "action_id": action.pk if action is not None else action_pk,
         **{name: value[: _LIMITS[name]] for name, value in texts.items()},
-    )
+    }
 
 
 #: ``record_done``'s insert, compiled once (connector/prepared.py): every Fetch makes one.
@@ -94,8 +100,8 @@ def record_done(
     at: datetime | None = None,
 ) -> None:
     """A change that was made (call inside the change's transaction)."""
-    _NEW_ENTRIES.save(
-        _entry(
+    _NEW_ENTRIES.add(
+        **_entry_fields(
             verb=verb, outcome=AuditOutcome.DONE, who=who, action=action, queue=queue,
             detail=detail, at=at,
         )

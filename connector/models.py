@@ -212,7 +212,7 @@ class ActionTask(models.Model):
     def record(action: Action) -> None:
         """The task rows of a new action, from its ``tasks``."""
         for name in dict.fromkeys(name for name in action.tasks.split(",") if name):
-            _NEW_ACTION_TASKS.save(ActionTask(action=action, task=name))
+            _NEW_ACTION_TASKS.add(action_id=action.pk, task=name)
 
 
 #: ``ActionTask.record``'s insert, compiled once (connector/prepared.py): a Fetch's hot path.

@@ -199,7 +199,7 @@ def _queue_new(
             )
         )
         for task in written:
-            _NEW_TASK_WRITES.save(TaskWrite(action=action, task=task))
+            _NEW_TASK_WRITES.add(action_id=action.pk, task=task)
         ActionTask.record(action)
         audit.record_done(verb=verb, who=who, action=action, detail=detail, at=action.queued_at)
         transaction.on_commit(lambda: wakeups.wake_queue(queue), robust=True)

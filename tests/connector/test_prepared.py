@@ -17,7 +17,7 @@ from django.db.models import F, Value
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler
 
-from connector.models import Action, ActionTask, AuditEntry, Status, TaskWrite
+from connector.models import Action, ActionTask, AuditEntry, FetchTask, Status, TaskWrite
 from connector.prepared import LONGEST_LIST, PreparedInsert, PreparedRead
 
 pytestmark = pytest.mark.django_db
@@ -190,6 +190,60 @@ def test_only_new_rows_are_inserted(actions):
     with pytest.raises(ValueError, match="not a new row"):
         NEW_ACTIONS.save(actions[0])
     assert Action.objects.count() == 3
+
+
+ENTRY = {
+    "at": datetime(2026, 12, 7, 13, 30, 5, 654321, tzinfo=UTC),
+    "verb": "submit",
+    "outcome": "done",
+    "token": "TOKEN",
+    "queue": "fetch",
+    "user": "ann",
+    "client": "127.0.0.1",
+    "via": "endpoint",
+    "detail": "détail <&>",
+}
+ENTRY_COLUMNS = [f.attname for f in AuditEntry._meta.concrete_fields if f.attname != "id"]
+
+
+def test_an_added_row_is_what_save_stores(actions):
+    AuditEntry(**ENTRY, action_id=actions[0].pk).save()
+    PreparedInsert(AuditEntry).add(**ENTRY, action_id=actions[0].pk)
+    saved, added = AuditEntry.objects.order_by("pk").values(*ENTRY_COLUMNS)
+    assert added == saved
+    assert added["action_id"] == actions[0].pk and added["detail"] == "détail <&>"
+
+
+def test_a_field_left_out_of_an_added_row_takes_its_default():
+    PreparedInsert(AuditEntry).add(at=ENTRY["at"], verb="submit", outcome="done", via="endpoint")
+    entry = AuditEntry.objects.get()
+    assert (entry.reason, entry.token, entry.action_id) == ("", "", None)
+
+
+def test_rows_added_compile_once_per_connection_and_return_nothing(actions):
+    adds = PreparedInsert(ActionTask)
+    with mock.patch.object(
+        SQLInsertCompiler, "as_sql", autospec=True, side_effect=SQLInsertCompiler.as_sql
+    ) as spy:
+        results = [adds.add(action_id=action.pk, task="T") for action in actions]
+    assert spy.call_count == 1
+    assert results == [None, None, None]
+    assert sorted(ActionTask.objects.values_list("action_id", "task")) == [
+        (action.pk, "T") for action in actions
+    ]
+
+
+def test_an_unknown_field_is_refused_and_nothing_is_added(actions):
+    with pytest.raises(TypeError, match=r"\['action'\]"):
+        PreparedInsert(ActionTask).add(action=actions[0], task="T")
+    assert not ActionTask.objects.exists()
+
+
+def test_a_value_made_at_save_cannot_be_added():
+    # FetchTask.updated_at is auto_now: save() makes its value, add() would not.
+    with pytest.raises(ImproperlyConfigured, match="updated_at"):
+        PreparedInsert(FetchTask).add(name="T", directory_paths=[])
+    assert not FetchTask.objects.exists()
 
 
 @pytest.mark.parametrize("model", [Action, TaskWrite, ActionTask, AuditEntry])
