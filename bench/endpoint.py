@@ -4,7 +4,10 @@ Starts ``manage.py serve`` (the embedded default: one daphne process with the
 worker, as `make run`) through ``bench/load.py``'s ``Server``, on SQLite and
 then on PostgreSQL (``--postgres``, a database it creates and drops), and
 measures in the same run, each at 1 and at ``--clients`` (50) keep-alive
-clients for ``--seconds`` (8) after a short warm-up:
+clients for ``--seconds`` (8) after a short warm-up, in ``--rounds`` (3)
+rounds that each measure every type for a part of that time, added up (the
+speed of a shared machine drifts by half within minutes: measured type by
+type, one type's figures were taken on a faster machine than another's):
 
 - ``asgi``: a bare ASGI app served by the same daphne (``bench.load_asgi``);
 - ``view``: a bare Django view through the connector's middleware (``bench.load_site``);
@@ -28,7 +31,8 @@ everything else): compare those only within one run.
 ``--profile-dir`` and prints the functions with the most samples, by their own
 time and including what they call.
 
-    python bench/endpoint.py [--clients 50] [--seconds 8] [--postgres URL | --no-postgres]
+    python bench/endpoint.py [--clients 50] [--seconds 8] [--rounds 3]
+                             [--postgres URL | --no-postgres]
                              [--profile fetch --profile getstatus]
 """
 
@@ -132,6 +136,16 @@ class Phase:
     cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The phases of each round this one adds up (``--rounds``).
+    rounds: list[Phase] = field(default_factory=list)
+
+    def add(self, other: Phase) -> None:
+        self.requests += other.requests
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.rounds.append(other)
 
     @property
     def rate(self) -> float:
@@ -276,26 +290,34 @@ def measure(
             )
             if pause:
                 raise SystemExit(f"pausing the queue failed: {pause}")
-            phases = []
-            for kind in KINDS:
-                if kind not in args.kinds:
-                    continue
-                run_phase(server, kind, 1, args.warmup, tokens)
-                for clients in (1, args.clients):
-                    profiler = None
-                    if clients == args.clients and kind in args.profile:
-                        out = args.profile_dir / f"endpoint-{label.split()[0].lower()}-{kind}.txt"
-                        profiler = Profiler(server.process.pid, out)
-                    phase = run_phase(server, kind, clients, args.seconds, tokens)
-                    if profiler:
-                        profiler.stop()
-                        print(f"\nProfile of {kind} at {clients} clients ({profiler.out}):")
-                        print_profile(profiler.out, args.top)
-                    phases.append(phase)
+            phases = {
+                (kind, clients): Phase(kind, clients)
+                for kind in KINDS
+                if kind in args.kinds
+                for clients in (1, args.clients)
+            }
+            seconds = args.seconds / args.rounds
+            for round_ in range(args.rounds):
+                for kind in KINDS:
+                    if kind not in args.kinds:
+                        continue
+                    run_phase(server, kind, 1, args.warmup, tokens)
+                    for clients in (1, args.clients):
+                        profiler = None
+                        last = round_ == args.rounds - 1
+                        if last and clients == args.clients and kind in args.profile:
+                            name = f"endpoint-{label.split()[0].lower()}-{kind}.txt"
+                            profiler = Profiler(server.process.pid, args.profile_dir / name)
+                        phase = run_phase(server, kind, clients, seconds, tokens)
+                        if profiler:
+                            profiler.stop()
+                            print(f"\nProfile of {kind} at {clients} clients ({profiler.out}):")
+                            print_profile(profiler.out, args.top)
+                        phases[kind, clients].add(phase)
         finally:
             server.stop()
-    report(phases)
-    return phases
+    report(list(phases.values()))
+    return list(phases.values())
 
 
 def run_once(server: Server, path: str) -> str | None:
@@ -325,6 +347,15 @@ def report(phases: list[Phase]) -> None:
             f"{p.cpu_ms:>11.3f}{p.cpu_ms / base.cpu_ms:>7.1f}{p.rate / base.rate:>8.1%}"
             f"{len(p.errors):>7}"
         )
+    if any(len(p.rounds) > 1 for p in phases):
+        print("\n  x CPU in each round (the bare ASGI app measured in the same round):")
+        for p in phases:
+            if p.kind != "asgi":
+                ratios = [
+                    mine.cpu_ms / base.cpu_ms
+                    for mine, base in zip(p.rounds, floor[p.clients].rounds, strict=True)
+                ]
+                print(f"  {p.kind:<11}{p.clients:>8}  " + "  ".join(f"{r:.1f}" for r in ratios))
     for p in phases:
         for sample in p.errors[:3]:
             print(f"    {p.kind} error: {sample}")
@@ -350,6 +381,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--warmup", type=float, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every request type this many times, --seconds split between them, "
+        "and add up: a machine whose speed drifts weighs on every type alike",
+    )
     parser.add_argument(
         "--postgres", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
