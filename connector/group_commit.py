@@ -17,17 +17,29 @@ thread's own), not a connection of the thread that asked.
 Elsewhere each write simply runs in ``transaction.atomic()``: PostgreSQL
 commits concurrent transactions side by side and groups their log flushes
 itself, and a caller already in a transaction must find the write in it.
+
+A thread that answers several requests in turn (the endpoint's batches,
+``connector.aci.batches``) shares one transaction between their writes
+instead: a ``SharedTransaction`` made current in that thread is opened by
+the first write and committed once, when the last request is answered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from django.db import connection, transaction
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+#: The ``SharedTransaction`` current in this thread, if any.
+_current = threading.local()
 
 
 class _Write(Generic[T]):
@@ -54,7 +66,15 @@ class GroupCommit:
         self._committer: int | None = None
 
     def run(self, write: Callable[[], T]) -> T:
-        """``write()`` committed, alone or with others; its result or its exception."""
+        """``write()`` committed, alone or with others; its result or its exception.
+
+        In a thread with a current ``SharedTransaction``: ``write()`` done in it,
+        to be committed with the others' when it ends (unless the caller is in a
+        transaction of its own, opened before the shared one: then in that).
+        """
+        shared: SharedTransaction | None = getattr(_current, "shared", None)
+        if shared is not None and (shared.opened or not connection.in_atomic_block):
+            return shared.write(write)
         if (
             connection.vendor != "sqlite"
             or connection.in_atomic_block
@@ -102,3 +122,61 @@ def _commit_together(batch: list[_Write[object]]) -> None:
     finally:
         for write in batch:
             write.done = True
+
+
+class SharedTransaction:
+    """One transaction for the writes of the requests one thread answers in turn.
+
+    ``GroupCommit.run`` calls in the thread while it is ``current()`` write in
+    it: the first opens it, each write runs in a savepoint of its own (one that
+    raises is undone alone). ``commit()`` ends it. Until then nothing of it is
+    stored, so the thread must not answer its requests before that.
+    """
+
+    def __init__(self) -> None:
+        self._atomic: transaction.Atomic | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._atomic is not None
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        _current.shared = self
+        try:
+            yield
+        finally:
+            _current.shared = None
+
+    def write(self, write: Callable[[], T]) -> T:
+        if self._atomic is None:
+            atomic = transaction.atomic()
+            atomic.__enter__()
+            self._atomic = atomic
+        with transaction.atomic():
+            return write()
+
+    def commit(self) -> bool:
+        """Commit the writes (True), or roll them back (False) if the commit failed or
+        a request left the transaction unusable: then none of them is stored."""
+        atomic, self._atomic = self._atomic, None
+        if atomic is None:
+            return True
+        if connection.needs_rollback or connection.closed_in_transaction:
+            # Django would roll back without a word: the answers must not say "done".
+            logger.warning("A shared transaction was left unusable; rolled back")
+            atomic.__exit__(None, None, None)
+            return False
+        try:
+            atomic.__exit__(None, None, None)
+        except Exception:
+            logger.warning("The commit of a shared transaction failed", exc_info=True)
+            return False
+        return True
+
+    def roll_back(self) -> None:
+        """Undo the writes (nothing to do if none was made)."""
+        atomic, self._atomic = self._atomic, None
+        if atomic is not None:
+            connection.needs_rollback = True
+            atomic.__exit__(None, None, None)

@@ -20,15 +20,18 @@ out. The difference is where it runs: in a few long-lived threads
 request to the next (closed when it failed or is left in a transaction,
 as Django closes one), one thread hop per request, and the answers that end
 together handed back to the event loop together (``connector.aci.handback``).
-On SQLite the loop waits in place for each answer, for at most
-``WAIT_IN_PLACE_SECONDS``: there, answering is CPU in this process, which
-the GIL lets only one thread use at a time anyway.
+On SQLite the requests that come while earlier ones are answered are answered
+together, in one thread and one transaction (``connector.aci.batches``,
+``respond_together``), and the loop waits in place for each batch's answers,
+for at most ``WAIT_IN_PLACE_SECONDS``: there, answering is CPU in this
+process, which the GIL lets only one thread use at a time anyway.
 
 Everything else goes to Django's handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -48,7 +51,9 @@ from django.http.response import HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix
 from django.utils.module_loading import import_string
 
+from connector.aci.batches import Batches
 from connector.aci.handback import HandBack
+from connector.group_commit import SharedTransaction
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,10 @@ NOT_FOR_ENDPOINT = frozenset(
 #: A Fetch takes about 1 ms, a GetStatus by token a third of that.
 WAIT_IN_PLACE_SECONDS = 0.005
 
+#: The most requests answered together (SQLite): the batch's transaction holds
+#: the write lock from its first write to its end, which the worker waits for.
+MOST_PER_BATCH = 32
+
 #: Every handler made, for ``close_connections`` (tests, a server that stops).
 _HANDLERS: weakref.WeakSet[EndpointHandler] = weakref.WeakSet()
 
@@ -99,13 +108,20 @@ class EndpointHandler(ASGIHandler):
         self.load_endpoint_middleware()
         threads = settings.CONNECTOR_ACI_THREADS
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aci")
-        self.hand_back: HandBack[HttpResponseBase] = HandBack(
-            self.executor, threads=threads, discard=close_resources
+        # Its answers: one response, or a batch's list of them (SQLite).
+        self.hand_back: HandBack[Any] = HandBack(
+            self.executor, threads=threads, discard=close_answers
         )
         #: How long the event loop waits in place for an answer: on SQLite only,
         #: where answering is CPU in this process (see ``WAIT_IN_PLACE_SECONDS``).
         sqlite = connections["default"].vendor == "sqlite"
         self.wait_in_place = WAIT_IN_PLACE_SECONDS if sqlite else 0.0
+        #: On SQLite, the requests that come together are answered together.
+        self.batches: Batches[tuple[dict[str, Any], Any], HttpResponseBase] | None = (
+            Batches(self._answer_batch, most=MOST_PER_BATCH, discard=close_resources)
+            if sqlite
+            else None
+        )
         _HANDLERS.add(self)
 
     def close_connections(self) -> None:
@@ -145,9 +161,10 @@ class EndpointHandler(ASGIHandler):
             return
         response: HttpResponseBase | None = None
         try:
-            response = await self.hand_back.run(
-                self.respond, scope, body_file, wait_in_place=self.wait_in_place
-            )
+            if self.batches is not None:
+                response = await self.batches.answer((scope, body_file))
+            else:
+                response = await self.hand_back.run(self.respond, scope, body_file)
             await self.send_response(response, send)
         finally:
             if response is not None:
@@ -162,8 +179,18 @@ class EndpointHandler(ASGIHandler):
             return found[1]
         return super().resolve_request(request)  # type: ignore[no-any-return]
 
-    def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
-        """The answer to one request, in one of the handler's threads."""
+    async def _answer_batch(
+        self, requests: list[tuple[dict[str, Any], Any]]
+    ) -> list[HttpResponseBase]:
+        return await self.hand_back.run(
+            self.respond_together, requests, wait_in_place=self.wait_in_place
+        )
+
+    def respond(
+        self, scope: dict[str, Any], body_file: Any, *, keep: bool = True
+    ) -> HttpResponseBase:
+        """The answer to one request, in one of the handler's threads; ``keep``:
+        Django's end-of-request check of the thread's connections after it."""
         set_script_prefix(get_script_prefix_of(scope))
         reset_queries()
         try:
@@ -174,7 +201,42 @@ class EndpointHandler(ASGIHandler):
             response._handler_class = self.__class__  # type: ignore[attr-defined]
             return response
         finally:
+            if keep:
+                keep_connections()
+
+    def respond_together(
+        self, requests: list[tuple[dict[str, Any], Any]]
+    ) -> list[HttpResponseBase]:
+        """The answers to several requests, in turn, their writes in one transaction.
+
+        The answers are returned once it is committed. Should the commit fail,
+        or a request leave the transaction unusable, nothing of it is stored:
+        the requests answered since it opened are then answered again, one by
+        one, each as a lone request would be (their first answers are dropped).
+        """
+        shared = SharedTransaction()
+        answers: list[HttpResponseBase] = []
+        opened_by = len(requests)
+        try:
+            with shared.current():
+                for index, (scope, body_file) in enumerate(requests):
+                    was_open = shared.opened
+                    answers.append(self.respond(scope, body_file, keep=False))
+                    if shared.opened and not was_open:
+                        opened_by = index
+            if not shared.commit():
+                for index in range(opened_by, len(requests)):
+                    scope, body_file = requests[index]
+                    close_resources(answers[index])
+                    with contextlib.suppress(ValueError):  # closed: its client went away
+                        body_file.seek(0)
+                    answers[index] = self.respond(scope, body_file, keep=False)
+        except BaseException:
+            shared.roll_back()
+            raise
+        finally:
             keep_connections()
+        return answers
 
 
 def close_resources(response: HttpResponseBase) -> None:
@@ -186,6 +248,12 @@ def close_resources(response: HttpResponseBase) -> None:
         except Exception:
             logger.exception("Closing a resource of an ACI answer failed")
     response.closed = True
+
+
+def close_answers(answers: HttpResponseBase | list[HttpResponseBase]) -> None:
+    """``close_resources`` of an answer or of each answer of a batch."""
+    for response in answers if isinstance(answers, list) else [answers]:
+        close_resources(response)
 
 
 def get_script_prefix_of(scope: dict[str, Any]) -> str:

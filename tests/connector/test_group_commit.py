@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from connector import queue
-from connector.group_commit import GroupCommit
+from connector.group_commit import GroupCommit, SharedTransaction
 from connector.models import Action, WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,3 +212,103 @@ def test_cancel_and_stop_go_through_the_group_commit(shared_runs):
         "cancel": (cancelled.token, "fetch", "10.0.0.1"),
         "stop": (running.token, "fetch", "10.0.0.2"),
     }
+
+
+# --- SharedTransaction: the writes of the requests one thread answers in turn --------
+
+
+def test_writes_in_a_shared_transaction_are_committed_once_at_its_end(commits):
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current():
+        assert group.run(lambda: add("a")) == "a"
+        assert shared.opened and connection.in_atomic_block
+        group.run(lambda: add("b"))
+        assert commits == [], "nothing is committed before the end"
+    assert shared.commit() is True
+    assert len(commits) == 1
+    assert stored() == {"a", "b"}
+    assert not connection.in_atomic_block
+
+
+def test_a_shared_transaction_without_a_write_opens_nothing(commits):
+    shared = SharedTransaction()
+    with shared.current():
+        assert not WorkerProcess.objects.exists()
+    assert not shared.opened and not connection.in_atomic_block
+    assert shared.commit() is True
+    assert commits == []
+
+
+def test_a_write_that_fails_in_a_shared_transaction_is_undone_alone():
+    group, shared = GroupCommit(), SharedTransaction()
+
+    def failing() -> str:
+        add("half-done")
+        raise ValueError("no room")
+
+    with shared.current():
+        group.run(lambda: add("a"))
+        with pytest.raises(ValueError, match="no room"):
+            group.run(failing)
+        group.run(lambda: add("b"))
+    assert shared.commit() is True
+    assert stored() == {"a", "b"}
+
+
+def test_a_shared_transaction_whose_commit_fails_stores_nothing_and_says_so(monkeypatch):
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current():
+        group.run(lambda: add("a"))
+
+    def failing_commit(self: Any) -> None:
+        raise OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(BaseDatabaseWrapper, "commit", failing_commit)
+        assert shared.commit() is False
+    assert not connection.in_atomic_block
+    assert stored() == set()
+
+
+def test_a_shared_transaction_left_unusable_is_rolled_back_and_says_so():
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current():
+        group.run(lambda: add("a"))
+        # What a write that failed outside a savepoint leaves: Django would roll
+        # back at the block's end without a word.
+        connection.needs_rollback = True
+    assert shared.commit() is False
+    assert not connection.in_atomic_block
+    assert stored() == set()
+
+
+def test_a_write_in_the_callers_own_transaction_stays_in_it(commits):
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current(), transaction.atomic():
+        group.run(lambda: add("a"))
+        assert not shared.opened
+    assert stored() == {"a"}
+    assert len(commits) == 1
+    assert shared.commit() is True
+
+
+def test_a_shared_transaction_rolled_back_stores_nothing():
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current():
+        group.run(lambda: add("a"))
+    shared.roll_back()
+    assert not shared.opened and not connection.in_atomic_block
+    assert stored() == set()
+
+
+def test_a_shared_transaction_is_current_only_in_its_thread_and_its_block():
+    group, shared = GroupCommit(), SharedTransaction()
+    with shared.current():
+        thread = threading.Thread(
+            target=lambda: (group.run(lambda: add("elsewhere")), connection.close())
+        )
+        thread.start()
+        thread.join(timeout=10)
+    group.run(lambda: add("after"))
+    assert not shared.opened
+    assert stored() == {"elsewhere", "after"}

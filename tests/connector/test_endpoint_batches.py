@@ -1,0 +1,131 @@
+"""On SQLite the endpoint answers the requests that come together in one thread and one
+transaction (connector.aci.batches, ``EndpointHandler.respond_together``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from asgi_client import get
+from asgiref.sync import sync_to_async
+from django.db import OperationalError, connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from connector.aci.handler import EndpointHandler
+from connector.models import Action, AuditEntry
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="batches are SQLite's"),
+]
+
+
+class Held:
+    """``respond_together`` recorded, the first batch held until ``release``; each
+    request that ``respond`` answers (its query), and each commit."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.batches: list[list[bytes]] = []
+        self.answered: list[bytes] = []
+        self.commits = 0
+        self.release = threading.Event()
+        respond_together, respond = EndpointHandler.respond_together, EndpointHandler.respond
+        commit = BaseDatabaseWrapper.commit
+
+        def held(handler: EndpointHandler, requests: list[Any]) -> Any:
+            self.batches.append([scope["query_string"] for scope, _ in requests])
+            if len(self.batches) == 1:
+                self.release.wait(30)
+            return respond_together(handler, requests)
+
+        def recorded(handler: EndpointHandler, scope: Any, body_file: Any, **kwargs: Any) -> Any:
+            self.answered.append(scope["query_string"])
+            return respond(handler, scope, body_file, **kwargs)
+
+        def counted(wrapper: Any) -> None:
+            commit(wrapper)
+            self.commits += 1
+
+        monkeypatch.setattr(EndpointHandler, "respond_together", held)
+        monkeypatch.setattr(EndpointHandler, "respond", recorded)
+        monkeypatch.setattr(BaseDatabaseWrapper, "commit", counted)
+
+
+async def answered_together(handler: EndpointHandler, held: Held, queries: list[bytes]) -> list:
+    """Answers to ``queries``, sent while a first request's batch is held: one batch."""
+    first = asyncio.create_task(get("/", b"action=GetVersion", app=handler, timeout=30))
+    while not held.batches:
+        await asyncio.sleep(0.01)
+    together = [asyncio.create_task(get("/", query, app=handler, timeout=30)) for query in queries]
+    # Each reaches the batches' queue in a few turns of the loop, no thread involved.
+    for _ in range(100):
+        if sum(len(waiting) for waiting in handler.batches._waiting.values()) == len(queries):
+            break
+        await asyncio.sleep(0.01)
+    held.release.set()
+    await first
+    return [json.loads(body)["autnresponse"] for _, body, _ in await asyncio.gather(*together)]
+
+
+@sync_to_async
+def stored() -> tuple[list[str], int]:
+    """The tokens of the actions stored, and how many submissions the audit log has."""
+    tokens = list(Action.objects.values_list("token", flat=True))
+    return tokens, AuditEntry.objects.filter(verb="submit").count()
+
+
+def fetch(task: str) -> bytes:
+    query = f"action=Fetch&FetchAction=Synchronize&TaskSections={task}&ResponseFormat=simplejson"
+    return query.encode()
+
+
+VERSION = b"action=GetVersion&ResponseFormat=simplejson"
+
+
+async def test_requests_that_come_together_share_one_commit(monkeypatch, docs_task):
+    held = Held(monkeypatch)
+    handler = EndpointHandler()
+    queries = [VERSION, *[fetch(docs_task.name)] * 4]
+    try:
+        answers = await answered_together(handler, held, queries)
+    finally:
+        handler.close_connections()
+    assert held.batches == [[b"action=GetVersion"], queries]
+    assert [answer["response"] for answer in answers] == ["SUCCESS"] * 5
+    tokens = [answer["responsedata"]["token"] for answer in answers[1:]]
+    assert len(set(tokens)) == 4
+    assert sorted((await stored())[0]) == sorted(tokens)
+    assert held.commits == 1, "the four Fetches were committed together"
+
+
+async def test_a_batch_whose_commit_fails_is_answered_again_one_by_one(monkeypatch, docs_task):
+    held = Held(monkeypatch)
+    handler = EndpointHandler()
+    commit = BaseDatabaseWrapper.commit  # the counting one
+    failed: list[bool] = []
+
+    def failing_once(wrapper: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("disk I/O error")
+        commit(wrapper)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", failing_once)
+    queries = [VERSION, *[fetch(docs_task.name)] * 3]
+    try:
+        answers = await answered_together(handler, held, queries)
+    finally:
+        handler.close_connections()
+    assert failed == [True]
+    assert [answer["response"] for answer in answers] == ["SUCCESS"] * 4
+    tokens = [answer["responsedata"]["token"] for answer in answers[1:]]
+    # Nothing of the failed commit is left, and each Fetch was stored once, on its own.
+    assert len(set(tokens)) == 3
+    assert (sorted((await stored())[0]), (await stored())[1]) == (sorted(tokens), 3)
+    assert held.commits == 3
+    # The GetVersion before the first write kept its answer; each Fetch was answered twice.
+    assert held.answered.count(VERSION) == 1
+    assert held.answered.count(fetch(docs_task.name)) == 6
