@@ -85,6 +85,10 @@ WAIT_IN_PLACE_SECONDS = 0.005
 #: The most requests answered together (SQLite): the batch's transaction holds
 #: the write lock from its first write to its end, which the worker waits for.
 MOST_PER_BATCH = 32
+#: A batch answering for longer than this (a wait for the write lock, a large
+#: listing) no longer holds the requests that came after it: the next batch
+#: starts beside it, in another thread. A full batch of Fetches takes about 50 ms.
+OVERDUE_SECONDS = 0.1
 
 #: Every handler made, for ``close_connections`` (tests, a server that stops).
 _HANDLERS: weakref.WeakSet[EndpointHandler] = weakref.WeakSet()
@@ -118,7 +122,13 @@ class EndpointHandler(ASGIHandler):
         self.wait_in_place = WAIT_IN_PLACE_SECONDS if sqlite else 0.0
         #: On SQLite, the requests that come together are answered together.
         self.batches: Batches[tuple[dict[str, Any], Any], HttpResponseBase] | None = (
-            Batches(self._answer_batch, most=MOST_PER_BATCH, discard=close_resources)
+            Batches(
+                self._answer_batch,
+                most=MOST_PER_BATCH,
+                overdue=OVERDUE_SECONDS,
+                at_once=threads,
+                discard=close_resources,
+            )
             if sqlite
             else None
         )

@@ -29,8 +29,16 @@ class Answerer:
         return [f"answer to {request}" for request in requests]
 
 
-def batches_of(answerer: Answerer, *, most: int = 32, discarded: list[str] | None = None):
-    return Batches(answerer, most=most, discard=(discarded if discarded is not None else []).append)
+def batches_of(
+    answerer: Answerer, *, most: int = 32, overdue: float = 60, discarded: list[str] | None = None
+) -> Batches[str, str]:
+    return Batches(
+        answerer,
+        most=most,
+        overdue=overdue,
+        at_once=2,
+        discard=(discarded if discarded is not None else []).append,
+    )
 
 
 async def test_a_lone_request_is_a_batch_of_one():
@@ -116,3 +124,28 @@ async def test_an_error_reaches_every_request_of_its_batch_and_the_next_batch_ru
             await task
     assert await later == "answer to c"
     assert answerer.batches == [["a", "b"], ["c"]]
+
+
+async def test_an_overdue_batch_lets_the_next_one_start_beside_it():
+    answerer = Answerer()
+    answerer.hold.clear()
+    batches = batches_of(answerer, overdue=0.05)
+    slow = asyncio.create_task(batches.answer("slow"))
+    await answerer.started.wait()
+    answerer.started.clear()
+    later = asyncio.create_task(batches.answer("later"))
+    await asyncio.sleep(0.01)
+    assert answerer.batches == [["slow"]], "not yet overdue: the request waits"
+    await asyncio.wait_for(answerer.started.wait(), 5)
+    assert answerer.batches == [["slow"], ["later"]]
+    # At most ``at_once`` (2) batches at a time: a third waits for one of them.
+    third = asyncio.create_task(batches.answer("third"))
+    await asyncio.sleep(0.2)
+    assert answerer.batches == [["slow"], ["later"]]
+    answerer.hold.set()
+    assert await asyncio.gather(slow, later, third) == [
+        "answer to slow",
+        "answer to later",
+        "answer to third",
+    ]
+    assert answerer.batches == [["slow"], ["later"], ["third"]]

@@ -56,13 +56,15 @@ class Held:
 
 async def answered_together(handler: EndpointHandler, held: Held, queries: list[bytes]) -> list:
     """Answers to ``queries``, sent while a first request's batch is held: one batch."""
+    assert handler.batches is not None
+    handler.batches.overdue = 60  # held for as long as it takes, not overdue
     first = asyncio.create_task(get("/", b"action=GetVersion", app=handler, timeout=30))
     while not held.batches:
         await asyncio.sleep(0.01)
     together = [asyncio.create_task(get("/", query, app=handler, timeout=30)) for query in queries]
     # Each reaches the batches' queue in a few turns of the loop, no thread involved.
     for _ in range(100):
-        if sum(len(waiting) for waiting in handler.batches._waiting.values()) == len(queries):
+        if len(handler.batches._lines[asyncio.get_running_loop()].waiting) == len(queries):
             break
         await asyncio.sleep(0.01)
     held.release.set()
@@ -129,3 +131,26 @@ async def test_a_batch_whose_commit_fails_is_answered_again_one_by_one(monkeypat
     # The GetVersion before the first write kept its answer; each Fetch was answered twice.
     assert held.answered.count(VERSION) == 1
     assert held.answered.count(fetch(docs_task.name)) == 6
+
+
+async def test_a_request_waiting_for_the_write_lock_does_not_hold_the_ones_after_it(docs_task):
+    from connector.sqlite.base import write_lock
+
+    handler = EndpointHandler()
+    lock = write_lock(str(connection.settings_dict["NAME"]))
+    assert lock.acquire(timeout=5)
+    try:
+        waiting = asyncio.create_task(get("/", fetch(docs_task.name), app=handler, timeout=30))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the Fetch waits for the write lock"
+        # Its batch is overdue: the next request is answered in a batch beside it.
+        status, body, _ = await get("/", VERSION, app=handler, timeout=10)
+        assert (status, json.loads(body)["autnresponse"]["response"]) == (200, "SUCCESS")
+        assert not waiting.done()
+    finally:
+        lock.release()
+    try:
+        status, body, _ = await waiting
+        assert json.loads(body)["autnresponse"]["response"] == "SUCCESS"
+    finally:
+        handler.close_connections()
