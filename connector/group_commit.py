@@ -128,8 +128,8 @@ class SharedTransaction:
     """One transaction for the writes of the requests one thread answers in turn.
 
     ``GroupCommit.run`` calls in the thread while it is ``current()`` write in
-    it: the first opens it, each write runs in a savepoint of its own (one that
-    raises is undone alone). ``commit()`` ends it. Until then nothing of it is
+    it: the first opens it, each later one runs in a savepoint of its own (a
+    write that raises is undone alone). ``commit()`` ends it. Until then nothing of it is
     stored, so the thread must not answer its requests before that.
     """
 
@@ -149,12 +149,20 @@ class SharedTransaction:
             _current.shared = None
 
     def write(self, write: Callable[[], T]) -> T:
-        if self._atomic is None:
-            atomic = transaction.atomic()
-            atomic.__enter__()
-            self._atomic = atomic
-        with transaction.atomic():
-            return write()
+        if self._atomic is not None:
+            with transaction.atomic():  # a savepoint
+                return write()
+        # The first write opens the transaction; no savepoint needed: if it
+        # raises, the transaction holds nothing else, and is rolled back.
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            result = write()
+        except BaseException as error:
+            atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._atomic = atomic
+        return result
 
     def commit(self) -> bool:
         """Commit the writes (True), or roll them back (False) if the commit failed or

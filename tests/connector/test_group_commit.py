@@ -255,6 +255,24 @@ def test_a_write_that_fails_in_a_shared_transaction_is_undone_alone():
     assert stored() == {"a", "b"}
 
 
+def test_a_first_write_that_fails_leaves_the_shared_transaction_unopened(commits):
+    group, shared = GroupCommit(), SharedTransaction()
+
+    def failing() -> str:
+        add("half-done")
+        raise ValueError("no room")
+
+    with shared.current():
+        with pytest.raises(ValueError, match="no room"):
+            group.run(failing)
+        assert not shared.opened and not connection.in_atomic_block
+        assert stored() == set()
+        group.run(lambda: add("a"))
+    assert shared.commit() is True
+    assert stored() == {"a"}
+    assert len(commits) == 1
+
+
 def test_a_shared_transaction_whose_commit_fails_stores_nothing_and_says_so(monkeypatch):
     group, shared = GroupCommit(), SharedTransaction()
     with shared.current():
