@@ -231,7 +231,7 @@ class EndpointHandler(ASGIHandler):
             with shared.current():
                 for index, (scope, body_file) in enumerate(requests):
                     was_open = shared.opened
-                    answers.append(self.respond(scope, body_file, keep=False))
+                    answers.append(self.respond(scope, _KeptOpen(body_file), keep=False))
                     if shared.opened and not was_open:
                         opened_by = index
             if not shared.commit():
@@ -247,6 +247,21 @@ class EndpointHandler(ASGIHandler):
         finally:
             keep_connections()
         return answers
+
+
+class _KeptOpen:
+    """A request's body that reading it does not close (Django's ``request.body``
+    closes what it read): a batch may have to answer the request again. The
+    handler closes the body itself once the request is answered."""
+
+    def __init__(self, body_file: Any) -> None:
+        self._body_file = body_file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._body_file, name)
+
+    def close(self) -> None:
+        pass
 
 
 def close_resources(response: HttpResponseBase) -> None:

@@ -4,6 +4,7 @@ transaction (connector.aci.batches, ``EndpointHandler.respond_together``)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 from typing import Any
@@ -13,8 +14,9 @@ from asgi_client import get
 from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.http import HttpResponse
 
-from connector.aci.handler import EndpointHandler
+from connector.aci.handler import EndpointHandler, close_answers
 from connector.models import Action, AuditEntry
 
 pytestmark = [
@@ -154,3 +156,47 @@ async def test_a_request_waiting_for_the_write_lock_does_not_hold_the_ones_after
         assert json.loads(body)["autnresponse"]["response"] == "SUCCESS"
     finally:
         handler.close_connections()
+
+
+def test_a_posted_request_is_read_again_when_its_batch_is_answered_again(monkeypatch, docs_task):
+    """The second answer reads the request's body from its start (a POST's form)."""
+    body = fetch(docs_task.name)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    commit = BaseDatabaseWrapper.commit
+    failed: list[bool] = []
+
+    def failing_once(wrapper: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("disk I/O error")
+        commit(wrapper)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", failing_once)
+    handler = EndpointHandler()
+    try:
+        [answer] = handler.respond_together([(scope, io.BytesIO(body))])
+    finally:
+        handler.close_connections()
+    assert failed == [True]
+    assert answer.content.startswith(b"{"), answer.content[:300]
+    token = json.loads(answer.content)["autnresponse"]["responsedata"]["token"]
+    assert list(Action.objects.values_list("token", flat=True)) == [token]
+
+
+def test_the_answers_of_a_batch_nobody_waits_for_are_each_closed():
+    answers = [HttpResponse(b"a"), HttpResponse(b"b")]
+    close_answers(answers)
+    close_answers(lone := HttpResponse(b"c"))
+    assert [answer.closed for answer in [*answers, lone]] == [True, True, True]
