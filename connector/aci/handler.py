@@ -116,8 +116,8 @@ class EndpointHandler(ASGIHandler):
         self.hand_back: HandBack[Any] = HandBack(
             self.executor, threads=threads, discard=close_answers
         )
-        #: How long the event loop waits in place for an answer: on SQLite only,
-        #: where answering is CPU in this process (see ``WAIT_IN_PLACE_SECONDS``).
+        #: How long the event loop waits in place for a batch's answers: on SQLite
+        #: only, where answering is CPU in this process (``WAIT_IN_PLACE_SECONDS``).
         sqlite = connections["default"].vendor == "sqlite"
         self.wait_in_place = WAIT_IN_PLACE_SECONDS if sqlite else 0.0
         #: On SQLite, the requests that come together are answered together.
