@@ -129,8 +129,9 @@ class SharedTransaction:
 
     ``GroupCommit.run`` calls in the thread while it is ``current()`` write in
     it: the first opens it, each later one runs in a savepoint of its own (a
-    write that raises is undone alone). ``commit()`` ends it. Until then nothing of it is
-    stored, so the thread must not answer its requests before that.
+    write that raises is undone alone). ``commit()`` ends it. Until then
+    nothing of it is stored, so the thread must not answer its requests
+    before that.
     """
 
     def __init__(self) -> None:

@@ -27,9 +27,9 @@ kept per connection, and each field's value prepared for the database by the
 field itself, as ``save()`` prepares it. Its ``add`` inserts a row from its
 field values, with neither the instance nor the ``RETURNING``: for rows nobody
 reads back at once (three of a Fetch's four: a tenth to a fifth less CPU per
-Fetch in one process; bench/README.md). It sends no ``pre_save`` or ``post_save`` signal:
-it is for models nothing listens to (tests/connector/test_prepared.py checks
-that they have no receivers).
+Fetch in one process; bench/README.md). It sends no ``pre_save`` or
+``post_save`` signal: it is for models nothing listens to
+(tests/connector/test_prepared.py checks that they have no receivers).
 """
 
 from __future__ import annotations
@@ -287,17 +287,21 @@ class PreparedInsert(Generic[M]):
                 f"{self.model.__name__}.{made[0]} is made when the row is saved: "
                 "add() cannot insert it"
             )
-        query = InsertQuery(self.model)
-        query.insert_values(self._fields, [self.model()])
-        ((sql, _),) = query.get_compiler(connection=connection).as_sql()
+        sql = self._insert_sql(connection, self.model(), returning=False)
         self._add_sql[connection] = sql
         return sql
 
     def _compile(self, connection: Any, instance: M) -> str:
+        sql = self._insert_sql(connection, instance, returning=True)
+        self._sql[connection] = sql
+        return sql
+
+    def _insert_sql(self, connection: Any, instance: M, *, returning: bool) -> str:
+        """The INSERT Django writes for ``instance``, with ``RETURNING`` its key or not."""
         query = InsertQuery(self.model)
         query.insert_values(self._fields, [instance])
         compiler = query.get_compiler(connection=connection)
-        compiler.returning_fields = [self.model._meta.pk]
+        if returning:
+            compiler.returning_fields = [self.model._meta.pk]
         ((sql, _),) = compiler.as_sql()
-        self._sql[connection] = sql
         return sql

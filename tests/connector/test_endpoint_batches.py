@@ -74,6 +74,22 @@ async def answered_together(handler: EndpointHandler, held: Held, queries: list[
     return [json.loads(body)["autnresponse"] for _, body, _ in await asyncio.gather(*together)]
 
 
+def fail_next_commit(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The next commit fails (a disk error), later ones commit as before; the list
+    says whether it failed."""
+    commit = BaseDatabaseWrapper.commit
+    failed: list[bool] = []
+
+    def failing_once(wrapper: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("disk I/O error")
+        commit(wrapper)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", failing_once)
+    return failed
+
+
 @sync_to_async
 def stored() -> tuple[list[str], int]:
     """The tokens of the actions stored, and how many submissions the audit log has."""
@@ -108,16 +124,7 @@ async def test_requests_that_come_together_share_one_commit(monkeypatch, docs_ta
 async def test_a_batch_whose_commit_fails_is_answered_again_one_by_one(monkeypatch, docs_task):
     held = Held(monkeypatch)
     handler = EndpointHandler()
-    commit = BaseDatabaseWrapper.commit  # the counting one
-    failed: list[bool] = []
-
-    def failing_once(wrapper: Any) -> None:
-        if not failed:
-            failed.append(True)
-            raise OperationalError("disk I/O error")
-        commit(wrapper)
-
-    monkeypatch.setattr(BaseDatabaseWrapper, "commit", failing_once)
+    failed = fail_next_commit(monkeypatch)  # then commit (and count) as before
     queries = [VERSION, *[fetch(docs_task.name)] * 3]
     try:
         answers = await answered_together(handler, held, queries)
@@ -174,16 +181,7 @@ def test_a_posted_request_is_read_again_when_its_batch_is_answered_again(monkeyp
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    commit = BaseDatabaseWrapper.commit
-    failed: list[bool] = []
-
-    def failing_once(wrapper: Any) -> None:
-        if not failed:
-            failed.append(True)
-            raise OperationalError("disk I/O error")
-        commit(wrapper)
-
-    monkeypatch.setattr(BaseDatabaseWrapper, "commit", failing_once)
+    failed = fail_next_commit(monkeypatch)
     handler = EndpointHandler()
     try:
         [answer] = handler.respond_together([(scope, io.BytesIO(body))])
